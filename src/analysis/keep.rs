@@ -1,0 +1,192 @@
+//! The keep/drop decision: one keeper per duplicate group, chosen by quality, and optionally
+//! the most unusual images.
+
+use super::dedup::Groups;
+
+/// Why a file is not in the keep-list.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// A byte-identical copy of its group's keeper.
+    ExactDuplicate,
+    /// A perceptual near copy of its group's keeper.
+    NearDuplicate,
+    /// Among the most unusual images (`--drop-outliers`).
+    Outlier,
+    /// A person dropped it by hand.
+    Manual,
+}
+
+impl DropReason {
+    /// The report spelling.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExactDuplicate => "exact_duplicate",
+            Self::NearDuplicate => "near_duplicate",
+            Self::Outlier => "outlier",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// Parses the report spelling.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::ExactDuplicate,
+            Self::NearDuplicate,
+            Self::Outlier,
+            Self::Manual,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
+/// What the keeper choice looks at for one readable image.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KeeperFacts {
+    /// Width × height.
+    pub pixels: u64,
+    /// Blurry score (0..1, higher = blurrier).
+    pub blurry: f32,
+    /// Flagged dark, light or low-information.
+    pub badly_exposed: bool,
+    /// File size: at equal resolution and sharpness, less compression wins.
+    pub bytes: u64,
+}
+
+impl KeeperFacts {
+    /// Orders candidates: more pixels, then well exposed, then sharper, then larger file.
+    fn better_than(&self, other: &Self) -> bool {
+        let key = |f: &Self| (f.pixels, !f.badly_exposed);
+        if key(self) != key(other) {
+            return key(self) > key(other);
+        }
+        if (self.blurry - other.blurry).abs() > 0.02 {
+            return self.blurry < other.blurry;
+        }
+        self.bytes > other.bytes
+    }
+}
+
+/// The decision for every row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decisions {
+    /// Whether the row goes in the keep-list.
+    pub keep: Vec<bool>,
+    /// Why a readable row was dropped.
+    pub reason: Vec<Option<DropReason>>,
+    /// The keeper row of the row's duplicate group.
+    pub keeper: Vec<Option<u32>>,
+}
+
+/// Chooses keepers and drops. `facts[row]` is `None` for unreadable rows (never kept).
+/// `content` tells exact copies of the keeper from near ones. With `drop_outliers_percent`,
+/// that share of the readable rows with the highest `ood` scores is dropped as well.
+#[must_use]
+pub fn decide(
+    groups: &Groups,
+    facts: &[Option<KeeperFacts>],
+    content: &[Option<[u8; 32]>],
+    ood: &[f32],
+    drop_outliers_percent: Option<f32>,
+) -> Decisions {
+    let n = facts.len();
+    let mut decisions = Decisions {
+        keep: facts.iter().map(Option::is_some).collect(),
+        reason: vec![None; n],
+        keeper: vec![None; n],
+    };
+    for members in &groups.members {
+        let Some(keeper) = members.iter().copied().reduce(|best, row| {
+            match (&facts[row as usize], &facts[best as usize]) {
+                (Some(candidate), Some(current)) if candidate.better_than(current) => row,
+                _ => best,
+            }
+        }) else {
+            continue;
+        };
+        for &row in members {
+            decisions.keeper[row as usize] = Some(keeper);
+            if row != keeper {
+                decisions.keep[row as usize] = false;
+                let exact = content[row as usize].is_some()
+                    && content[row as usize] == content[keeper as usize];
+                decisions.reason[row as usize] = Some(if exact {
+                    DropReason::ExactDuplicate
+                } else {
+                    DropReason::NearDuplicate
+                });
+            }
+        }
+    }
+    if let Some(percent) = drop_outliers_percent {
+        let mut readable: Vec<usize> = (0..n).filter(|&row| facts[row].is_some()).collect();
+        let count = ((f64::from(percent.clamp(0.0, 100.0)) / 100.0) * readable.len() as f64).round()
+            as usize;
+        readable.sort_by(|&a, &b| ood[b].total_cmp(&ood[a]).then(a.cmp(&b)));
+        for &row in readable.iter().take(count) {
+            if decisions.keep[row] {
+                decisions.keep[row] = false;
+                decisions.reason[row] = Some(DropReason::Outlier);
+            }
+        }
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::dedup::group;
+
+    #[test]
+    fn keeps_the_largest_sharpest_copy() {
+        let content = [
+            Some([1; 32]),
+            Some([1; 32]),
+            Some([2; 32]),
+            Some([3; 32]),
+            None,
+        ];
+        let phash = [Some(0), Some(0), Some(1), Some(u64::MAX), None];
+        let groups = group(&content, &phash, 4);
+        let fact = |pixels, blurry| {
+            Some(KeeperFacts {
+                pixels,
+                blurry,
+                badly_exposed: false,
+                bytes: 10,
+            })
+        };
+        let facts = [
+            fact(100, 0.1),
+            fact(100, 0.1),
+            fact(400, 0.5),
+            fact(100, 0.1),
+            None,
+        ];
+        let decisions = decide(
+            &groups,
+            &facts,
+            &content,
+            &[0.0, 0.0, 0.0, 0.9, 0.0],
+            Some(25.0),
+        );
+        assert_eq!(decisions.keep, [false, false, true, false, false]);
+        assert_eq!(
+            decisions.reason,
+            [
+                Some(DropReason::NearDuplicate),
+                Some(DropReason::NearDuplicate),
+                None,
+                Some(DropReason::Outlier),
+                None
+            ]
+        );
+        assert_eq!(decisions.keeper[0], Some(2));
+    }
+}

@@ -1,0 +1,233 @@
+//! Captions: sidecar files next to an image (`stem.txt`, or `stem.json` with a `caption` or
+//! `text` field) and manifests (`captions.csv|jsonl|parquet`, with a path column — `path`,
+//! `file`, `file_name`, `filename` or `image` — and a `caption` or `text` column; paths are
+//! relative to the manifest's folder). A sidecar wins over a manifest entry.
+//!
+//! A broken sidecar gives that image a caption error; a broken manifest line gives a warning.
+//! Neither stops the run.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::scan::Scan;
+
+/// Columns accepted as the image path in a manifest.
+const PATH_KEYS: &[&str] = &["path", "file", "file_name", "filename", "image"];
+/// Columns accepted as the caption.
+const CAPTION_KEYS: &[&str] = &["caption", "text"];
+
+/// The caption outcome for one image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caption {
+    /// The caption text, trimmed; `None` when there is none.
+    pub text: Option<String>,
+    /// Why a caption source for this image could not be used.
+    pub error: Option<String>,
+}
+
+/// Captions for `scan.images`, in the same order, plus warnings from manifests.
+#[must_use]
+pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut manifest: HashMap<String, String> = HashMap::new();
+    for rel in &scan.manifests {
+        let folder = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        match read_manifest(&root.join(rel)) {
+            Ok((entries, problems)) => {
+                for (path, caption) in entries {
+                    let key = if folder.is_empty() {
+                        normalise(&path)
+                    } else {
+                        format!("{folder}/{}", normalise(&path))
+                    };
+                    manifest.insert(key, caption);
+                }
+                warnings.extend(problems.into_iter().map(|p| format!("{rel}: {p}")));
+            }
+            Err(err) => warnings.push(format!("{rel}: manifest ignored: {err}")),
+        }
+    }
+    let captions = scan
+        .images
+        .par_iter()
+        .map(|image| {
+            let stem = image
+                .rel_path
+                .rsplit_once('.')
+                .map_or(image.rel_path.as_str(), |(stem, _)| stem);
+            for ext in ["txt", "json"] {
+                let sidecar = format!("{stem}.{ext}");
+                if scan.sidecars.contains(&sidecar) {
+                    return match read_sidecar(&root.join(&sidecar), ext == "json") {
+                        Ok(text) => Caption {
+                            text: non_empty(text),
+                            error: None,
+                        },
+                        Err(err) => Caption {
+                            text: manifest.get(&image.rel_path).cloned(),
+                            error: Some(format!("{sidecar}: {err}")),
+                        },
+                    };
+                }
+            }
+            Caption {
+                text: manifest.get(&image.rel_path).cloned().and_then(non_empty),
+                error: None,
+            }
+        })
+        .collect();
+    (captions, warnings)
+}
+
+fn non_empty(text: String) -> Option<String> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+fn normalise(path: &str) -> String {
+    path.trim().trim_start_matches("./").replace('\\', "/")
+}
+
+fn read_sidecar(path: &Path, json: bool) -> Result<String, String> {
+    let bytes = fs::read(path).map_err(|err| format!("could not read: {err}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_owned())?;
+    if !json {
+        return Ok(text);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|err| format!("invalid JSON: {err}"))?;
+    caption_field(&value).ok_or_else(|| "JSON has no string field `caption` or `text`".to_owned())
+}
+
+fn caption_field(value: &serde_json::Value) -> Option<String> {
+    CAPTION_KEYS
+        .iter()
+        .find_map(|key| value.get(key)?.as_str().map(str::to_owned))
+}
+
+type Entries = (Vec<(String, String)>, Vec<String>);
+
+fn read_manifest(path: &Path) -> Result<Entries, String> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if name.ends_with(".csv") {
+        read_csv(path)
+    } else if name.ends_with(".jsonl") {
+        read_jsonl(path)
+    } else {
+        read_parquet(path)
+    }
+}
+
+fn find_column(headers: &[String], keys: &[&str]) -> Option<usize> {
+    keys.iter().find_map(|key| {
+        headers
+            .iter()
+            .position(|header| header.trim().eq_ignore_ascii_case(key))
+    })
+}
+
+fn read_csv(path: &Path) -> Result<Entries, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|err| err.to_string())?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|err| format!("bad header: {err}"))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let (Some(path_col), Some(caption_col)) = (
+        find_column(&headers, PATH_KEYS),
+        find_column(&headers, CAPTION_KEYS),
+    ) else {
+        return Err("needs a path column and a caption column in its header".to_owned());
+    };
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let line = index + 2;
+        match record {
+            Ok(record) => match (record.get(path_col), record.get(caption_col)) {
+                (Some(path), Some(caption)) if !path.trim().is_empty() => {
+                    entries.push((path.to_owned(), caption.to_owned()));
+                }
+                _ => problems.push(format!("line {line}: missing path or caption")),
+            },
+            Err(err) => problems.push(format!("line {line}: {err}")),
+        }
+    }
+    Ok((entries, problems))
+}
+
+fn read_jsonl(path: &Path) -> Result<Entries, String> {
+    let text = fs::read(path).map_err(|err| err.to_string())?;
+    let text = String::from_utf8_lossy(&text);
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        let entry = parsed.ok().and_then(|value| {
+            let path = PATH_KEYS
+                .iter()
+                .find_map(|key| value.get(key)?.as_str().map(str::to_owned))?;
+            Some((path, caption_field(&value)?))
+        });
+        match entry {
+            Some(entry) => entries.push(entry),
+            None => problems.push(format!(
+                "line {}: not a JSON object with a path and a caption",
+                index + 1
+            )),
+        }
+    }
+    Ok((entries, problems))
+}
+
+fn read_parquet(path: &Path) -> Result<Entries, String> {
+    use arrow_array::{Array as _, StringArray};
+    let file = fs::File::open(path).map_err(|err| err.to_string())?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|err| err.to_string())?
+        .build()
+        .map_err(|err| err.to_string())?;
+    let mut entries = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|err| err.to_string())?;
+        let schema = batch.schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let (Some(path_col), Some(caption_col)) = (
+            find_column(&names, PATH_KEYS),
+            find_column(&names, CAPTION_KEYS),
+        ) else {
+            return Err("needs a path column and a caption column".to_owned());
+        };
+        let as_strings = |col: usize| {
+            arrow_array::cast::AsArray::as_string_opt::<i32>(batch.column(col).as_ref())
+                .cloned()
+                .or_else(|| {
+                    arrow_array::cast::AsArray::as_string_opt::<i64>(batch.column(col).as_ref())
+                        .map(|large| large.iter().collect::<StringArray>())
+                })
+                .ok_or_else(|| "path and caption columns must be strings".to_owned())
+        };
+        let paths = as_strings(path_col)?;
+        let captions = as_strings(caption_col)?;
+        for row in 0..batch.num_rows() {
+            if paths.is_valid(row) && captions.is_valid(row) {
+                entries.push((paths.value(row).to_owned(), captions.value(row).to_owned()));
+            }
+        }
+    }
+    Ok((entries, Vec::new()))
+}

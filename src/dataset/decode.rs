@@ -1,0 +1,204 @@
+//! Safe decoding: format sniffing, a decompression-bomb guard that refuses before allocating,
+//! and errors that say what is wrong with the file.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, ImageReader, Limits, RgbImage};
+
+/// Limits applied to every decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Images with more pixels than this are refused from their header, before any pixel
+    /// buffer is allocated. Default: 128 megapixels (Pillow warns at 89 MP, errors at 179 MP).
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 128_000_000,
+        }
+    }
+}
+
+/// Why a file could not be analysed. Each becomes a report row with `status = kind()`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be opened or read.
+    #[error("could not read the file: {0}")]
+    Unreadable(String),
+    /// The file is empty.
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    /// The bytes are not an image in a supported format.
+    #[error("not an image: {0}")]
+    NotAnImage(String),
+    /// The header claims more pixels than the limit.
+    #[error("refused: {width}×{height} is over the {limit}-pixel limit (decompression bomb?)")]
+    TooLarge {
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The data ends early.
+    #[error("truncated: {0}")]
+    Truncated(String),
+    /// The decoder rejected the data.
+    #[error("corrupt image data: {0}")]
+    Corrupt(String),
+    /// The file name is not valid UTF-8, so a keep-list cannot name it.
+    #[error("the file name is not valid UTF-8; rename it so a keep-list can name it")]
+    NonUtf8Name,
+}
+
+impl FileError {
+    /// The machine-readable kind, used as the report's `status`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreadable(_) => "unreadable",
+            Self::Empty => "empty",
+            Self::NotAnImage(_) => "not_an_image",
+            Self::TooLarge { .. } => "too_large",
+            Self::Truncated(_) => "truncated",
+            Self::Corrupt(_) => "corrupt",
+            Self::NonUtf8Name => "non_utf8_name",
+        }
+    }
+}
+
+/// The image format of `head` (the first bytes of a file), among those curate decodes.
+#[must_use]
+pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
+    let format = image::guess_format(head).ok()?;
+    matches!(
+        format,
+        ImageFormat::Jpeg
+            | ImageFormat::Png
+            | ImageFormat::WebP
+            | ImageFormat::Gif
+            | ImageFormat::Bmp
+            | ImageFormat::Tiff
+    )
+    .then_some(format)
+}
+
+/// Decodes `bytes` to 8-bit RGB (alpha dropped, first frame of an animation).
+pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileError> {
+    if bytes.is_empty() {
+        return Err(FileError::Empty);
+    }
+    let Some(format) = sniff_format(bytes) else {
+        return Err(FileError::NotAnImage(describe_content(bytes)));
+    };
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|err| classify(&err, format))?;
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(FileError::TooLarge {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder_limits = Limits::default();
+    // Pixels at up to 16 bytes each (RGBA f32) plus slack for the decoder's own buffers.
+    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(16) + (64 << 20));
+    reader.limits(decoder_limits);
+    let image = reader.decode().map_err(|err| classify(&err, format))?;
+    if width == 0 || height == 0 {
+        return Err(FileError::Corrupt("the image has no pixels".to_owned()));
+    }
+    if format == ImageFormat::Jpeg && !has_jpeg_end_marker(bytes) {
+        return Err(FileError::Truncated(
+            "JPEG data ends before its end-of-image marker (the bottom of the image is missing)"
+                .to_owned(),
+        ));
+    }
+    Ok(image.into_rgb8())
+}
+
+fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(512)..];
+    tail.windows(2).any(|pair| pair == [0xFF, 0xD9])
+}
+
+fn classify(err: &image::ImageError, format: ImageFormat) -> FileError {
+    let text = err.to_string();
+    let lower = text.to_ascii_lowercase();
+    let name = format!("{format:?}").to_ascii_uppercase();
+    if lower.contains("eof") || lower.contains("end of file") || lower.contains("truncat") {
+        FileError::Truncated(format!("{name}: {text}"))
+    } else if matches!(err, image::ImageError::Limits(_)) {
+        FileError::TooLarge {
+            width: 0,
+            height: 0,
+            limit: DecodeLimits::default().max_pixels,
+        }
+    } else {
+        FileError::Corrupt(format!("{name}: {text}"))
+    }
+}
+
+fn describe_content(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(512)];
+    if std::str::from_utf8(head).is_ok() || head.iter().all(|b| b.is_ascii()) {
+        "the file holds text".to_owned()
+    } else {
+        "unrecognised binary data".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(format: ImageFormat, width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), format)
+            .expect("encoding to memory works");
+        bytes
+    }
+
+    #[test]
+    fn decodes_supported_formats() {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+        ] {
+            let image = decode_rgb(&encode(format, 40, 30), DecodeLimits::default())
+                .unwrap_or_else(|err| panic!("{format:?}: {err}"));
+            assert_eq!(image.dimensions(), (40, 30));
+        }
+    }
+
+    #[test]
+    fn bad_inputs_get_their_kind() {
+        let limits = DecodeLimits::default();
+        assert_eq!(decode_rgb(&[], limits), Err(FileError::Empty));
+        assert_eq!(
+            decode_rgb(b"hello, I am text", limits).map_err(|e| e.kind()),
+            Err("not_an_image")
+        );
+        let jpeg = encode(ImageFormat::Jpeg, 64, 64);
+        let cut = &jpeg[..jpeg.len() / 2];
+        assert_eq!(
+            decode_rgb(cut, limits).map_err(|e| e.kind()),
+            Err("truncated")
+        );
+        let png = encode(ImageFormat::Png, 64, 64);
+        let small = DecodeLimits { max_pixels: 1000 };
+        assert_eq!(
+            decode_rgb(&png, small).map_err(|e| e.kind()),
+            Err("too_large")
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The `curate` command line.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use curate::dataset::{DecodeLimits, demo};
+use curate::embed::DeviceChoice;
+use curate::pipeline::{self, Analysis, Options};
+use curate::progress::{Progress, ProgressEvent};
+use curate::store::{self, keeplist, report, session::Session};
+
+/// Find exact, near and semantic duplicates and outliers in a folder of images, prune them,
+/// and save a keep-list for training.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan, decode, hash and analyse a folder; write the report (and a keep-list).
+    Analyze(AnalyzeArgs),
+    /// Write a keep-list from the last analysis and saved decisions, without re-analysing.
+    Export(ExportArgs),
+    /// Generate the built-in sample dataset, analyse it and write a keep-list.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct AnalyzeArgs {
+    /// The dataset folder.
+    dir: PathBuf,
+    /// Report file (parquet). Default: DIR/.curate/report.parquet.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the keep-list here: one relative path per line, in scan order.
+    #[arg(long)]
+    keep_list: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CommonArgs {
+    /// Also drop this percentage of the most unusual images (0–100).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    drop_outliers: Option<f32>,
+    /// Where tensor work runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Largest pHash Hamming distance (of 64 bits) for near duplicates.
+    #[arg(long, default_value_t = curate::analysis::dedup::DEFAULT_MAX_DISTANCE)]
+    phash_distance: u32,
+    /// Refuse images with more pixels than this (decompression-bomb guard).
+    #[arg(long, default_value_t = DecodeLimits::default().max_pixels)]
+    max_pixels: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The dataset folder (analysed before).
+    dir: PathBuf,
+    /// Where to write the keep-list.
+    #[arg(long)]
+    keep_list: PathBuf,
+    /// The report to start from. Default: DIR/.curate/report.parquet.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Also drop this percentage of the most unusual images (0–100).
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    drop_outliers: Option<f32>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Where to write the sample dataset.
+    #[arg(default_value = "curate-demo")]
+    dir: PathBuf,
+    /// Number of distinct generated scenes (copies, outliers and bad files come on top).
+    #[arg(long, default_value_t = demo::DEFAULT_SCENES)]
+    scenes: usize,
+    /// Only the scenes, all 256×256 JPEG: no copies, outliers or bad files (for benchmarks).
+    #[arg(long)]
+    plain: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_percent(text: &str) -> Result<f32, String> {
+    let value: f32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be between 0 and 100".to_owned())
+    }
+}
+
+fn main() -> Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match Cli::parse().command {
+        Command::Analyze(args) => {
+            let analysis = run_analysis(&args.dir, &args.common, args.report.clone())?;
+            if let Some(path) = &args.keep_list {
+                write_keep_list(&analysis, path)?;
+            }
+            print_summary(&analysis, args.keep_list.as_deref(), args.common.json)?;
+        }
+        Command::Export(args) => export(&args)?,
+        Command::Demo(args) => {
+            let truth = demo::generate_with(&args.dir, args.scenes, args.plain)
+                .with_context(|| format!("writing the demo dataset to {}", args.dir.display()))?;
+            let analysis = run_analysis(&args.dir, &args.common, None)?;
+            let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
+            write_keep_list(&analysis, &keep_list)?;
+            print_summary(&analysis, Some(&keep_list), args.common.json)?;
+            if !args.common.json && !args.plain {
+                let score = demo::evaluate(&truth, &analysis.rows);
+                println!("\n{score}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_analysis(dir: &Path, common: &CommonArgs, report: Option<PathBuf>) -> Result<Analysis> {
+    let options = Options {
+        max_distance: common.phash_distance,
+        drop_outliers_percent: common.drop_outliers,
+        device: common.device,
+        limits: DecodeLimits {
+            max_pixels: common.max_pixels,
+        },
+        report,
+        ..Options::default()
+    };
+    let (progress, events) = Progress::channel();
+    let show_bar = std::io::stderr().is_terminal() && !common.json;
+    let bar_thread = thread::spawn(move || {
+        let bar = if show_bar {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg:<20} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        for event in events {
+            match event {
+                ProgressEvent::Started { stage, total } => {
+                    bar.reset();
+                    bar.set_length(total);
+                    bar.set_message(stage.label());
+                }
+                ProgressEvent::Advanced { done, .. } => bar.set_position(done),
+                ProgressEvent::Finished { .. } => {}
+            }
+        }
+        bar.finish_and_clear();
+    });
+    let result = pipeline::analyze(dir, &options, &progress);
+    drop(progress);
+    bar_thread.join().ok();
+    result.with_context(|| format!("analysing {}", dir.display()))
+}
+
+fn write_keep_list(analysis: &Analysis, path: &Path) -> Result<usize> {
+    let kept = analysis
+        .rows
+        .iter()
+        .filter(|r| r.keep)
+        .map(|r| r.path.as_str());
+    keeplist::write(path, kept).with_context(|| format!("writing the keep-list {}", path.display()))
+}
+
+fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> Result<()> {
+    let s = &analysis.summary;
+    if json {
+        let value = serde_json::json!({
+            "summary": s,
+            "keep_list": keep_list.map(|p| p.display().to_string()),
+            "report": store::default_report_path(&analysis.root).display().to_string(),
+            "warnings": analysis.warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("curate: {}", analysis.root.display());
+    println!(
+        "  files      {:>8}   readable {}  ·  captioned {}",
+        s.files, s.images, s.captioned
+    );
+    let errors: usize = s.errors.values().sum();
+    if errors > 0 {
+        let kinds: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("  errors     {errors:>8}   {}", kinds.join(", "));
+    }
+    println!(
+        "  duplicates {:>8}   groups ({} with exact copies)",
+        s.dup_groups, s.exact_groups
+    );
+    println!("  kept       {:>8}", s.kept);
+    for (reason, count) in &s.dropped {
+        println!("  dropped    {count:>8}   {reason}");
+    }
+    println!(
+        "  time       {:>7.2}s   {:.0} files/s  ·  decoded {}, cached {}  ·  {}",
+        s.elapsed_secs, s.images_per_sec, s.decoded, s.cached, s.device
+    );
+    for warning in analysis.warnings.iter().take(5) {
+        println!("  warning    {warning}");
+    }
+    if analysis.warnings.len() > 5 {
+        println!(
+            "  warning    … and {} more (see --json)",
+            analysis.warnings.len() - 5
+        );
+    }
+    if let Some(path) = keep_list {
+        println!("  keep-list  {}", path.display());
+    }
+    println!(
+        "  report     {}",
+        store::default_report_path(&analysis.root).display()
+    );
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> Result<()> {
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| store::default_report_path(&args.dir));
+    if !report_path.exists() {
+        bail!(
+            "no report at {}: run `curate analyze {}` first",
+            report_path.display(),
+            args.dir.display()
+        );
+    }
+    let mut rows =
+        report::read(&report_path).with_context(|| format!("reading {}", report_path.display()))?;
+    let session = Session::load(&args.dir).context("reading the saved decisions")?;
+    let outliers = curate::store::report::apply_decisions(&mut rows, &session, args.drop_outliers);
+    let count = keeplist::write(
+        &args.keep_list,
+        rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+    )
+    .with_context(|| format!("writing {}", args.keep_list.display()))?;
+    println!(
+        "curate: {count} of {} files kept ({} decisions applied, {outliers} outliers dropped) → {}",
+        rows.len(),
+        session.decisions.len(),
+        args.keep_list.display()
+    );
+    Ok(())
+}

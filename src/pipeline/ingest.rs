@@ -1,0 +1,80 @@
+//! The decode pass for one file: read once, hash, decode once, and compute everything from
+//! that one decoded image.
+
+use std::io::Cursor;
+
+use image::RgbImage;
+use image::codecs::jpeg::JpegEncoder;
+
+use crate::analysis::{phash, quality};
+use crate::dataset::resample::{fit_within, resize_area};
+use crate::dataset::{DecodeLimits, FileError, ScanEntry, decode};
+use crate::embed::{builtin, dct};
+use crate::store::cache::{ImageFacts, ThumbRef};
+
+/// Longest side of the working copy the measures are taken on.
+pub const WORKING_SIDE: u32 = 256;
+/// Longest side of a thumbnail.
+pub const THUMB_SIDE: u32 = 128;
+/// JPEG quality of thumbnails.
+const THUMB_QUALITY: u8 = 85;
+
+/// Facts about one image (thumbnail not yet placed in the pack) and its thumbnail.
+#[derive(Clone, Debug)]
+pub struct Ingested {
+    /// Everything but `thumb`, which the caller fills in when it appends `thumbnail`.
+    pub facts: ImageFacts,
+    /// JPEG bytes of the thumbnail.
+    pub thumbnail: Vec<u8>,
+}
+
+/// Runs the decode pass on one file.
+pub fn ingest(entry: &ScanEntry, limits: DecodeLimits) -> Result<Ingested, FileError> {
+    if !entry.utf8_name {
+        return Err(FileError::NonUtf8Name);
+    }
+    if let Some(reason) = &entry.unreadable {
+        return Err(FileError::Unreadable(reason.clone()));
+    }
+    let bytes =
+        std::fs::read(&entry.abs_path).map_err(|err| FileError::Unreadable(err.to_string()))?;
+    ingest_bytes(&bytes, limits)
+}
+
+/// The decode pass on bytes already in memory.
+pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, FileError> {
+    let content_hash = *blake3::hash(bytes).as_bytes();
+    let image = decode::decode_rgb(bytes, limits)?;
+    let (width, height) = image.dimensions();
+    let (work_w, work_h) = fit_within(width, height, WORKING_SIDE);
+    let working = if (work_w, work_h) == (width, height) {
+        image
+    } else {
+        resize_area(&image, work_w, work_h)
+    };
+    let measures = quality::measure(&working);
+    let small = resize_area(&working, builtin::INPUT_SIDE, builtin::INPUT_SIDE);
+    let luma_dct = dct::dct2(&builtin::luma32(&small));
+    let (thumb_w, thumb_h) = fit_within(work_w, work_h, THUMB_SIDE);
+    let thumbnail = encode_thumbnail(&resize_area(&working, thumb_w, thumb_h));
+    Ok(Ingested {
+        facts: ImageFacts {
+            width,
+            height,
+            content_hash,
+            phash: phash::phash(&luma_dct),
+            measures,
+            feature: builtin::describe(&small, &luma_dct),
+            thumb: ThumbRef::default(),
+        },
+        thumbnail,
+    })
+}
+
+fn encode_thumbnail(thumb: &RgbImage) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 << 10);
+    JpegEncoder::new_with_quality(Cursor::new(&mut bytes), THUMB_QUALITY)
+        .encode_image(thumb)
+        .expect("encoding an RGB image to memory cannot fail");
+    bytes
+}

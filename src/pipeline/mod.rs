@@ -1,0 +1,501 @@
+//! The analysis pass behind `curate analyze` (and, later, the app's background job):
+//! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
+
+pub mod ingest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::analysis::dedup::{self, Groups};
+use crate::analysis::keep::{self, Decisions, KeeperFacts};
+use crate::analysis::knn::{self, Neighbours};
+use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
+use crate::analysis::{pca, phash};
+use crate::dataset::{self, DecodeLimits, captions};
+use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
+use crate::progress::{Progress, ProgressEvent, Stage};
+use crate::store::cache::{Cache, FileRecord, Outcome};
+use crate::store::report::ReportRow;
+use crate::store::{self, neighbours};
+
+/// Settings of one analysis run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Largest pHash Hamming distance for near duplicates.
+    pub max_distance: u32,
+    /// The `k` of the outlier score.
+    pub outlier_k: usize,
+    /// Drop this percentage of the most unusual readable images.
+    pub drop_outliers_percent: Option<f32>,
+    /// Where tensor work runs.
+    pub device: DeviceChoice,
+    /// Decode limits (the decompression-bomb guard).
+    pub limits: DecodeLimits,
+    /// Report location; `None` for `DIR/.curate/report.parquet`.
+    pub report: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_distance: dedup::DEFAULT_MAX_DISTANCE,
+            outlier_k: knn::DEFAULT_OUTLIER_K,
+            drop_outliers_percent: None,
+            device: DeviceChoice::Auto,
+            limits: DecodeLimits::default(),
+            report: None,
+        }
+    }
+}
+
+/// Why a run could not complete (bad files never cause this).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The folder itself could not be scanned.
+    #[error("cannot scan {path}: {source}")]
+    Scan {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The cache or report could not be written.
+    #[error("cannot write {what}: {source}")]
+    Write {
+        /// What was being written.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No compute device.
+    #[error(transparent)]
+    Device(#[from] crate::embed::device::DeviceError),
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The dataset folder.
+    pub root: PathBuf,
+    /// One row per file found, in scan order.
+    pub rows: Vec<ReportRow>,
+    /// The cache records behind the rows, same order.
+    pub records: Vec<FileRecord>,
+    /// Duplicate groups.
+    pub groups: Groups,
+    /// The keep/drop decisions.
+    pub decisions: Decisions,
+    /// Nearest neighbours of the readable rows, indexed by position in `readable`.
+    pub neighbours: Neighbours,
+    /// Rows that were readable, in order (maps `neighbours` indices to rows).
+    pub readable: Vec<u32>,
+    /// Problems that did not stop the run (folders, manifests).
+    pub warnings: Vec<String>,
+    /// Counts and timings.
+    pub summary: Summary,
+}
+
+/// Counts and timings of a run (printed by the command line, `--json` for machines).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Files found.
+    pub files: usize,
+    /// Readable images.
+    pub images: usize,
+    /// Unreadable files by kind.
+    pub errors: BTreeMap<String, usize>,
+    /// Images with a caption.
+    pub captioned: usize,
+    /// Exact-copy groups.
+    pub exact_groups: usize,
+    /// Duplicate groups (exact and near merged).
+    pub dup_groups: usize,
+    /// Images in the keep-list.
+    pub kept: usize,
+    /// Dropped readable images by reason.
+    pub dropped: BTreeMap<String, usize>,
+    /// Files decoded in this run (the rest came from the cache).
+    pub decoded: usize,
+    /// Files taken from the cache.
+    pub cached: usize,
+    /// Whether the neighbour graph came from the cache.
+    pub neighbours_cached: bool,
+    /// The compute device.
+    pub device: String,
+    /// Wall time of the run.
+    pub elapsed_secs: f64,
+    /// Files per second over the whole run.
+    pub images_per_sec: f64,
+    /// Warnings (also in [`Analysis::warnings`]).
+    pub warnings: usize,
+}
+
+/// How often the cache index is saved during a long decode, so a killed run keeps its work.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// Files decoded per parallel batch (bounds memory: one decoded image per thread at a time,
+/// one batch of thumbnails waiting to be appended).
+const BATCH: usize = 512;
+
+/// Runs the whole pass on `root`.
+pub fn analyze(
+    root: &Path,
+    options: &Options,
+    progress: &Progress,
+) -> Result<Analysis, PipelineError> {
+    let started = Instant::now();
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Scan,
+        total: 0,
+    });
+    let scan = dataset::scan(root).map_err(|source| PipelineError::Scan {
+        path: root.to_owned(),
+        source,
+    })?;
+    progress.send(ProgressEvent::Finished { stage: Stage::Scan });
+    let mut warnings = scan.warnings.clone();
+
+    let mut cache = Cache::open(root);
+    if let Some(reason) = &cache.discarded {
+        warnings.push(format!(".curate/index.parquet: {reason}"));
+    }
+    let (mut records, decoded) = decode_all(root, &scan, &mut cache, options, progress)?;
+    let write_err = |what: &str| {
+        let what = what.to_owned();
+        move |source| PipelineError::Write { what, source }
+    };
+    cache
+        .save(&mut records)
+        .map_err(write_err("the cache index"))?;
+
+    let (captions, caption_warnings) = captions::load(root, &scan);
+    warnings.extend(caption_warnings);
+
+    // Dataset-wide analysis over the readable rows.
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Dedup,
+        total: records.len() as u64,
+    });
+    let content: Vec<Option<[u8; 32]>> = records
+        .iter()
+        .map(|r| r.facts().map(|f| f.content_hash))
+        .collect();
+    let phashes: Vec<Option<u64>> = records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
+    let groups = dedup::group(&content, &phashes, options.max_distance);
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Dedup,
+    });
+
+    let readable: Vec<u32> = (0..records.len() as u32)
+        .filter(|&r| records[r as usize].facts().is_some())
+        .collect();
+    let mut features = Vec::with_capacity(readable.len() * FEATURE_DIM);
+    for &row in &readable {
+        features.extend_from_slice(&records[row as usize].facts().expect("readable").feature);
+    }
+    let device = ComputeDevice::select(options.device)?;
+    let digest = neighbours::digest(&features, FEATURE_DIM, knn::STORED_NEIGHBOURS);
+    let (graph, neighbours_cached) = match neighbours::load(root, &digest) {
+        Some(graph) => (graph, true),
+        None => {
+            let graph = knn::exact(
+                &features,
+                FEATURE_DIM,
+                knn::STORED_NEIGHBOURS,
+                &device.device,
+                progress,
+            );
+            if progress.is_cancelled() {
+                return Err(PipelineError::Cancelled);
+            }
+            neighbours::save(root, &digest, &graph).map_err(write_err("the neighbour cache"))?;
+            (graph, false)
+        }
+    };
+    let readable_groups: Vec<i64> = readable
+        .iter()
+        .map(|&r| groups.dup_group[r as usize])
+        .collect();
+    let readable_ood = knn::outlier_scores(&graph, &readable_groups, options.outlier_k);
+    let mut ood = vec![0.0_f32; records.len()];
+    for (&row, score) in readable.iter().zip(readable_ood) {
+        ood[row as usize] = score;
+    }
+
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Layout,
+        total: 0,
+    });
+    let layout = pca::project_2d(&features, FEATURE_DIM, &device.device);
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Layout,
+    });
+
+    let dims: Vec<(u32, u32)> = records
+        .iter()
+        .filter_map(FileRecord::facts)
+        .map(|f| (f.width, f.height))
+        .collect();
+    let size_stats = SizeStats::new(&dims);
+    let scores: Vec<Option<Scores>> = records
+        .iter()
+        .map(|r| {
+            r.facts()
+                .map(|f| quality::score(&f.measures, f.width, f.height, &size_stats))
+        })
+        .collect();
+    let facts: Vec<Option<KeeperFacts>> = records
+        .iter()
+        .zip(&scores)
+        .map(|(r, s)| {
+            let (f, s) = (r.facts()?, s.as_ref()?);
+            Some(KeeperFacts {
+                pixels: u64::from(f.width) * u64::from(f.height),
+                blurry: s.values[2],
+                badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
+                bytes: r.size,
+            })
+        })
+        .collect();
+    let decisions = keep::decide(
+        &groups,
+        &facts,
+        &content,
+        &ood,
+        options.drop_outliers_percent,
+    );
+
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Write,
+        total: 0,
+    });
+    let mut xy = vec![None; records.len()];
+    for (&row, point) in readable.iter().zip(&layout) {
+        xy[row as usize] = Some(*point);
+    }
+    let rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
+    let report_path = options
+        .report
+        .clone()
+        .unwrap_or_else(|| store::default_report_path(root));
+    store::report::write(&report_path, &rows).map_err(write_err("the report"))?;
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Write,
+    });
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut summary = Summary {
+        files: rows.len(),
+        images: readable.len(),
+        captioned: rows.iter().filter(|r| r.caption.is_some()).count(),
+        exact_groups: groups
+            .exact_group
+            .iter()
+            .filter(|&&g| g >= 0)
+            .max()
+            .map_or(0, |&g| g as usize + 1),
+        dup_groups: groups.members.len(),
+        kept: decisions.keep.iter().filter(|&&k| k).count(),
+        decoded,
+        cached: rows.len() - decoded,
+        neighbours_cached,
+        device: device.description,
+        elapsed_secs: elapsed,
+        images_per_sec: rows.len() as f64 / elapsed.max(1e-9),
+        warnings: warnings.len(),
+        ..Summary::default()
+    };
+    for row in &rows {
+        if row.status != "ok" {
+            *summary.errors.entry(row.status.clone()).or_default() += 1;
+        }
+        if let Some(reason) = &row.drop_reason {
+            *summary.dropped.entry(reason.clone()).or_default() += 1;
+        }
+    }
+    Ok(Analysis {
+        root: root.to_owned(),
+        rows,
+        records,
+        groups,
+        decisions,
+        neighbours: graph,
+        readable,
+        warnings,
+        summary,
+    })
+}
+
+/// Takes unchanged files from the cache and decodes the rest in parallel batches, appending
+/// thumbnails and checkpointing the index as it goes. Returns the records in scan order and
+/// how many files were decoded.
+fn decode_all(
+    root: &Path,
+    scan: &dataset::Scan,
+    cache: &mut Cache,
+    options: &Options,
+    progress: &Progress,
+) -> Result<(Vec<FileRecord>, usize), PipelineError> {
+    let mut records: Vec<Option<FileRecord>> = scan
+        .images
+        .iter()
+        .map(|e| cache.lookup(e).cloned())
+        .collect();
+    let todo: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].is_none())
+        .collect();
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Decode,
+        total: todo.len() as u64,
+    });
+    let io_err = |source| PipelineError::Write {
+        what: format!("the thumbnail cache in {}", root.display()),
+        source,
+    };
+    let mut appender = if todo.is_empty() {
+        None
+    } else {
+        Some(cache.appender().map_err(io_err)?)
+    };
+    let mut last_checkpoint = Instant::now();
+    let mut done = 0;
+    for batch in todo.chunks(BATCH) {
+        if progress.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let results: Vec<_> = batch
+            .par_iter()
+            .map(|&i| ingest::ingest(&scan.images[i], options.limits))
+            .collect();
+        let appender = appender.as_mut().expect("opened when there is work");
+        for (&i, result) in batch.iter().zip(results) {
+            let entry = &scan.images[i];
+            let outcome = match result {
+                Ok(mut ingested) => {
+                    ingested.facts.thumb = appender.append(&ingested.thumbnail).map_err(io_err)?;
+                    Outcome::Ok(ingested.facts)
+                }
+                Err(err) => Outcome::Failed {
+                    kind: err.kind().to_owned(),
+                    message: err.to_string(),
+                },
+            };
+            records[i] = Some(FileRecord {
+                rel_path: entry.rel_path.clone(),
+                size: entry.size,
+                mtime_ns: entry.mtime_ns,
+                outcome,
+            });
+        }
+        done += batch.len();
+        progress.send(ProgressEvent::Advanced {
+            stage: Stage::Decode,
+            done: done as u64,
+        });
+        if last_checkpoint.elapsed() > CHECKPOINT_EVERY {
+            appender.sync().map_err(io_err)?;
+            let mut so_far: Vec<FileRecord> = records.iter().flatten().cloned().collect();
+            cache.save(&mut so_far).map_err(io_err)?;
+            last_checkpoint = Instant::now();
+        }
+    }
+    if let Some(appender) = appender.as_mut() {
+        appender.sync().map_err(io_err)?;
+    }
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Decode,
+    });
+    let records: Vec<FileRecord> = records
+        .into_iter()
+        .map(|r| r.expect("every file was decoded or cached"))
+        .collect();
+    Ok((records, todo.len()))
+}
+
+fn build_rows(
+    records: &[FileRecord],
+    captions: &[captions::Caption],
+    groups: &Groups,
+    decisions: &Decisions,
+    ood: &[f32],
+    scores: &[Option<Scores>],
+    xy: &[Option<[f32; 2]>],
+) -> Vec<ReportRow> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(row, record)| {
+            let facts = record.facts();
+            let keeper = decisions.keeper[row].map(|k| records[k as usize].rel_path.clone());
+            let reason = decisions.reason[row];
+            let drop_detail = reason.map(|reason| match reason {
+                keep::DropReason::ExactDuplicate => {
+                    format!("exact copy of {}", keeper.as_deref().unwrap_or("?"))
+                }
+                keep::DropReason::NearDuplicate => {
+                    let keeper_row =
+                        decisions.keeper[row].expect("near duplicates have a keeper") as usize;
+                    let distance = match (facts, records[keeper_row].facts()) {
+                        (Some(a), Some(b)) => phash::distance(a.phash, b.phash),
+                        _ => 0,
+                    };
+                    format!(
+                        "near copy of {} (pHash distance {distance})",
+                        keeper.as_deref().unwrap_or("?")
+                    )
+                }
+                keep::DropReason::Outlier => format!(
+                    "among the most unusual images (outlier score {:.3})",
+                    ood[row]
+                ),
+                keep::DropReason::Manual => "dropped by hand".to_owned(),
+            });
+            let (status, error) = match &record.outcome {
+                Outcome::Ok(_) => ("ok".to_owned(), None),
+                Outcome::Failed { kind, message } => (kind.clone(), Some(message.clone())),
+            };
+            let flags = scores[row].map(|s| {
+                SCORE_NAMES
+                    .iter()
+                    .zip(s.flags)
+                    .filter(|(_, f)| *f)
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            ReportRow {
+                path: record.rel_path.clone(),
+                status,
+                error,
+                size_bytes: record.size,
+                width: facts.map(|f| f.width),
+                height: facts.map(|f| f.height),
+                caption: captions[row].text.clone(),
+                caption_error: captions[row].error.clone(),
+                content_hash: facts.map(|f| {
+                    blake3::Hash::from_bytes(f.content_hash)
+                        .to_hex()
+                        .to_string()
+                }),
+                phash: facts.map(|f| f.phash),
+                exact_group: groups.exact_group[row],
+                dup_group: groups.dup_group[row],
+                dup_kind: groups.dup_kind[row].map(|k| k.as_str().to_owned()),
+                keeper,
+                keep: decisions.keep[row],
+                drop_reason: reason.map(|r| r.as_str().to_owned()),
+                drop_detail,
+                ood_score: facts.map(|_| ood[row]),
+                quality: scores[row].map(|s| s.values),
+                quality_flags: flags.filter(|f| !f.is_empty()),
+                x: xy[row].map(|p| p[0]),
+                y: xy[row].map(|p| p[1]),
+            }
+        })
+        .collect()
+}

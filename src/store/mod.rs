@@ -1,0 +1,27 @@
+//! Everything curate writes: the cache under `DIR/.curate/`, the report, keep-lists and the
+//! saved decisions. Every file is written atomically ([`atomic`]).
+
+pub mod atomic;
+pub mod cache;
+mod columns;
+pub mod keeplist;
+pub mod neighbours;
+pub mod report;
+pub mod session;
+
+use std::path::{Path, PathBuf};
+
+/// Name of curate's folder inside a dataset.
+pub const CURATE_DIR: &str = ".curate";
+
+/// `DIR/.curate`.
+#[must_use]
+pub fn curate_dir(root: &Path) -> PathBuf {
+    root.join(CURATE_DIR)
+}
+
+/// The default report location, `DIR/.curate/report.parquet`.
+#[must_use]
+pub fn default_report_path(root: &Path) -> PathBuf {
+    curate_dir(root).join("report.parquet")
+}

@@ -1,0 +1,309 @@
+//! The report: `DIR/.curate/report.parquet` (or `--report FILE`), one row per file found.
+//!
+//! Columns (other tools and the tests read this contract): `path` (utf8, relative,
+//! `/`-separated), `status` (`ok` or an error kind), `error`, `size_bytes`, `width`, `height`,
+//! `caption`, `caption_error`, `content_hash` (blake3, hex), `phash` (u64), `exact_group`
+//! (i64, -1 when unique), `dup_group` (i64, -1 without duplicates), `dup_kind`
+//! (`exact`/`near`/null), `keeper` (path of the group's keeper), `keep` (bool),
+//! `drop_reason` (`exact_duplicate`/`near_duplicate`/`outlier`/`manual`), `drop_detail`,
+//! `ood_score` (f32, higher = more unusual), one f32 column per quality score
+//! (`dark_score`, `light_score`, `blurry_score`, `low_information_score`, `grayscale_score`,
+//! `odd_size_score`, `odd_aspect_score`; higher = worse), `quality_flags` (comma-separated
+//! names of the flagged scores), `x`, `y` (f32 map coordinates).
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{
+    Array as _, ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::atomic;
+use super::columns as col;
+use crate::analysis::quality::SCORE_NAMES;
+
+/// One report row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReportRow {
+    /// Relative path.
+    pub path: String,
+    /// `ok` or the error kind.
+    pub status: String,
+    /// The reason a file could not be read.
+    pub error: Option<String>,
+    /// File size.
+    pub size_bytes: u64,
+    /// Width, for readable images.
+    pub width: Option<u32>,
+    /// Height, for readable images.
+    pub height: Option<u32>,
+    /// Caption text.
+    pub caption: Option<String>,
+    /// Why a caption source could not be used.
+    pub caption_error: Option<String>,
+    /// blake3 of the file bytes, hex.
+    pub content_hash: Option<String>,
+    /// Perceptual hash.
+    pub phash: Option<u64>,
+    /// Exact-copy group, -1 when unique.
+    pub exact_group: i64,
+    /// Duplicate group, -1 when none.
+    pub dup_group: i64,
+    /// `exact` / `near`.
+    pub dup_kind: Option<String>,
+    /// The path of the group's keeper.
+    pub keeper: Option<String>,
+    /// In the keep-list?
+    pub keep: bool,
+    /// Why not.
+    pub drop_reason: Option<String>,
+    /// The reason in words.
+    pub drop_detail: Option<String>,
+    /// Outlier score.
+    pub ood_score: Option<f32>,
+    /// Quality scores, in [`SCORE_NAMES`] order.
+    pub quality: Option<[f32; 7]>,
+    /// Flagged quality scores, comma-separated.
+    pub quality_flags: Option<String>,
+    /// Map x.
+    pub x: Option<f32>,
+    /// Map y.
+    pub y: Option<f32>,
+}
+
+fn schema() -> Schema {
+    let mut fields = vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("size_bytes", DataType::UInt64, false),
+        Field::new("width", DataType::UInt32, true),
+        Field::new("height", DataType::UInt32, true),
+        Field::new("caption", DataType::Utf8, true),
+        Field::new("caption_error", DataType::Utf8, true),
+        Field::new("content_hash", DataType::Utf8, true),
+        Field::new("phash", DataType::UInt64, true),
+        Field::new("exact_group", DataType::Int64, false),
+        Field::new("dup_group", DataType::Int64, false),
+        Field::new("dup_kind", DataType::Utf8, true),
+        Field::new("keeper", DataType::Utf8, true),
+        Field::new("keep", DataType::Boolean, false),
+        Field::new("drop_reason", DataType::Utf8, true),
+        Field::new("drop_detail", DataType::Utf8, true),
+        Field::new("ood_score", DataType::Float32, true),
+    ];
+    fields.extend(
+        SCORE_NAMES
+            .iter()
+            .map(|name| Field::new(format!("{name}_score"), DataType::Float32, true)),
+    );
+    fields.extend([
+        Field::new("quality_flags", DataType::Utf8, true),
+        Field::new("x", DataType::Float32, true),
+        Field::new("y", DataType::Float32, true),
+    ]);
+    Schema::new(fields)
+}
+
+fn strings<'a>(rows: &'a [ReportRow], f: impl Fn(&'a ReportRow) -> Option<&'a str>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<StringArray>())
+}
+
+fn floats(rows: &[ReportRow], f: impl Fn(&ReportRow) -> Option<f32>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<Float32Array>())
+}
+
+fn batch(
+    schema: &Arc<Schema>,
+    rows: &[ReportRow],
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let mut columns: Vec<ArrayRef> = vec![
+        strings(rows, |r| Some(&r.path)),
+        strings(rows, |r| Some(&r.status)),
+        strings(rows, |r| r.error.as_deref()),
+        Arc::new(rows.iter().map(|r| r.size_bytes).collect::<UInt64Array>()),
+        Arc::new(rows.iter().map(|r| r.width).collect::<UInt32Array>()),
+        Arc::new(rows.iter().map(|r| r.height).collect::<UInt32Array>()),
+        strings(rows, |r| r.caption.as_deref()),
+        strings(rows, |r| r.caption_error.as_deref()),
+        strings(rows, |r| r.content_hash.as_deref()),
+        Arc::new(rows.iter().map(|r| r.phash).collect::<UInt64Array>()),
+        Arc::new(rows.iter().map(|r| r.exact_group).collect::<Int64Array>()),
+        Arc::new(rows.iter().map(|r| r.dup_group).collect::<Int64Array>()),
+        strings(rows, |r| r.dup_kind.as_deref()),
+        strings(rows, |r| r.keeper.as_deref()),
+        Arc::new(rows.iter().map(|r| Some(r.keep)).collect::<BooleanArray>()),
+        strings(rows, |r| r.drop_reason.as_deref()),
+        strings(rows, |r| r.drop_detail.as_deref()),
+        floats(rows, |r| r.ood_score),
+    ];
+    for i in 0..SCORE_NAMES.len() {
+        columns.push(floats(rows, |r| r.quality.map(|q| q[i])));
+    }
+    columns.push(strings(rows, |r| r.quality_flags.as_deref()));
+    columns.push(floats(rows, |r| r.x));
+    columns.push(floats(rows, |r| r.y));
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// Writes the report, atomically.
+pub fn write(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
+    let schema = Arc::new(schema());
+    atomic::write_with(path, |out| {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)
+            .map_err(io::Error::other)?;
+        for chunk in rows.chunks(65_536) {
+            writer
+                .write(&batch(&schema, chunk).map_err(io::Error::other)?)
+                .map_err(io::Error::other)?;
+        }
+        writer.close().map_err(io::Error::other)?;
+        Ok(())
+    })
+}
+
+/// Reads a report written by [`write`].
+pub fn read(path: &Path) -> io::Result<Vec<ReportRow>> {
+    let bad = |e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let file = File::open(path)?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| bad(&e))?
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| bad(&e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        read_batch(&batch, &mut rows).map_err(|e| bad(&e))?;
+    }
+    Ok(rows)
+}
+
+fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col::ColumnError> {
+    let s = |name: &str| col::string(batch, name);
+    let (
+        path,
+        status,
+        error,
+        caption,
+        caption_error,
+        content_hash,
+        dup_kind,
+        keeper,
+        drop_reason,
+        drop_detail,
+        flags,
+    ) = (
+        s("path")?,
+        s("status")?,
+        s("error")?,
+        s("caption")?,
+        s("caption_error")?,
+        s("content_hash")?,
+        s("dup_kind")?,
+        s("keeper")?,
+        s("drop_reason")?,
+        s("drop_detail")?,
+        s("quality_flags")?,
+    );
+    let size = col::u64s(batch, "size_bytes")?;
+    let (width, height) = (col::u32s(batch, "width")?, col::u32s(batch, "height")?);
+    let phash = col::u64s(batch, "phash")?;
+    let (exact, dup) = (
+        col::i64s(batch, "exact_group")?,
+        col::i64s(batch, "dup_group")?,
+    );
+    let keep = col::boolean(batch, "keep")?;
+    let ood = col::f32s(batch, "ood_score")?;
+    let (x, y) = (col::f32s(batch, "x")?, col::f32s(batch, "y")?);
+    let quality: Vec<&Float32Array> = SCORE_NAMES
+        .iter()
+        .map(|name| col::f32s(batch, &format!("{name}_score")))
+        .collect::<Result<_, _>>()?;
+    let opt_s = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
+    let opt_f = |a: &Float32Array, i: usize| a.is_valid(i).then(|| a.value(i));
+    for i in 0..batch.num_rows() {
+        rows.push(ReportRow {
+            path: path.value(i).to_owned(),
+            status: status.value(i).to_owned(),
+            error: opt_s(error, i),
+            size_bytes: size.value(i),
+            width: width.is_valid(i).then(|| width.value(i)),
+            height: height.is_valid(i).then(|| height.value(i)),
+            caption: opt_s(caption, i),
+            caption_error: opt_s(caption_error, i),
+            content_hash: opt_s(content_hash, i),
+            phash: phash.is_valid(i).then(|| phash.value(i)),
+            exact_group: exact.value(i),
+            dup_group: dup.value(i),
+            dup_kind: opt_s(dup_kind, i),
+            keeper: opt_s(keeper, i),
+            keep: keep.value(i),
+            drop_reason: opt_s(drop_reason, i),
+            drop_detail: opt_s(drop_detail, i),
+            ood_score: opt_f(ood, i),
+            quality: quality[0]
+                .is_valid(i)
+                .then(|| std::array::from_fn(|q| quality[q].value(i))),
+            quality_flags: opt_s(flags, i),
+            x: opt_f(x, i),
+            y: opt_f(y, i),
+        });
+    }
+    Ok(())
+}
+
+/// Applies saved decisions over a report's keep/drop, then drops the `drop_outliers_percent`
+/// most unusual readable rows still kept. Returns how many outliers were dropped.
+pub fn apply_decisions(
+    rows: &mut [ReportRow],
+    session: &super::session::Session,
+    drop_outliers_percent: Option<f32>,
+) -> usize {
+    for row in rows.iter_mut() {
+        if row.status != "ok" {
+            continue;
+        }
+        if let Some(decision) = session.decisions.get(&row.path) {
+            row.keep = decision.keep;
+            if decision.keep {
+                row.drop_reason = None;
+                row.drop_detail = None;
+            } else {
+                row.drop_reason = Some("manual".to_owned());
+                row.drop_detail = Some(decision.reason.clone());
+            }
+        }
+    }
+    let Some(percent) = drop_outliers_percent else {
+        return 0;
+    };
+    let mut readable: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].status == "ok")
+        .collect();
+    let count = ((f64::from(percent) / 100.0) * readable.len() as f64).round() as usize;
+    readable.sort_by(|&a, &b| {
+        let score = |i: usize| rows[i].ood_score.unwrap_or(0.0);
+        score(b).total_cmp(&score(a)).then(a.cmp(&b))
+    });
+    let mut dropped = 0;
+    for &i in readable.iter().take(count) {
+        let manual_keep = session.decisions.get(&rows[i].path).is_some_and(|d| d.keep);
+        if rows[i].keep && !manual_keep {
+            rows[i].keep = false;
+            rows[i].drop_reason = Some("outlier".to_owned());
+            rows[i].drop_detail = Some(format!("among the {percent}% most unusual images"));
+            dropped += 1;
+        }
+    }
+    dropped
+}

@@ -1,0 +1,57 @@
+//! Decisions a person made by hand, saved in `DIR/.curate/session.json` and applied over the
+//! analysis' own keep/drop by `curate export` (and by the app).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::atomic;
+
+/// A person's decision about one file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    /// Keep (true) or drop (false).
+    pub keep: bool,
+    /// Why, in the person's or the tool's words (e.g. "lasso", "outlier threshold 0.42").
+    pub reason: String,
+}
+
+/// The saved decisions of one dataset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// Format version.
+    pub version: u32,
+    /// Decisions by relative path.
+    pub decisions: BTreeMap<String, Decision>,
+}
+
+/// `DIR/.curate/session.json`.
+#[must_use]
+pub fn path(root: &Path) -> PathBuf {
+    super::curate_dir(root).join("session.json")
+}
+
+impl Session {
+    /// Loads the session of `root`; no file means no decisions.
+    pub fn load(root: &Path) -> io::Result<Self> {
+        match std::fs::read(path(root)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {err}", path(root).display()),
+                )
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Self {
+                version: 1,
+                ..Self::default()
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Saves the session, atomically.
+    pub fn save(&self, root: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        atomic::write_bytes(&path(root), &bytes)
+    }
+}

@@ -1,0 +1,102 @@
+//! The cache: a warm run decodes nothing, only changed files are re-processed, deleted files
+//! drop out, and a damaged cache is repaired rather than trusted.
+
+mod common;
+
+use std::fs;
+
+#[test]
+fn warm_runs_and_incremental_updates() {
+    let (_guard, root) = common::copy_of_demo();
+    let cold = common::analyze(&root);
+    assert_eq!(
+        cold.summary.decoded,
+        cold.rows.len() - 1,
+        "all but the non-UTF-8 name"
+    );
+    assert!(!cold.summary.neighbours_cached);
+
+    let warm = common::analyze(&root);
+    assert_eq!(
+        warm.summary.decoded, 1,
+        "only the file curate does not cache"
+    );
+    assert!(warm.summary.neighbours_cached);
+    assert_eq!(warm.rows, cold.rows);
+
+    // Change one file, add one, delete one.
+    let changed = root.join("ocean/ocean_00001.jpg");
+    let original = fs::read(&changed).expect("read");
+    let new_bytes = fs::read(root.join("forest/forest_00002.jpg")).expect("read");
+    fs::write(&changed, &new_bytes).expect("write");
+    fs::write(root.join("added.jpg"), &original).expect("write");
+    fs::remove_file(root.join("city/city_00003.jpg")).ok();
+    let deleted_existed = cold.rows.iter().any(|r| r.path == "city/city_00003.jpg");
+    let next = common::analyze(&root);
+    assert_eq!(
+        next.summary.decoded, 3,
+        "changed + added + the uncached non-UTF-8 name"
+    );
+    assert_eq!(
+        next.rows.len(),
+        cold.rows.len() + 1 - usize::from(deleted_existed)
+    );
+    let row = |path: &str| next.rows.iter().find(|r| r.path == path).cloned();
+    assert!(row("city/city_00003.jpg").is_none());
+    let changed_row = row("ocean/ocean_00001.jpg").expect("still there");
+    let forest_row = row("forest/forest_00002.jpg").expect("there");
+    assert_eq!(changed_row.content_hash, forest_row.content_hash);
+    assert_eq!(changed_row.dup_kind.as_deref(), Some("exact"));
+    assert!(row("added.jpg").is_some());
+}
+
+#[test]
+fn damaged_cache_is_repaired() {
+    let (_guard, root) = common::copy_of_demo();
+    let cold = common::analyze(&root);
+    let dir = root.join(".curate");
+    // A run killed mid-write leaves garbage temp files; a broken disk a garbled index.
+    fs::write(dir.join(".index.parquet.tmp-1"), b"half a file").expect("write");
+    fs::write(dir.join("index.parquet"), b"PAR1 not really").expect("write");
+    let repaired = common::analyze(&root);
+    assert!(
+        repaired
+            .warnings
+            .iter()
+            .any(|w| w.contains("index.parquet"))
+    );
+    assert_eq!(repaired.summary.decoded, cold.rows.len() - 1);
+    assert_eq!(repaired.rows, cold.rows);
+
+    // A truncated thumbnail pack: files whose thumbnails were lost are re-processed.
+    let pack = fs::read_dir(&dir)
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("thumbs-"))
+        })
+        .expect("a pack");
+    let len = fs::metadata(&pack).expect("meta").len();
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .expect("open");
+    file.set_len(len / 2).expect("truncate");
+    drop(file);
+    let again = common::analyze(&root);
+    assert!(again.summary.decoded > 1 && again.summary.decoded < cold.rows.len());
+    assert_eq!(again.rows, cold.rows);
+    let cache = curate::store::cache::Cache::open(&root);
+    let record = again
+        .records
+        .iter()
+        .find_map(|r| r.facts().cloned())
+        .expect("a readable image");
+    let thumb = cache
+        .read_thumbnail(record.thumb)
+        .expect("thumbnail readable");
+    let decoded = image::load_from_memory(&thumb).expect("a JPEG");
+    assert!(decoded.width().max(decoded.height()) <= 128);
+}

@@ -1,0 +1,147 @@
+//! `curate analyze` on the demo data: known answers for duplicates, outliers and bad files,
+//! the output contract, and the promise never to touch the user's files.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use curate::dataset::demo;
+use curate::store::{self, keeplist, report};
+
+#[test]
+fn finds_planted_duplicates_outliers_and_bad_files() {
+    let (_guard, root) = common::copy_of_demo();
+    let (_, truth) = common::pristine();
+    let before = common::tree_checksum(&root);
+    let analysis = common::analyze(&root);
+
+    // The report on disk is the one returned.
+    let rows = report::read(&store::default_report_path(&root)).expect("report");
+    assert_eq!(rows, analysis.rows);
+
+    let eval = demo::evaluate(truth, &rows);
+    println!("{eval}");
+    assert_eq!(
+        eval.exact_grouped.0, eval.exact_grouped.1,
+        "every exact copy grouped"
+    );
+    assert!(eval.exact_grouped.1 >= 50, "the demo plants exact copies");
+    assert!(eval.near_found.1 >= 150, "the demo plants near copies");
+    assert!(eval.pair_recall >= 0.95, "pair recall {}", eval.pair_recall);
+    assert!(
+        eval.pair_precision >= 0.98,
+        "pair precision {}",
+        eval.pair_precision
+    );
+    assert_eq!(
+        eval.groups_with_one_keeper.0, eval.groups_with_one_keeper.1,
+        "one keeper per group"
+    );
+    assert!(
+        eval.outlier_auroc >= 0.9,
+        "outlier AUROC {}",
+        eval.outlier_auroc
+    );
+    assert!(eval.bad_mismatches.is_empty(), "{:?}", eval.bad_mismatches);
+    assert_eq!(eval.bad_handled.1, 6);
+
+    // Every planted image is in the report, readable, with a size and map coordinates.
+    let by_path: HashMap<&str, &report::ReportRow> =
+        rows.iter().map(|r| (r.path.as_str(), r)).collect();
+    for image in &truth.images {
+        let row = by_path
+            .get(image.as_str())
+            .unwrap_or_else(|| panic!("{image} missing"));
+        assert_eq!(row.status, "ok", "{image}: {:?}", row.error);
+        assert!(row.width.is_some() && row.x.is_some() && row.ood_score.is_some());
+    }
+    assert_eq!(
+        rows.len(),
+        truth.images.len() + truth.bad.len(),
+        "one row per file found"
+    );
+
+    // Captions: sidecar .txt and .json, the manifest, and a broken sidecar.
+    let caption = |p: &str| by_path[p].caption.clone();
+    assert_eq!(
+        caption("extra/IMG_0001").as_deref(),
+        Some("a city at dusk, from the manifest")
+    );
+    assert!(
+        by_path["extra/broken_caption.jpg"]
+            .caption_error
+            .as_deref()
+            .is_some_and(|e| e.contains("invalid JSON"))
+    );
+    assert!(rows.iter().filter(|r| r.caption.is_some()).count() > truth.images.len() * 9 / 10);
+    assert!(
+        analysis
+            .warnings
+            .iter()
+            .any(|w| w.contains("captions.csv") && w.contains("line"))
+    );
+    assert!(analysis.warnings.iter().any(|w| w.contains("extra/loop")));
+
+    // Dropped duplicates name their keeper, and keepers are in the keep-list.
+    for row in rows.iter().filter(|r| r.dup_group >= 0) {
+        let keeper = row.keeper.as_deref().expect("grouped rows name a keeper");
+        assert!(by_path[keeper].keep);
+        assert_eq!(row.keep, row.path == keeper);
+        if !row.keep {
+            assert!(matches!(
+                row.drop_reason.as_deref(),
+                Some("exact_duplicate" | "near_duplicate")
+            ));
+        }
+    }
+
+    // The keep-list: kept rows in scan order; bad files absent.
+    let list = root.join(".curate/keep.txt");
+    let kept: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.keep)
+        .map(|r| r.path.as_str())
+        .collect();
+    keeplist::write(&list, kept.iter().copied()).expect("write");
+    let read_back = keeplist::read(&list).expect("read");
+    assert_eq!(read_back, kept);
+    let bad: HashSet<&str> = truth.bad.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(read_back.iter().all(|p| !bad.contains(p.as_str())));
+    assert!(read_back.windows(2).all(|w| w[0] < w[1]), "scan order");
+
+    // The dataset is untouched outside .curate/.
+    assert_eq!(common::tree_checksum(&root), before);
+}
+
+#[test]
+fn outliers_can_be_dropped_by_percentage() {
+    let (_guard, root) = common::copy_of_demo();
+    let options = curate::pipeline::Options {
+        device: curate::embed::DeviceChoice::Cpu,
+        drop_outliers_percent: Some(1.0),
+        ..Default::default()
+    };
+    let analysis =
+        curate::pipeline::analyze(&root, &options, &curate::progress::Progress::silent())
+            .expect("run");
+    let readable = analysis.rows.iter().filter(|r| r.status == "ok").count();
+    let outliers = analysis
+        .rows
+        .iter()
+        .filter(|r| r.drop_reason.as_deref() == Some("outlier"))
+        .count();
+    assert!(outliers > 0 && outliers <= (readable as f64 * 0.01).round() as usize);
+    let (_, truth) = common::pristine();
+    let planted: HashSet<&str> = truth.outliers.iter().map(String::as_str).collect();
+    let caught = analysis
+        .rows
+        .iter()
+        .filter(|r| {
+            r.drop_reason.as_deref() == Some("outlier") && planted.contains(r.path.as_str())
+        })
+        .count();
+    assert!(
+        caught * 2 >= outliers,
+        "most dropped outliers are planted ones: {caught}/{outliers}"
+    );
+}
