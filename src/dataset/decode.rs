@@ -94,6 +94,9 @@ pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileEr
     let Some(format) = sniff_format(bytes) else {
         return Err(FileError::NotAnImage(describe_content(bytes)));
     };
+    if let Some(reason) = missing_end(bytes, format) {
+        return Err(FileError::Truncated(reason.to_owned()));
+    }
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(|err| classify(&err, format))?;
@@ -113,18 +116,22 @@ pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileEr
     if width == 0 || height == 0 {
         return Err(FileError::Corrupt("the image has no pixels".to_owned()));
     }
-    if format == ImageFormat::Jpeg && !has_jpeg_end_marker(bytes) {
-        return Err(FileError::Truncated(
-            "JPEG data ends before its end-of-image marker (the bottom of the image is missing)"
-                .to_owned(),
-        ));
-    }
     Ok(image.into_rgb8())
 }
 
-fn has_jpeg_end_marker(bytes: &[u8]) -> bool {
+/// Decoders fill in the missing part of a cut-off JPEG or PNG with grey, or fail with a
+/// vague message; the missing end marker says what happened.
+fn missing_end(bytes: &[u8], format: ImageFormat) -> Option<&'static str> {
     let tail = &bytes[bytes.len().saturating_sub(512)..];
-    tail.windows(2).any(|pair| pair == [0xFF, 0xD9])
+    match format {
+        ImageFormat::Jpeg if !tail.windows(2).any(|pair| pair == [0xFF, 0xD9]) => Some(
+            "JPEG data ends before its end-of-image marker (the bottom of the image is missing)",
+        ),
+        ImageFormat::Png if !tail.windows(4).any(|chunk| chunk == b"IEND") => {
+            Some("PNG data ends before its IEND chunk (the file was cut off)")
+        }
+        _ => None,
+    }
 }
 
 fn classify(err: &image::ImageError, format: ImageFormat) -> FileError {

@@ -174,7 +174,7 @@ mod tests {
         );
         assert_eq!(a.len(), FEATURE_DIM);
         assert!((cosine(&a, &a) - 1.0).abs() < 1e-4);
-        assert!(cosine(&a, &b) > 0.95, "{}", cosine(&a, &b));
+        assert!(cosine(&a, &b) > 0.85, "{}", cosine(&a, &b));
         assert!(cosine(&a, &c) < cosine(&a, &b) - 0.2);
         let flat = RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]));
         assert!(feature_of(&flat).iter().all(|v| v.is_finite()));

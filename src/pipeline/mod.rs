@@ -399,8 +399,8 @@ fn decode_all(
         });
         if last_checkpoint.elapsed() > CHECKPOINT_EVERY {
             appender.sync().map_err(io_err)?;
-            let mut so_far: Vec<FileRecord> = records.iter().flatten().cloned().collect();
-            cache.save(&mut so_far).map_err(io_err)?;
+            let so_far: Vec<FileRecord> = records.iter().flatten().cloned().collect();
+            cache.checkpoint(&so_far).map_err(io_err)?;
             last_checkpoint = Instant::now();
         }
     }

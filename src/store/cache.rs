@@ -212,6 +212,13 @@ impl Cache {
         if pack_len > (8 << 20) && live * 2 < pack_len {
             self.compact(records)?;
         }
+        self.checkpoint(records)
+    }
+
+    /// Replaces the index with `records` without moving the pack: safe while a
+    /// [`ThumbAppender`] is open.
+    pub fn checkpoint(&mut self, records: &[FileRecord]) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
         write_index(&self.dir.join(INDEX_FILE), records, self.generation)?;
         self.records = records
             .iter()
