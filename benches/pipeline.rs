@@ -1,7 +1,12 @@
 //! Criterion benchmarks of the analysis pass's hot paths.
 //!
 //! `cargo bench --bench pipeline`. The end-to-end figures (cold and warm `curate analyze` on
-//! 10,000 JPEGs, side by side with CleanVision) come from `benches/peers.sh`.
+//! 10,000 JPEGs, side by side with `CleanVision`) come from `benches/peers.sh`.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::hint::black_box;
 use std::io::Cursor;
@@ -21,7 +26,7 @@ fn sample_jpeg() -> Vec<u8> {
         image::Rgb([
             (x as u8).wrapping_add(grain),
             (y as u8) / 2 + grain,
-            ((x + y) / 2) as u8,
+            u32::midpoint(x, y) as u8,
         ])
     });
     let mut bytes = Vec::new();
@@ -44,7 +49,7 @@ fn planted_hashes() -> Vec<u64> {
     let mut hashes: Vec<u64> = (0..990_000).map(|_| xorshift(&mut state)).collect();
     for i in 0..10_000 {
         let mut copy = hashes[i * 97];
-        for _ in 0..1 + i % 8 {
+        for _ in 0..=(i % 8) {
             copy ^= 1 << (xorshift(&mut state) % 64);
         }
         hashes.push(copy);

@@ -1,9 +1,9 @@
-//! Image quality measures, on par with CleanVision's issue types.
+//! Image quality measures, on par with `CleanVision`'s issue types.
 //!
 //! Each measure is a continuous score in `0..=1` where **higher means more of the problem**,
 //! plus a flag at a documented default threshold:
 //!
-//! | score | computed from | flagged when | CleanVision equivalent |
+//! | score | computed from | flagged when | `CleanVision` equivalent |
 //! |---|---|---|---|
 //! | `dark` | 1 − 99th percentile of perceived brightness | p99 < 0.32 | dark, 0.32 |
 //! | `light` | 5th percentile of perceived brightness | p5 > 0.95 | light, 0.05 on 1 − p5 |
@@ -13,7 +13,7 @@
 //! | `odd_size` | distance of √(w·h) from the median over (that + 3 · IQR) | outside Q1 − 3·IQR … Q3 + 3·IQR | odd size, IQR × 3 |
 //! | `odd_aspect` | the same on ln(w / h) | likewise | odd aspect ratio |
 //!
-//! Perceived brightness is √(0.241 R² + 0.691 G² + 0.068 B²) as in CleanVision. The IQRs
+//! Perceived brightness is √(0.241 R² + 0.691 G² + 0.068 B²) as in `CleanVision`. The IQRs
 //! have floors (10 % of the median size, 0.1 in log-aspect) so that a dataset of identical
 //! sizes does not flag a one-pixel difference.
 

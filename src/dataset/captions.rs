@@ -63,7 +63,7 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                 if scan.sidecars.contains(&sidecar) {
                     return match read_sidecar(&root.join(&sidecar), ext == "json") {
                         Ok(text) => Caption {
-                            text: non_empty(text),
+                            text: non_empty(&text),
                             error: None,
                         },
                         Err(err) => Caption {
@@ -74,7 +74,9 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                 }
             }
             Caption {
-                text: manifest.get(&image.rel_path).cloned().and_then(non_empty),
+                text: manifest
+                    .get(&image.rel_path)
+                    .and_then(|text| non_empty(text)),
                 error: None,
             }
         })
@@ -82,7 +84,7 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
     (captions, warnings)
 }
 
-fn non_empty(text: String) -> Option<String> {
+fn non_empty(text: &str) -> Option<String> {
     let trimmed = text.trim();
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
@@ -111,17 +113,14 @@ fn caption_field(value: &serde_json::Value) -> Option<String> {
 type Entries = (Vec<(String, String)>, Vec<String>);
 
 fn read_manifest(path: &Path) -> Result<Entries, String> {
-    let name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if name.ends_with(".csv") {
-        read_csv(path)
-    } else if name.ends_with(".jsonl") {
-        read_jsonl(path)
-    } else {
-        read_parquet(path)
+    let extension = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("csv") => read_csv(path),
+        Some("jsonl") => read_jsonl(path),
+        _ => read_parquet(path),
     }
 }
 

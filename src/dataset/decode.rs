@@ -153,7 +153,7 @@ fn classify(err: &image::ImageError, format: ImageFormat) -> FileError {
 
 fn describe_content(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(512)];
-    if std::str::from_utf8(head).is_ok() || head.iter().all(|b| b.is_ascii()) {
+    if std::str::from_utf8(head).is_ok() || head.iter().all(u8::is_ascii) {
         "the file holds text".to_owned()
     } else {
         "unrecognised binary data".to_owned()

@@ -61,7 +61,7 @@ impl Family {
     }
 }
 
-/// SplitMix64: small, fast, and the same everywhere.
+/// `SplitMix64`: small, fast, and the same everywhere.
 #[derive(Clone, Debug)]
 struct Rng(u64);
 
@@ -662,7 +662,7 @@ fn near_copy(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, u8, Stri
             let mut out = image.clone();
             out.pixels_mut().for_each(|p| {
                 p.0 =
-                    p.0.map(|c| (f32::from(c) + rng.gauss() * sigma).clamp(0.0, 255.0) as u8)
+                    p.0.map(|c| (f32::from(c) + rng.gauss() * sigma).clamp(0.0, 255.0) as u8);
             });
             (out, 90, format!("noise sigma {sigma:.1}"))
         }
@@ -725,7 +725,7 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
                 ..Family::default()
             };
             if rng.below(100) < 4 {
-                for copy in 0..1 + rng.below(2) {
+                for copy in 0..=rng.below(2) {
                     let copy_rel = if copy == 0 {
                         format!("copies/{}_copy_{i:05}.{}", THEMES[theme], extension(format))
                     } else {
@@ -741,7 +741,7 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
             }
             if rng.below(100) < 8 {
                 let first = rng.below(5);
-                for n in 0..1 + rng.below(2) {
+                for n in 0..=rng.below(2) {
                     let (copy, quality, how) = near_copy(&image, (first + n * 2) % 5, &mut rng);
                     let copy_rel = format!("{stem}_v{n}.jpg");
                     files.push(Planned {
@@ -888,10 +888,10 @@ fn png_bomb(width: u32, height: u32) -> Vec<u8> {
 
 /// A PNG with a valid header and `idat` as its (possibly garbage) pixel data.
 fn png_with(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let start = out.len();
-        out.extend_from_slice(kind);
+        out.extend_from_slice(&kind);
         out.extend_from_slice(data);
         let crc = crc32(&out[start..]);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -901,9 +901,9 @@ fn png_with(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", idat);
-    chunk(&mut out, b"IEND", &[]);
+    chunk(&mut out, *b"IHDR", &ihdr);
+    chunk(&mut out, *b"IDAT", idat);
+    chunk(&mut out, *b"IEND", &[]);
     out
 }
 
@@ -1044,9 +1044,9 @@ pub fn evaluate(truth: &Truth, rows: &[ReportRow]) -> Evaluation {
     for row in rows.iter().filter(|r| r.status == "ok") {
         let score = row.ood_score.unwrap_or(0.0);
         if outliers.contains(row.path.as_str()) {
-            positive.push(score)
+            positive.push(score);
         } else {
-            negative.push(score)
+            negative.push(score);
         }
     }
     eval.outlier_auroc = auroc(&positive, &negative);
@@ -1055,15 +1055,15 @@ pub fn evaluate(truth: &Truth, rows: &[ReportRow]) -> Evaluation {
         eval.bad_handled.1 += 1;
         match by_path.get(path.as_str()) {
             Some(row) if row.status == *expected && !row.keep && row.error.is_some() => {
-                eval.bad_handled.0 += 1
+                eval.bad_handled.0 += 1;
             }
             Some(row) => {
                 eval.bad_mismatches
-                    .push((path.clone(), expected.clone(), row.status.clone()))
+                    .push((path.clone(), expected.clone(), row.status.clone()));
             }
             None => {
                 eval.bad_mismatches
-                    .push((path.clone(), expected.clone(), "missing".to_owned()))
+                    .push((path.clone(), expected.clone(), "missing".to_owned()));
             }
         }
     }

@@ -71,9 +71,9 @@ fn shrink(source: &RgbImage, width: u32, height: u32) -> RgbImage {
         }
     }
     let mut data = vec![0_u8; w * h * 3];
-    for ty in 0..h {
-        for tx in 0..w {
-            let count = count_x[tx] * count_y[ty];
+    for (ty, &rows) in count_y.iter().enumerate() {
+        for (tx, &columns) in count_x.iter().enumerate() {
+            let count = columns * rows;
             let half = count / 2;
             for c in 0..3 {
                 let i = (ty * w + tx) * 3 + c;

@@ -95,7 +95,7 @@ pub fn scan(root: &Path) -> std::io::Result<Scan> {
     let shared = Mutex::new(Shared::default());
     mark_visited(&shared, &root_meta);
     rayon::scope(|scope| {
-        walk_dir(scope, &canonical_root, root, Vec::new(), &shared);
+        walk_dir(scope, &canonical_root, root, &[], &shared);
     });
     let mut shared = shared.into_inner().expect("scan threads do not panic");
     shared.images.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
@@ -110,6 +110,10 @@ pub fn scan(root: &Path) -> std::io::Result<Scan> {
 }
 
 #[cfg(unix)]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "None on platforms without inode numbers"
+)]
 fn dir_id(meta: &Metadata) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt as _;
     Some((meta.dev(), meta.ino()))
@@ -148,7 +152,7 @@ fn walk_dir<'s>(
     scope: &rayon::Scope<'s>,
     canonical_root: &'s Path,
     dir: &Path,
-    rel: Vec<Component>,
+    rel: &[Component],
     shared: &'s Mutex<Shared>,
 ) {
     let warn = |message: String| {
@@ -158,7 +162,7 @@ fn walk_dir<'s>(
             .warnings
             .push(message);
     };
-    let (rel_text, _) = join_rel(&rel);
+    let (rel_text, _) = join_rel(rel);
     let shown = if rel_text.is_empty() {
         ".".to_owned()
     } else {
@@ -189,7 +193,7 @@ fn walk_dir<'s>(
             continue;
         }
         let path = entry.path();
-        let mut child_rel = rel.clone();
+        let mut child_rel = rel.to_vec();
         child_rel.push((name, utf8));
         let Ok(file_type) = entry.file_type() else {
             files.push((path, child_rel, None));
@@ -199,7 +203,8 @@ fn walk_dir<'s>(
             if let Ok(meta) = entry.metadata()
                 && mark_visited(shared, &meta)
             {
-                scope.spawn(move |scope| walk_dir(scope, canonical_root, &path, child_rel, shared));
+                scope
+                    .spawn(move |scope| walk_dir(scope, canonical_root, &path, &child_rel, shared));
             }
         } else if file_type.is_symlink() {
             match fs::metadata(&path) {
@@ -212,7 +217,7 @@ fn walk_dir<'s>(
                         ));
                     } else if mark_visited(shared, &meta) {
                         scope.spawn(move |scope| {
-                            walk_dir(scope, canonical_root, &path, child_rel, shared);
+                            walk_dir(scope, canonical_root, &path, &child_rel, shared);
                         });
                     } else {
                         warn(format!(
@@ -289,9 +294,8 @@ fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Option<
     let is_text_ext = ext
         .as_deref()
         .is_some_and(|ext| TEXT_EXTENSIONS.contains(&ext));
-    let meta = match meta {
-        Some(meta) => meta,
-        None => {
+    let Some(meta) = meta else {
+        {
             return is_image_ext.then(|| {
                 Found::Image(ScanEntry {
                     rel_path,

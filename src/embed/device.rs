@@ -31,7 +31,7 @@ pub enum DeviceChoice {
 pub struct ComputeDevice {
     /// The burn device tensors are created on.
     pub device: Device,
-    /// "CPU (burn flex)" or "GPU: <adapter name> (<backend>)".
+    /// `CPU (burn flex, N threads)` or `GPU: ADAPTER (BACKEND)`.
     pub description: String,
     /// Whether the work runs on a GPU adapter.
     pub is_gpu: bool,
@@ -60,14 +60,16 @@ impl ComputeDevice {
     pub fn select(choice: DeviceChoice) -> Result<Self, DeviceError> {
         match choice {
             DeviceChoice::Cpu => Ok(Self::cpu()),
-            DeviceChoice::Auto => Ok(best_adapter(false).map_or_else(Self::cpu, Self::gpu)),
+            DeviceChoice::Auto => {
+                Ok(best_adapter(false).map_or_else(Self::cpu, |info| Self::gpu(&info)))
+            }
             DeviceChoice::Gpu => best_adapter(true)
-                .map(Self::gpu)
+                .map(|info| Self::gpu(&info))
                 .ok_or(DeviceError::NoAdapter),
         }
     }
 
-    fn gpu(info: wgpu::AdapterInfo) -> Self {
+    fn gpu(info: &wgpu::AdapterInfo) -> Self {
         let kind = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(0),
             wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(0),

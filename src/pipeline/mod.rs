@@ -200,22 +200,21 @@ pub fn analyze(
     }
     let device = ComputeDevice::select(options.device)?;
     let digest = neighbours::digest(&features, FEATURE_DIM, knn::STORED_NEIGHBOURS);
-    let (graph, neighbours_cached) = match neighbours::load(root, &digest) {
-        Some(graph) => (graph, true),
-        None => {
-            let graph = knn::exact(
-                &features,
-                FEATURE_DIM,
-                knn::STORED_NEIGHBOURS,
-                &device.device,
-                progress,
-            );
-            if progress.is_cancelled() {
-                return Err(PipelineError::Cancelled);
-            }
-            neighbours::save(root, &digest, &graph).map_err(write_err("the neighbour cache"))?;
-            (graph, false)
+    let (graph, neighbours_cached) = if let Some(graph) = neighbours::load(root, &digest) {
+        (graph, true)
+    } else {
+        let graph = knn::exact(
+            &features,
+            FEATURE_DIM,
+            knn::STORED_NEIGHBOURS,
+            &device.device,
+            progress,
+        );
+        if progress.is_cancelled() {
+            return Err(PipelineError::Cancelled);
         }
+        neighbours::save(root, &digest, &graph).map_err(write_err("the neighbour cache"))?;
+        (graph, false)
     };
     let readable_groups: Vec<i64> = readable
         .iter()

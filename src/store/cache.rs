@@ -229,7 +229,11 @@ impl Cache {
             let current = pack_name(self.generation);
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("thumbs-") && name.ends_with(".bin") && name != current {
+                let is_pack = name
+                    .strip_prefix("thumbs-")
+                    .and_then(|rest| rest.strip_suffix(".bin"))
+                    .is_some();
+                if is_pack && name != current {
                     fs::remove_file(entry.path()).ok();
                 }
             }
@@ -397,17 +401,14 @@ fn index_batch(
     )
     .with_field(Arc::new(Field::new("item", DataType::Float32, false)));
     for record in records {
-        match record.facts() {
-            Some(f) => {
-                hashes.append_value(f.content_hash)?;
-                features.values().append_slice(&f.feature);
-                features.append(true);
-            }
-            None => {
-                hashes.append_null();
-                features.values().append_slice(&[0.0; FEATURE_DIM]);
-                features.append(false);
-            }
+        if let Some(f) = record.facts() {
+            hashes.append_value(f.content_hash)?;
+            features.values().append_slice(&f.feature);
+            features.append(true);
+        } else {
+            hashes.append_null();
+            features.values().append_slice(&[0.0; FEATURE_DIM]);
+            features.append(false);
         }
     }
     let (status, error): (Vec<&str>, Vec<Option<&str>>) = records

@@ -1,7 +1,7 @@
 //! The k-NN graph cached in `DIR/.curate/neighbours.bin`, keyed by a digest of the exact
 //! feature matrix it was computed from, so a warm run skips the matrix products.
 //!
-//! Layout (little-endian): magic `CKNN`, version u32, digest [32], n u64, k u64, then `n·k`
+//! Layout (little-endian): magic `CKNN`, version u32, digest `[u8; 32]`, n u64, k u64, then `n·k`
 //! u32 indices and `n·k` f32 similarities.
 
 use std::fs;

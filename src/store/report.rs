@@ -166,7 +166,7 @@ pub fn write(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
     })
 }
 
-/// Reads a report written by [`write`].
+/// Reads a report written by [`write()`].
 pub fn read(path: &Path) -> io::Result<Vec<ReportRow>> {
     let bad = |e: &dyn std::fmt::Display| {
         io::Error::new(
