@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `dark` | 1 − 99th percentile of perceived brightness | p99 < 0.32 | dark, 0.32 |
 //! | `light` | 5th percentile of perceived brightness | p5 > 0.95 | light, 0.05 on 1 − p5 |
-//! | `blurry` | 100 / (100 + variance of the Laplacian of the ≤256 px luma) | variance < 100 (score > 0.5) | blurry, 0.29 |
+//! | `blurry` | 100 / (100 + variance of the Laplacian of the ≤128 px luma) | variance < 100 (score > 0.5) | blurry, 0.29 |
 //! | `low_information` | 1 − (entropy of the 256-bin luma histogram, in bits) / 8 | entropy < 2.4 bits (score > 0.7) | low information, 0.3 |
 //! | `grayscale` | 1 − mean chroma / 0.05, clamped | mean chroma < 0.01 (score > 0.8) | grayscale |
 //! | `odd_size` | distance of √(w·h) from the median over (that + 3 · IQR) | outside Q1 − 3·IQR … Q3 + 3·IQR | odd size, IQR × 3 |
@@ -68,7 +68,7 @@ impl Scores {
 /// Default flag thresholds on the scores, in [`SCORE_NAMES`] order.
 pub const DEFAULT_THRESHOLDS: [f32; 7] = [0.68, 0.95, 0.5, 0.7, 0.8, 0.5, 0.5];
 
-/// Measures an image (ideally the ≤256 px working copy).
+/// Measures an image (the ≤128 px thumbnail in the decode pass).
 #[must_use]
 pub fn measure(image: &RgbImage) -> Measures {
     let (w, h) = (image.width() as usize, image.height() as usize);

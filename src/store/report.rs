@@ -307,3 +307,72 @@ pub fn apply_decisions(
     }
     dropped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::session::{Decision, Session};
+
+    fn row(path: &str, ood: f32, keep: bool) -> ReportRow {
+        ReportRow {
+            path: path.to_owned(),
+            status: "ok".to_owned(),
+            keep,
+            ood_score: Some(ood),
+            ..ReportRow::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_and_decisions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.parquet");
+        let mut bad = row("bad.png", 0.0, false);
+        bad.status = "empty".to_owned();
+        bad.error = Some("the file is empty (0 bytes)".to_owned());
+        bad.ood_score = None;
+        let rows = vec![
+            row("a.jpg", 0.1, true),
+            row("b.jpg", 0.9, true),
+            row("c.jpg", 0.2, false),
+            bad,
+        ];
+        write(&path, &rows).expect("write");
+        let mut back = read(&path).expect("read");
+        assert_eq!(back, rows);
+
+        let mut session = Session::default();
+        session.decisions.insert(
+            "c.jpg".to_owned(),
+            Decision {
+                keep: true,
+                reason: "looks fine".to_owned(),
+            },
+        );
+        session.decisions.insert(
+            "a.jpg".to_owned(),
+            Decision {
+                keep: false,
+                reason: "lasso".to_owned(),
+            },
+        );
+        session.decisions.insert(
+            "bad.png".to_owned(),
+            Decision {
+                keep: true,
+                reason: "ignored".to_owned(),
+            },
+        );
+        let dropped = apply_decisions(&mut back, &session, Some(34.0));
+        let kept: Vec<&str> = back
+            .iter()
+            .filter(|r| r.keep)
+            .map(|r| r.path.as_str())
+            .collect();
+        assert_eq!(kept, ["c.jpg"]);
+        assert_eq!(dropped, 1, "b.jpg, the most unusual");
+        assert_eq!(back[0].drop_reason.as_deref(), Some("manual"));
+        assert_eq!(back[1].drop_reason.as_deref(), Some("outlier"));
+        assert!(!back[3].keep, "unreadable files are never kept");
+    }
+}
