@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::resample::resize_area;
 use crate::store::report::ReportRow;
 
-/// Default number of distinct scenes (about 2,750 files in all).
+/// Default number of distinct scenes (about 2,900 files in all).
 pub const DEFAULT_SCENES: usize = 2400;
 /// Name of the ground-truth file written next to the data.
 pub const TRUTH_FILE: &str = "demo-truth.json";
