@@ -124,11 +124,8 @@ pub fn decide(
         }
     }
     if let Some(percent) = drop_outliers_percent {
-        let mut readable: Vec<usize> = (0..n).filter(|&row| facts[row].is_some()).collect();
-        let count = ((f64::from(percent.clamp(0.0, 100.0)) / 100.0) * readable.len() as f64).round()
-            as usize;
-        readable.sort_by(|&a, &b| ood[b].total_cmp(&ood[a]).then(a.cmp(&b)));
-        for &row in readable.iter().take(count) {
+        let readable: Vec<usize> = (0..n).filter(|&row| facts[row].is_some()).collect();
+        for row in most_unusual(&readable, |row| ood[row], percent) {
             if decisions.keep[row] {
                 decisions.keep[row] = false;
                 decisions.reason[row] = Some(DropReason::Outlier);
@@ -136,6 +133,22 @@ pub fn decide(
         }
     }
     decisions
+}
+
+/// The `percent` % of `candidates` with the highest `score`, highest first (ties: lower
+/// index first). The one rule behind `--drop-outliers`, in `analyze` and in `export`.
+#[must_use]
+pub fn most_unusual(
+    candidates: &[usize],
+    score: impl Fn(usize) -> f32,
+    percent: f32,
+) -> Vec<usize> {
+    let count =
+        ((f64::from(percent.clamp(0.0, 100.0)) / 100.0) * candidates.len() as f64).round() as usize;
+    let mut ranked = candidates.to_vec();
+    ranked.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    ranked.truncate(count);
+    ranked
 }
 
 #[cfg(test)]

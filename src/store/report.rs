@@ -287,16 +287,16 @@ pub fn apply_decisions(
     let Some(percent) = drop_outliers_percent else {
         return 0;
     };
-    let mut readable: Vec<usize> = (0..rows.len())
+    let readable: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].status == "ok")
         .collect();
-    let count = ((f64::from(percent) / 100.0) * readable.len() as f64).round() as usize;
-    readable.sort_by(|&a, &b| {
-        let score = |i: usize| rows[i].ood_score.unwrap_or(0.0);
-        score(b).total_cmp(&score(a)).then(a.cmp(&b))
-    });
+    let unusual = crate::analysis::keep::most_unusual(
+        &readable,
+        |i| rows[i].ood_score.unwrap_or(0.0),
+        percent,
+    );
     let mut dropped = 0;
-    for &i in readable.iter().take(count) {
+    for i in unusual {
         let manual_keep = session.decisions.get(&rows[i].path).is_some_and(|d| d.keep);
         if rows[i].keep && !manual_keep {
             rows[i].keep = false;
