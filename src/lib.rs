@@ -10,6 +10,8 @@
 //! - [`store`]: everything written under `DIR/.curate/` and where the user saves: the cache,
 //!   the report, keep-lists, decisions. Every write is atomic.
 //! - [`pipeline`]: the one pass that ties them together (`curate analyze`).
+//! - [`render`]: the GPU map renderer (WGSL in `shaders/`), independent of egui.
+//! - [`ui`]: the desktop app.
 //!
 //! The binary (`src/main.rs`) is the command line on top.
 
@@ -18,4 +20,6 @@ pub mod dataset;
 pub mod embed;
 pub mod pipeline;
 pub mod progress;
+pub mod render;
 pub mod store;
+pub mod ui;

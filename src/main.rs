@@ -13,14 +13,22 @@ use curate::embed::DeviceChoice;
 use curate::pipeline::{self, Analysis, Options};
 use curate::progress::{Progress, ProgressEvent};
 use curate::store::{self, keeplist, report, session::Session};
+use curate::ui::{AppConfig, Launch};
 
 /// Find exact, near and semantic duplicates and outliers in a folder of images, prune them,
 /// and save a keep-list for training.
+///
+/// `curate DIR` opens the app on a folder; `curate` alone opens its start screen.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The dataset folder to open in the app.
+    dir: Option<PathBuf>,
+    /// Where the analysis' tensor work runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -29,8 +37,25 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Write a keep-list from the last analysis and saved decisions, without re-analysing.
     Export(ExportArgs),
-    /// Generate the built-in sample dataset, analyse it and write a keep-list.
+    /// Generate the built-in sample dataset, analyse it and write a keep-list; then open the
+    /// app on it when a display is available.
     Demo(DemoArgs),
+    /// Open the map on N synthetic points (clusters, duplicates, outliers, fake thumbnails),
+    /// for measuring and for demos.
+    Stress(StressArgs),
+}
+
+#[derive(Args, Debug)]
+struct StressArgs {
+    /// Number of points.
+    #[arg(long, default_value_t = 1_000_000)]
+    points: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Animate the camera for this many seconds, print frame-time statistics, and quit.
+    #[arg(long, value_name = "SECONDS")]
+    measure: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +117,9 @@ struct DemoArgs {
     /// Only the scenes, all 256×256 JPEG: no copies, outliers or bad files (for benchmarks).
     #[arg(long)]
     plain: bool,
+    /// Do not open the app afterwards, even when a display is available.
+    #[arg(long)]
+    no_window: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -109,7 +137,27 @@ fn parse_percent(text: &str) -> Result<f32, String> {
 
 fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
+        return open_app(launch, cli.device);
+    };
+    match command {
+        Command::Stress(args) => {
+            if !curate::ui::display_available() {
+                bail!(
+                    "`curate stress` opens a window: no display (set DISPLAY, or run under Xvfb)"
+                );
+            }
+            open_app(
+                Launch::Stress {
+                    points: args.points,
+                    seed: args.seed,
+                    measure_seconds: args.measure,
+                },
+                DeviceChoice::Auto,
+            )?;
+        }
         Command::Analyze(args) => {
             let analysis = run_analysis(&args.dir, &args.common, args.report.clone())?;
             if let Some(path) = &args.keep_list {
@@ -129,8 +177,25 @@ fn main() -> Result<()> {
                 let score = demo::evaluate(&truth, &analysis.rows);
                 println!("\n{score}");
             }
+            if !args.no_window && !args.common.json && curate::ui::display_available() {
+                println!(
+                    "\nopening the app on {} (close the window to finish)",
+                    args.dir.display()
+                );
+                open_app(Launch::Folder(args.dir.clone()), args.common.device)?;
+            }
         }
     }
+    Ok(())
+}
+
+fn open_app(launch: Launch, device: DeviceChoice) -> Result<()> {
+    let config = AppConfig {
+        launch,
+        device,
+        ..AppConfig::default()
+    };
+    curate::ui::run(config).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -17,6 +17,8 @@ pub enum DropReason {
     Outlier,
     /// A person dropped it by hand.
     Manual,
+    /// Dropped in the app for a quality score over a threshold.
+    Quality,
 }
 
 impl DropReason {
@@ -28,6 +30,7 @@ impl DropReason {
             Self::NearDuplicate => "near_duplicate",
             Self::Outlier => "outlier",
             Self::Manual => "manual",
+            Self::Quality => "quality",
         }
     }
 
@@ -39,6 +42,7 @@ impl DropReason {
             Self::NearDuplicate,
             Self::Outlier,
             Self::Manual,
+            Self::Quality,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)

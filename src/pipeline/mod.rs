@@ -36,6 +36,9 @@ pub struct Options {
     pub limits: DecodeLimits,
     /// Report location; `None` for `DIR/.curate/report.parquet`.
     pub report: Option<PathBuf>,
+    /// A device chosen by the caller (the app shares its GPU with the analysis); overrides
+    /// `device` when set.
+    pub compute: Option<ComputeDevice>,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             device: DeviceChoice::Auto,
             limits: DecodeLimits::default(),
             report: None,
+            compute: None,
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct Analysis {
     pub warnings: Vec<String>,
     /// Counts and timings.
     pub summary: Summary,
+    /// The thumbnail pack the records' [`crate::store::cache::ThumbRef`]s point into.
+    pub thumbnail_pack: PathBuf,
 }
 
 /// Counts and timings of a run (printed by the command line, `--json` for machines).
@@ -172,6 +178,7 @@ pub fn analyze(
     cache
         .save(&mut records)
         .map_err(write_err("the cache index"))?;
+    let thumbnail_pack = cache.pack_path();
 
     let (captions, caption_warnings) = captions::load(root, &scan);
     warnings.extend(caption_warnings);
@@ -198,7 +205,10 @@ pub fn analyze(
     for &row in &readable {
         features.extend_from_slice(&records[row as usize].facts().expect("readable").feature);
     }
-    let device = ComputeDevice::select(options.device)?;
+    let device = match &options.compute {
+        Some(device) => device.clone(),
+        None => ComputeDevice::select(options.device)?,
+    };
     let digest = neighbours::digest(&features, FEATURE_DIM, knn::STORED_NEIGHBOURS);
     let (graph, neighbours_cached) = if let Some(graph) = neighbours::load(root, &digest) {
         (graph, true)
@@ -327,6 +337,7 @@ pub fn analyze(
         readable,
         warnings,
         summary,
+        thumbnail_pack,
     })
 }
 
@@ -453,6 +464,7 @@ fn build_rows(
                     ood[row]
                 ),
                 keep::DropReason::Manual => "dropped by hand".to_owned(),
+                keep::DropReason::Quality => "below the quality threshold".to_owned(),
             });
             let (status, error) = match &record.outcome {
                 Outcome::Ok(_) => ("ok".to_owned(), None),

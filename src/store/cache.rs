@@ -171,7 +171,9 @@ impl Cache {
             .filter(|r| r.size == entry.size && r.mtime_ns == entry.mtime_ns && entry.mtime_ns != 0)
     }
 
-    fn pack_path(&self) -> PathBuf {
+    /// The current thumbnail pack file.
+    #[must_use]
+    pub fn pack_path(&self) -> PathBuf {
         pack_path(&self.dir, self.generation)
     }
 

@@ -279,7 +279,10 @@ pub fn apply_decisions(
                 row.drop_reason = None;
                 row.drop_detail = None;
             } else {
-                row.drop_reason = Some("manual".to_owned());
+                let kind = decision
+                    .kind
+                    .unwrap_or(crate::analysis::keep::DropReason::Manual);
+                row.drop_reason = Some(kind.as_str().to_owned());
                 row.drop_detail = Some(decision.reason.clone());
             }
         }
@@ -347,6 +350,7 @@ mod tests {
             Decision {
                 keep: true,
                 reason: "looks fine".to_owned(),
+                kind: None,
             },
         );
         session.decisions.insert(
@@ -354,6 +358,7 @@ mod tests {
             Decision {
                 keep: false,
                 reason: "lasso".to_owned(),
+                kind: None,
             },
         );
         session.decisions.insert(
@@ -361,6 +366,7 @@ mod tests {
             Decision {
                 keep: true,
                 reason: "ignored".to_owned(),
+                kind: None,
             },
         );
         let dropped = apply_decisions(&mut back, &session, Some(34.0));
@@ -375,4 +381,50 @@ mod tests {
         assert_eq!(back[1].drop_reason.as_deref(), Some("outlier"));
         assert!(!back[3].keep, "unreadable files are never kept");
     }
+}
+
+/// Writes `rows` as CSV (the decision columns and scores), atomically: `path`, `status`,
+/// `keep`, `drop_reason`, `drop_detail`, `dup_group`, `dup_kind`, `keeper`, `ood_score`,
+/// the quality scores, `caption`.
+pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
+    atomic::write_with(path, |out| {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header: Vec<String> = [
+            "path",
+            "status",
+            "keep",
+            "drop_reason",
+            "drop_detail",
+            "dup_group",
+            "dup_kind",
+            "keeper",
+            "ood_score",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        header.extend(SCORE_NAMES.iter().map(|n| format!("{n}_score")));
+        header.push("caption".to_owned());
+        writer.write_record(&header).map_err(io::Error::other)?;
+        let opt = |v: Option<f32>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
+        for row in rows {
+            let mut record = vec![
+                row.path.clone(),
+                row.status.clone(),
+                row.keep.to_string(),
+                row.drop_reason.clone().unwrap_or_default(),
+                row.drop_detail.clone().unwrap_or_default(),
+                row.dup_group.to_string(),
+                row.dup_kind.clone().unwrap_or_default(),
+                row.keeper.clone().unwrap_or_default(),
+                opt(row.ood_score),
+            ];
+            for k in 0..SCORE_NAMES.len() {
+                record.push(opt(row.quality.map(|q| q[k])));
+            }
+            record.push(row.caption.clone().unwrap_or_default());
+            writer.write_record(&record).map_err(io::Error::other)?;
+        }
+        writer.flush()?;
+        Ok(())
+    })
 }

@@ -12,8 +12,12 @@ use super::atomic;
 pub struct Decision {
     /// Keep (true) or drop (false).
     pub keep: bool,
-    /// Why, in the person's or the tool's words (e.g. "lasso", "outlier threshold 0.42").
+    /// Why, in the person's or the tool's words (e.g. "lasso", "outlier score ≥ 0.42").
     pub reason: String,
+    /// The report's `drop_reason` for a drop (`outlier` for a threshold drop, ...);
+    /// `None` means `manual`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::analysis::keep::DropReason>,
 }
 
 /// The saved decisions of one dataset.

@@ -1,0 +1,694 @@
+//! The side panels: Duplicates, Outliers, Quality, Problems on the left; Inspector and the
+//! Selection grid on the right; and the map legend.
+
+use eframe::egui::{self, Color32, RichText, Sense, Vec2};
+use egui_plot::{Bar, BarChart, Plot, VLine};
+
+use crate::analysis::keep::DropReason;
+use crate::analysis::quality::SCORE_NAMES;
+use crate::render::colormap;
+
+use super::map_view::SelectOp;
+use super::model::{DupKind, MEASURES, Source};
+use super::thumbs;
+use super::workspace::{
+    CAPTIONED, ColourMode, FullImage, Histogram, KEPT, LeftTab, RightTab, SELECTED_COLOUR,
+    Workspace, drop_colour, egui_colour,
+};
+
+/// Thumbnail side in the galleries, in UI points.
+const THUMB: f32 = 64.0;
+
+/// Draws one clickable thumbnail of `point`; `border` marks keeper / dropped / selected.
+fn thumbnail(ui: &mut egui::Ui, ws: &mut Workspace, point: u32, side: f32) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::click());
+    if ui.is_rect_visible(rect) {
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+        if let Some(texture) = ws.thumbs.texture(ui.ctx(), point) {
+            let size = texture.size_vec2();
+            let scale = (side - 4.0) / size.x.max(size.y);
+            let image_rect = egui::Rect::from_center_size(rect.center(), size * scale);
+            let tint = if ws.decisions.keep(&ws.collection, point as usize) {
+                Color32::WHITE
+            } else {
+                Color32::from_gray(90)
+            };
+            painter.image(
+                texture.id(),
+                image_rect,
+                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                tint,
+            );
+        } else if ws.thumbs.failed(point) {
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "no preview",
+                egui::FontId::proportional(10.0),
+                ui.visuals().weak_text_color(),
+            );
+        }
+        let selected = ws.selected.binary_search(&point).is_ok();
+        let border = match ws.decisions.drop_reason(&ws.collection, point as usize) {
+            _ if selected => Some(egui_colour(SELECTED_COLOUR)),
+            Some(reason) => Some(egui_colour(drop_colour(reason))),
+            None => None,
+        };
+        if let Some(colour) = border {
+            painter.rect_stroke(
+                rect,
+                2.0,
+                egui::Stroke::new(2.0, colour),
+                egui::StrokeKind::Inside,
+            );
+        }
+        if response.hovered() {
+            ws.hovered = Some(point);
+        }
+    }
+    response
+}
+
+/// The left panel.
+pub fn left(ui: &mut egui::Ui, ws: &mut Workspace) {
+    ui.horizontal(|ui| {
+        for (tab, label) in [
+            (LeftTab::Duplicates, "Duplicates"),
+            (LeftTab::Outliers, "Outliers"),
+            (LeftTab::Quality, "Quality"),
+            (LeftTab::Problems, "Problems"),
+        ] {
+            if ui.selectable_label(ws.left == tab, label).clicked() {
+                ws.left = tab;
+                match tab {
+                    LeftTab::Outliers => ws.mode = ColourMode::Outliers,
+                    LeftTab::Quality => ws.mode = ColourMode::Quality(ws.measure),
+                    LeftTab::Duplicates => ws.mode = ColourMode::Groups,
+                    LeftTab::Problems => {}
+                }
+            }
+        }
+    });
+    ui.separator();
+    match ws.left {
+        LeftTab::Duplicates => duplicates(ui, ws),
+        LeftTab::Outliers => outliers(ui, ws),
+        LeftTab::Quality => quality(ui, ws),
+        LeftTab::Problems => problems(ui, ws),
+    }
+}
+
+fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let groups = ws.collection.groups.len();
+    let members: usize = ws.collection.groups.iter().map(|g| g.members.len()).sum();
+    ui.label(format!("{groups} groups · {members} images in them"));
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(groups > 0, egui::Button::new("Drop all but keepers"))
+            .on_hover_text("In every group, keep the keeper (*) and drop the other copies")
+            .clicked()
+        {
+            ws.drop_all_but_keeper(None);
+        }
+    });
+    ui.add_space(4.0);
+    let row_height = THUMB + 30.0;
+    let order = ws.group_order.clone();
+    egui::ScrollArea::vertical()
+        .id_salt("duplicates")
+        .auto_shrink([false, false])
+        .show_rows(ui, row_height, order.len(), |ui, range| {
+            for &g in &order[range] {
+                let keeper = ws.keeper(g);
+                let members = ws.collection.groups[g as usize].members.clone();
+                let exact = members
+                    .iter()
+                    .filter(|&&m| ws.collection.dup_kind[m as usize] == DupKind::Exact)
+                    .count();
+                ui.horizontal(|ui| {
+                    let title = format!(
+                        "Group {g} · {} images{}",
+                        members.len(),
+                        if exact == members.len() {
+                            " · exact"
+                        } else if exact > 0 {
+                            " · exact + near"
+                        } else {
+                            " · near"
+                        }
+                    );
+                    if ui
+                        .link(title)
+                        .on_hover_text("Fly to the group and select it")
+                        .clicked()
+                    {
+                        ws.open_group(g);
+                    }
+                    if ui.small_button("drop all but *").clicked() {
+                        ws.drop_all_but_keeper(Some(g));
+                    }
+                });
+                ui.horizontal(|ui| {
+                    egui::ScrollArea::horizontal()
+                        .id_salt(("group", g))
+                        .show(ui, |ui| {
+                            ui.horizontal(|ui| {
+                                for &m in &members {
+                                    let response = thumbnail(ui, ws, m, THUMB);
+                                    if m == keeper {
+                                        ui.painter().text(
+                                            response.rect.left_top() + Vec2::new(3.0, 1.0),
+                                            egui::Align2::LEFT_TOP,
+                                            "*",
+                                            egui::FontId::proportional(16.0),
+                                            Color32::from_rgb(255, 215, 0),
+                                        );
+                                    }
+                                    let response = response.on_hover_text(format!(
+                                        "{}\nclick: make this the keeper",
+                                        ws.collection.path(m as usize)
+                                    ));
+                                    if response.clicked() {
+                                        ws.make_keeper(m);
+                                        ws.inspected = Some(m);
+                                    }
+                                }
+                            });
+                        });
+                });
+                ui.separator();
+            }
+        });
+}
+
+/// A histogram with a draggable threshold; returns the new threshold when it moved.
+fn histogram(ui: &mut egui::Ui, id: &str, hist: &Histogram, threshold: f32) -> Option<f32> {
+    let width = f64::from((hist.max - hist.min) / hist.bins.len() as f32);
+    let bars: Vec<Bar> = hist
+        .bins
+        .iter()
+        .enumerate()
+        .map(|(k, &count)| {
+            let x = f64::from(hist.min) + (k as f64 + 0.5) * width;
+            let colour = if x >= f64::from(threshold) {
+                Color32::from_rgb(250, 170, 60)
+            } else {
+                Color32::from_rgb(90, 140, 200)
+            };
+            // Square root of the count: the long tail stays visible next to the bulk.
+            Bar::new(x, f64::from(count).sqrt())
+                .width(width)
+                .fill(colour)
+        })
+        .collect();
+    let mut moved = None;
+    Plot::new(id)
+        .height(130.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .allow_double_click_reset(false)
+        .show_y(false)
+        .y_axis_label("sqrt(count)")
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("images", bars));
+            plot.vline(VLine::new("threshold", f64::from(threshold)).color(Color32::WHITE));
+            let response = plot.response();
+            if (response.dragged() || response.clicked())
+                && let Some(p) = plot.pointer_coordinate()
+            {
+                moved = Some((p.x as f32).clamp(hist.min, hist.max));
+            }
+        });
+    moved
+}
+
+/// A grid of thumbnails; clicking one inspects and selects it.
+fn gallery(ui: &mut egui::Ui, ws: &mut Workspace, points: &[u32], label: impl Fn(u32) -> String) {
+    let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
+    egui::Grid::new(ui.next_auto_id())
+        .spacing([4.0, 4.0])
+        .show(ui, |ui| {
+            for (k, &p) in points.iter().enumerate() {
+                let response = thumbnail(ui, ws, p, THUMB).on_hover_text(label(p));
+                if response.clicked() {
+                    ws.inspected = Some(p);
+                    ws.select(vec![p], SelectOp::Replace);
+                }
+                if (k + 1) % per_row == 0 {
+                    ui.end_row();
+                }
+            }
+        });
+}
+
+fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
+    ui.label("Outlier score: distance to the 5th nearest image outside the image's own duplicate group (cosine, built-in features). Drag on the histogram to set the threshold.");
+    if let Some(t) = histogram(ui, "ood-histogram", &ws.ood_hist, ws.ood_threshold) {
+        ws.ood_threshold = t;
+        ws.mode = ColourMode::Outliers;
+    }
+    let (lo, hi) = (ws.ood_hist.min, ws.ood_hist.max);
+    if ui
+        .add(egui::Slider::new(&mut ws.ood_threshold, lo..=hi).text("threshold"))
+        .changed()
+    {
+        ws.mode = ColourMode::Outliers;
+    }
+    let above = ws.ood_hist.at_or_above(ws.ood_threshold);
+    let share = 100.0 * above as f32 / ws.collection.len().max(1) as f32;
+    ui.label(format!("{above} images at or above ({share:.1} %)"));
+    if ui
+        .add_enabled(above > 0, egui::Button::new(format!("Drop these {above}")))
+        .clicked()
+    {
+        ws.drop_outliers();
+    }
+    ui.separator();
+    ui.label(RichText::new("Most unusual").strong());
+    let mut order: Vec<u32> = (0..ws.collection.len() as u32).collect();
+    let top = 60.min(order.len());
+    if top > 0 {
+        let ood = &ws.collection.ood;
+        order.select_nth_unstable_by(top - 1, |&a, &b| {
+            ood[b as usize].total_cmp(&ood[a as usize])
+        });
+        order.truncate(top);
+        order.sort_by(|&a, &b| ood[b as usize].total_cmp(&ood[a as usize]));
+    }
+    egui::ScrollArea::vertical()
+        .id_salt("ood-gallery")
+        .show(ui, |ui| {
+            let scores = ws.collection.ood.clone();
+            gallery(ui, ws, &order, |p| {
+                format!("outlier score {:.3}", scores[p as usize])
+            });
+        });
+}
+
+fn quality(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let before = ws.measure;
+    egui::ComboBox::from_label("measure")
+        .selected_text(SCORE_NAMES[ws.measure].replace('_', " "))
+        .show_ui(ui, |ui| {
+            for (m, name) in SCORE_NAMES.iter().enumerate() {
+                ui.selectable_value(&mut ws.measure, m, name.replace('_', " "));
+            }
+        });
+    let m = ws.measure;
+    if m != before {
+        ws.mode = ColourMode::Quality(m);
+    }
+    ui.label("Higher = more of the problem (0..1); see the report's *_score columns.");
+    let hist = ws.quality_hist(m).clone();
+    if let Some(t) = histogram(ui, "quality-histogram", &hist, ws.quality_threshold[m]) {
+        ws.quality_threshold[m] = t;
+        ws.mode = ColourMode::Quality(m);
+    }
+    if ui
+        .add(egui::Slider::new(&mut ws.quality_threshold[m], 0.0..=1.0).text("threshold"))
+        .changed()
+    {
+        ws.mode = ColourMode::Quality(m);
+    }
+    let above = hist.at_or_above(ws.quality_threshold[m]);
+    ui.label(format!("{above} images at or above"));
+    if ui
+        .add_enabled(above > 0, egui::Button::new(format!("Drop these {above}")))
+        .clicked()
+    {
+        ws.drop_quality(m);
+    }
+    ui.separator();
+    ui.label(RichText::new(format!("Worst {}", SCORE_NAMES[m].replace('_', " "))).strong());
+    let mut order: Vec<u32> = (0..ws.collection.len() as u32).collect();
+    let top = 60.min(order.len());
+    if top > 0 {
+        let c = &ws.collection;
+        let key = |p: u32| c.quality(p as usize, m);
+        order.select_nth_unstable_by(top - 1, |&a, &b| key(b).total_cmp(&key(a)));
+        order.truncate(top);
+        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
+    }
+    let values: Vec<f32> = order
+        .iter()
+        .map(|&p| ws.collection.quality(p as usize, m))
+        .collect();
+    egui::ScrollArea::vertical()
+        .id_salt("quality-gallery")
+        .show(ui, |ui| {
+            let lookup: std::collections::HashMap<u32, f32> =
+                order.iter().copied().zip(values.iter().copied()).collect();
+            gallery(ui, ws, &order, |p| {
+                format!(
+                    "{} {:.3}",
+                    SCORE_NAMES[m],
+                    lookup.get(&p).copied().unwrap_or(0.0)
+                )
+            });
+        });
+}
+
+fn problems(ui: &mut egui::Ui, ws: &Workspace) {
+    let c = &ws.collection;
+    ui.label(format!(
+        "{} files could not be read; they are never in the keep-list.",
+        c.problems.len()
+    ));
+    egui::ScrollArea::vertical()
+        .id_salt("problems")
+        .show(ui, |ui| {
+            egui::Grid::new("problems-grid")
+                .striped(true)
+                .show(ui, |ui| {
+                    for p in &c.problems {
+                        ui.label(&p.path);
+                        ui.label(RichText::new(&p.kind).color(Color32::from_rgb(240, 120, 90)));
+                        ui.end_row();
+                        ui.label(RichText::new(&p.message).weak());
+                        ui.end_row();
+                    }
+                });
+            if !c.warnings.is_empty() {
+                ui.separator();
+                ui.label(RichText::new("Warnings").strong());
+                for w in &c.warnings {
+                    ui.label(w);
+                }
+            }
+        });
+}
+
+/// The right panel.
+pub fn right(ui: &mut egui::Ui, ws: &mut Workspace) {
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut ws.right, RightTab::Inspector, "Inspector");
+        let label = format!("Selection ({})", ws.selected.len());
+        ui.selectable_value(&mut ws.right, RightTab::Selection, label);
+    });
+    ui.separator();
+    match ws.right {
+        RightTab::Inspector => inspector(ui, ws),
+        RightTab::Selection => selection(ui, ws),
+    }
+}
+
+fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let Some(point) = ws.hovered.or(ws.inspected) else {
+        ui.label("Hover over the map or click an image to inspect it.");
+        return;
+    };
+    let i = point as usize;
+    full_image(ui, ws, point);
+    let c = &ws.collection;
+    ui.label(RichText::new(c.path(i)).strong());
+    if let Some(row) = c.row(i) {
+        ui.label(format!(
+            "{} x {} px · {:.1} KB",
+            row.width.unwrap_or(0),
+            row.height.unwrap_or(0),
+            row.size_bytes as f64 / 1024.0
+        ));
+        if let Some(caption) = &row.caption {
+            ui.label(RichText::new(format!("“{caption}”")).italics());
+        }
+        if let Some(err) = &row.caption_error {
+            ui.label(
+                RichText::new(format!("caption: {err}")).color(Color32::from_rgb(240, 120, 90)),
+            );
+        }
+    }
+    let keep = ws.decisions.keep(c, i);
+    let status = match (ws.decisions.mark(i), ws.decisions.drop_reason(c, i)) {
+        (Some(mark), _) => format!(
+            "{} by you: {}",
+            if mark.keep { "kept" } else { "dropped" },
+            ws.decisions.reason_text(mark)
+        ),
+        (None, None) => "kept by the analysis".to_owned(),
+        (None, Some(reason)) => c
+            .row(i)
+            .and_then(|r| r.drop_detail.clone())
+            .unwrap_or_else(|| format!("dropped by the analysis: {}", reason.as_str())),
+    };
+    let colour = if keep {
+        egui_colour(KEPT)
+    } else {
+        egui_colour(drop_colour(
+            ws.decisions.drop_reason(c, i).unwrap_or(DropReason::Manual),
+        ))
+    };
+    ui.label(RichText::new(status).color(colour));
+    ui.horizontal(|ui| {
+        if ui.button("Keep (K)").clicked() {
+            ws.mark_point(point, true);
+        }
+        if ui.button("Drop (D)").clicked() {
+            ws.mark_point(point, false);
+        }
+        if ws.decisions.mark(i).is_some() && ui.button("Reset").clicked() {
+            ws.decisions.clear("reset", &[point]);
+        }
+    });
+    let c = &ws.collection;
+    egui::Grid::new("scores").striped(true).show(ui, |ui| {
+        ui.label("outlier score");
+        ui.label(format!("{:.3}", c.ood[i]));
+        ui.end_row();
+        for (m, name) in SCORE_NAMES.iter().enumerate().take(MEASURES) {
+            ui.label(name.replace('_', " "));
+            let v = c
+                .row(i)
+                .and_then(|r| r.quality)
+                .map_or(c.quality(i, m), |q| q[m]);
+            ui.label(format!("{v:.3}"));
+            ui.end_row();
+        }
+    });
+    let g = c.group[i];
+    if g >= 0 {
+        let members: Vec<u32> = c.groups[g as usize]
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != point)
+            .collect();
+        ui.label(RichText::new(format!("Duplicates (group {g})")).strong());
+        ui.horizontal_wrapped(|ui| {
+            for m in members {
+                let path = ws.collection.path(m as usize);
+                if thumbnail(ui, ws, m, 56.0).on_hover_text(path).clicked() {
+                    ws.inspected = Some(m);
+                }
+            }
+        });
+    }
+}
+
+fn full_image(ui: &mut egui::Ui, ws: &mut Workspace, point: u32) {
+    let current = match &ws.full {
+        Some(FullImage::Loading(p, _) | FullImage::Ready(p, _) | FullImage::Failed(p, _)) => {
+            Some(*p)
+        }
+        None => None,
+    };
+    if current != Some(point) {
+        ws.full = match &*ws.collection.source {
+            Source::Dataset { root, .. } => {
+                let (send, receive) = std::sync::mpsc::channel();
+                let root = root.clone();
+                let path = ws.collection.path(point as usize);
+                let ctx = ui.ctx().clone();
+                std::thread::spawn(move || {
+                    send.send(thumbs::load_full(&root, &path, 1024)).ok();
+                    ctx.request_repaint();
+                });
+                Some(FullImage::Loading(point, receive))
+            }
+            Source::Synthetic { .. } => None,
+        };
+    }
+    if let Some(FullImage::Loading(p, receive)) = &ws.full
+        && let Ok(result) = receive.try_recv()
+    {
+        let p = *p;
+        ws.full = Some(match result {
+            Ok(image) => FullImage::Ready(
+                p,
+                ui.ctx().load_texture(
+                    format!("curate-full-{p}"),
+                    image,
+                    egui::TextureOptions::LINEAR,
+                ),
+            ),
+            Err(err) => FullImage::Failed(p, err),
+        });
+    }
+    let width = ui.available_width().min(420.0);
+    let texture = match &ws.full {
+        Some(FullImage::Ready(_, texture)) => Some(texture.clone()),
+        Some(FullImage::Failed(_, err)) => {
+            ui.label(RichText::new(err).color(Color32::from_rgb(240, 120, 90)));
+            None
+        }
+        _ => ws.thumbs.texture(ui.ctx(), point),
+    };
+    if let Some(texture) = texture {
+        let size = texture.size_vec2();
+        let scale = (width / size.x).min(320.0 / size.y);
+        ui.image((texture.id(), size * scale));
+    }
+}
+
+/// Selected points shown per page of the selection grid.
+pub const PAGE: usize = 60;
+
+fn selection(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let n = ws.selected.len();
+    ui.label(format!("{n} selected"));
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(n > 0, egui::Button::new("Keep (K)"))
+            .clicked()
+        {
+            ws.mark_selection(true);
+        }
+        if ui
+            .add_enabled(n > 0, egui::Button::new("Drop (D)"))
+            .clicked()
+        {
+            ws.mark_selection(false);
+        }
+        if ui
+            .add_enabled(n > 0, egui::Button::new("Reset (U)"))
+            .on_hover_text("Back to the analysis' own decision")
+            .clicked()
+        {
+            ws.reset_selection();
+        }
+    });
+    let pages = n.div_ceil(PAGE).max(1);
+    ws.page = ws.page.min(pages - 1);
+    ui.horizontal(|ui| {
+        if ui
+            .add_enabled(ws.page > 0, egui::Button::new("<"))
+            .clicked()
+        {
+            ws.page -= 1;
+        }
+        ui.label(format!("page {} of {pages}", ws.page + 1));
+        if ui
+            .add_enabled(ws.page + 1 < pages, egui::Button::new(">"))
+            .clicked()
+        {
+            ws.page += 1;
+        }
+    });
+    let start = ws.page * PAGE;
+    let shown: Vec<u32> = ws.selected[start.min(n)..(start + PAGE).min(n)].to_vec();
+    egui::ScrollArea::vertical()
+        .id_salt("selection-grid")
+        .show(ui, |ui| {
+            let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
+            egui::Grid::new("selection-thumbs")
+                .spacing([4.0, 4.0])
+                .show(ui, |ui| {
+                    for (k, &p) in shown.iter().enumerate() {
+                        let path = ws.collection.path(p as usize);
+                        if thumbnail(ui, ws, p, THUMB).on_hover_text(path).clicked() {
+                            ws.inspected = Some(p);
+                            ws.right = RightTab::Inspector;
+                        }
+                        if (k + 1) % per_row == 0 {
+                            ui.end_row();
+                        }
+                    }
+                });
+        });
+}
+
+/// The legend of the current colour mode, drawn over the map's corner.
+pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
+    let swatch = |ui: &mut egui::Ui, colour: Color32, text: &str| {
+        ui.horizontal(|ui| {
+            let (rect, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+            ui.painter().circle_filled(rect.center(), 5.0, colour);
+            ui.label(text);
+        });
+    };
+    let gradient = |ui: &mut egui::Ui, lo: f32, hi: f32, threshold: f32| {
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
+        let steps = 32;
+        for k in 0..steps {
+            let t = k as f32 / steps as f32;
+            let [r, g, b] = colormap::viridis(t);
+            let x0 = rect.left() + rect.width() * t;
+            let x1 = rect.left() + rect.width() * (t + 1.0 / steps as f32);
+            ui.painter().rect_filled(
+                egui::Rect::from_x_y_ranges(x0..=x1, rect.y_range()),
+                0.0,
+                Color32::from_rgb(r, g, b),
+            );
+        }
+        let tx =
+            rect.left() + rect.width() * ((threshold - lo) / (hi - lo).max(1e-6)).clamp(0.0, 1.0);
+        ui.painter()
+            .vline(tx, rect.y_range(), egui::Stroke::new(2.0, Color32::WHITE));
+        ui.horizontal(|ui| {
+            ui.label(format!("{lo:.2}"));
+            ui.label(format!("threshold {threshold:.3} (brighter at or above)"));
+            ui.label(format!("{hi:.2}"));
+        });
+    };
+    ui.label(RichText::new(ws.mode.label()).strong());
+    match ws.mode {
+        ColourMode::Groups => {
+            for g in ws.group_order.iter().take(4) {
+                swatch(
+                    ui,
+                    egui_colour(colormap::category(u64::from(*g))),
+                    &format!("group {g}"),
+                );
+            }
+            swatch(ui, Color32::from_gray(140), "no duplicates");
+        }
+        ColourMode::Outliers => gradient(
+            ui,
+            ws.ood_hist.quantile(0.01),
+            ws.ood_hist.quantile(0.999),
+            ws.ood_threshold,
+        ),
+        ColourMode::Quality(m) => gradient(ui, 0.0, 1.0, ws.quality_threshold[m]),
+        ColourMode::Decision => {
+            swatch(ui, egui_colour(KEPT), &format!("kept ({})", ws.counts.kept));
+            for reason in [
+                DropReason::ExactDuplicate,
+                DropReason::NearDuplicate,
+                DropReason::Outlier,
+                DropReason::Quality,
+                DropReason::Manual,
+            ] {
+                let count = ws.counts.dropped.get(reason.as_str()).copied().unwrap_or(0);
+                swatch(
+                    ui,
+                    egui_colour(drop_colour(reason)),
+                    &format!("{} ({count})", reason.as_str().replace('_', " ")),
+                );
+            }
+        }
+        ColourMode::Selection => {
+            swatch(
+                ui,
+                egui_colour(SELECTED_COLOUR),
+                &format!("selected ({})", ws.selected.len()),
+            );
+            swatch(ui, Color32::from_gray(140), "not selected");
+        }
+        ColourMode::Caption => {
+            swatch(ui, egui_colour(CAPTIONED), "has a caption");
+            swatch(ui, Color32::from_gray(140), "no caption");
+        }
+    }
+}

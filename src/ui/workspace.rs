@@ -1,0 +1,807 @@
+//! One open collection: its points, decisions, selection, colour mode and thresholds, and
+//! every action the panels and shortcuts perform on them.
+
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use eframe::egui;
+use rayon::prelude::*;
+
+use crate::analysis::keep::DropReason;
+use crate::analysis::quality::SCORE_NAMES;
+use crate::render::colormap;
+use crate::render::gpu::{self, DROPPED, SELECTED};
+use crate::store::{keeplist, report};
+
+use super::decisions::{Counts, Decisions};
+use super::job::Loaded;
+use super::map_view::{MapView, SelectOp};
+use super::model::{Collection, MEASURES, Source};
+use super::select::{Grid, Picker};
+use super::thumbs::Thumbs;
+
+/// What the point colours show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColourMode {
+    /// Duplicate groups, one colour each.
+    Groups,
+    /// Outlier score (viridis), brighter over the threshold.
+    Outliers,
+    /// One quality measure (viridis), brighter over its threshold.
+    Quality(usize),
+    /// Kept, or dropped by reason.
+    Decision,
+    /// Selected or not.
+    Selection,
+    /// Has a caption or not.
+    Caption,
+}
+
+impl ColourMode {
+    /// Every mode, in menu order.
+    #[must_use]
+    pub fn all() -> Vec<Self> {
+        let mut all = vec![Self::Groups, Self::Outliers];
+        all.extend((0..MEASURES).map(Self::Quality));
+        all.extend([Self::Decision, Self::Selection, Self::Caption]);
+        all
+    }
+
+    /// The menu label.
+    #[must_use]
+    pub fn label(self) -> String {
+        match self {
+            Self::Groups => "Duplicate groups".to_owned(),
+            Self::Outliers => "Outlier score".to_owned(),
+            Self::Quality(m) => format!("Quality: {}", SCORE_NAMES[m].replace('_', " ")),
+            Self::Decision => "Keep / drop".to_owned(),
+            Self::Selection => "Selection".to_owned(),
+            Self::Caption => "Caption present".to_owned(),
+        }
+    }
+
+    /// A short name (snapshots, the stress report).
+    #[must_use]
+    pub fn slug(self) -> String {
+        match self {
+            Self::Groups => "groups".to_owned(),
+            Self::Outliers => "outliers".to_owned(),
+            Self::Quality(m) => format!("quality-{}", SCORE_NAMES[m]),
+            Self::Decision => "decision".to_owned(),
+            Self::Selection => "selection".to_owned(),
+            Self::Caption => "caption".to_owned(),
+        }
+    }
+}
+
+/// Colours of the keep/drop mode.
+pub const KEPT: [u8; 3] = [80, 190, 120];
+/// Drop reason colours, in [`DropReason`] order of [`drop_colour`].
+#[must_use]
+pub fn drop_colour(reason: DropReason) -> [u8; 3] {
+    match reason {
+        DropReason::ExactDuplicate => [230, 75, 75],
+        DropReason::NearDuplicate => [245, 150, 55],
+        DropReason::Outlier => [170, 110, 235],
+        DropReason::Quality => [230, 205, 70],
+        DropReason::Manual => [240, 110, 185],
+    }
+}
+/// Selected points in the selection mode.
+pub const SELECTED_COLOUR: [u8; 3] = [255, 200, 60];
+/// Captioned points in the caption mode.
+pub const CAPTIONED: [u8; 3] = [80, 160, 240];
+
+/// A histogram of one score.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram {
+    /// Lowest value.
+    pub min: f32,
+    /// Highest value.
+    pub max: f32,
+    /// Counts per bin.
+    pub bins: Vec<u32>,
+    /// Values sorted (for percentiles and "how many above").
+    sorted: Vec<f32>,
+}
+
+impl Histogram {
+    /// 64 bins over the values' range.
+    #[must_use]
+    pub fn new(values: Vec<f32>) -> Self {
+        let mut sorted = values;
+        sorted.par_sort_unstable_by(f32::total_cmp);
+        let (min, max) = match (sorted.first(), sorted.last()) {
+            (Some(&a), Some(&b)) => (a, b.max(a + 1e-6)),
+            _ => (0.0, 1.0),
+        };
+        let mut bins = vec![0_u32; 64];
+        for &v in &sorted {
+            let b = (((v - min) / (max - min)) * 64.0) as usize;
+            bins[b.min(63)] += 1;
+        }
+        Self {
+            min,
+            max,
+            bins,
+            sorted,
+        }
+    }
+
+    /// How many values are >= `threshold`.
+    #[must_use]
+    pub fn at_or_above(&self, threshold: f32) -> usize {
+        self.sorted.len() - self.sorted.partition_point(|&v| v < threshold)
+    }
+
+    /// The value at quantile `q` (0..=1).
+    #[must_use]
+    pub fn quantile(&self, q: f32) -> f32 {
+        if self.sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.sorted.len() - 1) as f32 * q.clamp(0.0, 1.0)).round() as usize;
+        self.sorted[i]
+    }
+}
+
+/// The inspector's full-size image.
+pub enum FullImage {
+    /// Decoding on a thread.
+    Loading(u32, Receiver<Result<egui::ColorImage, String>>),
+    /// Ready.
+    Ready(u32, egui::TextureHandle),
+    /// Could not be read.
+    Failed(u32, String),
+}
+
+impl std::fmt::Debug for FullImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Loading(p, _) => write!(f, "Loading({p})"),
+            Self::Ready(p, _) => write!(f, "Ready({p})"),
+            Self::Failed(p, e) => write!(f, "Failed({p}, {e})"),
+        }
+    }
+}
+
+/// The panel on the left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeftTab {
+    /// Duplicate groups.
+    Duplicates,
+    /// Outlier histogram and gallery.
+    Outliers,
+    /// Quality histograms and gallery.
+    Quality,
+    /// Unreadable files and warnings.
+    Problems,
+}
+
+/// The panel on the right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RightTab {
+    /// The hovered or clicked image.
+    Inspector,
+    /// The selection's thumbnails.
+    Selection,
+}
+
+/// An open collection and the user's work on it.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The points.
+    pub collection: Collection,
+    /// Selection grid.
+    pub grid: Grid,
+    /// Hover tree.
+    pub picker: Picker,
+    /// The user's marks.
+    pub decisions: Decisions,
+    /// The map.
+    pub map: MapView,
+    /// Thumbnails.
+    pub thumbs: Thumbs,
+    /// Colour mode.
+    pub mode: ColourMode,
+    /// Outlier threshold.
+    pub ood_threshold: f32,
+    /// The quality measure shown in the Quality panel.
+    pub measure: usize,
+    /// Quality thresholds, per measure.
+    pub quality_threshold: [f32; MEASURES],
+    /// Selected points, sorted.
+    pub selected: Vec<u32>,
+    /// The point under the pointer.
+    pub hovered: Option<u32>,
+    /// The point last clicked (shown in the inspector when nothing is hovered).
+    pub inspected: Option<u32>,
+    /// The inspector's full-size image.
+    pub full: Option<FullImage>,
+    /// Counts of the effective decisions.
+    pub counts: Counts,
+    /// Left panel tab.
+    pub left: LeftTab,
+    /// Right panel tab.
+    pub right: RightTab,
+    /// Selection grid page.
+    pub page: usize,
+    /// Group ids, largest group first.
+    pub group_order: Vec<u32>,
+    /// Outlier score histogram.
+    pub ood_hist: Histogram,
+    quality_hist: Vec<Option<Histogram>>,
+    /// What the GPU colours were computed for.
+    drawn: Option<(ColourMode, u32, u64, u64, bool)>,
+    flags_drawn: Option<(u64, u64)>,
+    selection_generation: u64,
+    /// Decisions generation last saved to the session file.
+    pub saved_generation: u64,
+    /// When the decisions last changed.
+    pub changed_at: Instant,
+    /// The last autosave failure.
+    pub save_error: Option<String>,
+}
+
+impl Workspace {
+    /// Opens a loaded collection.
+    #[must_use]
+    pub fn new(loaded: Loaded) -> Self {
+        let Loaded {
+            collection,
+            grid,
+            picker,
+            decisions,
+            ..
+        } = loaded;
+        let map = MapView::new(&collection);
+        let thumbs = Thumbs::new(std::sync::Arc::clone(&collection.source));
+        let mut group_order: Vec<u32> = (0..collection.groups.len() as u32).collect();
+        group_order
+            .sort_by_key(|&g| std::cmp::Reverse(collection.groups[g as usize].members.len()));
+        let ood_hist = Histogram::new(collection.ood.clone());
+        // Default threshold: the top 1 % most unusual.
+        let ood_threshold = ood_hist.quantile(0.99);
+        let counts = decisions.counts(&collection);
+        let saved_generation = decisions.generation;
+        Self {
+            map,
+            thumbs,
+            mode: ColourMode::Groups,
+            ood_threshold,
+            measure: 2,
+            quality_threshold: [0.5, 0.95, 0.5, 0.7, 0.8, 0.5, 0.5],
+            selected: Vec::new(),
+            hovered: None,
+            inspected: None,
+            full: None,
+            counts,
+            left: LeftTab::Duplicates,
+            right: RightTab::Inspector,
+            page: 0,
+            group_order,
+            ood_hist,
+            quality_hist: vec![None; MEASURES],
+            drawn: None,
+            flags_drawn: None,
+            selection_generation: 0,
+            saved_generation,
+            changed_at: Instant::now(),
+            save_error: None,
+            collection,
+            grid,
+            picker,
+            decisions,
+        }
+    }
+
+    /// The histogram of quality measure `m` (computed on first use).
+    pub fn quality_hist(&mut self, m: usize) -> &Histogram {
+        if self.quality_hist[m].is_none() {
+            let values = (0..self.collection.len())
+                .map(|i| self.collection.quality(i, m))
+                .collect();
+            self.quality_hist[m] = Some(Histogram::new(values));
+        }
+        self.quality_hist[m].as_ref().expect("computed above")
+    }
+
+    /// Updates the GPU colours and flags when what they depend on changed.
+    pub fn refresh(&mut self, dark: bool) {
+        let key = (
+            self.mode,
+            match self.mode {
+                ColourMode::Outliers => self.ood_threshold.to_bits(),
+                ColourMode::Quality(m) => self.quality_threshold[m].to_bits(),
+                _ => 0,
+            },
+            if self.mode == ColourMode::Decision {
+                self.decisions.generation
+            } else {
+                0
+            },
+            if self.mode == ColourMode::Selection {
+                self.selection_generation
+            } else {
+                0
+            },
+            dark,
+        );
+        if self.drawn != Some(key) {
+            let colours = self.colours(dark);
+            self.map.set_colours(colours);
+            self.drawn = Some(key);
+        }
+        let flag_key = (self.decisions.generation, self.selection_generation);
+        if self.flags_drawn != Some(flag_key) {
+            let c = &self.collection;
+            let d = &self.decisions;
+            let mut flags = vec![0_u32; c.len()];
+            flags.par_iter_mut().enumerate().for_each(|(i, f)| {
+                if !d.keep(c, i) {
+                    *f |= DROPPED;
+                }
+            });
+            for &s in &self.selected {
+                flags[s as usize] |= SELECTED;
+            }
+            self.map.set_flags(flags);
+            self.flags_drawn = Some(flag_key);
+            self.counts = self.decisions.counts(&self.collection);
+        }
+    }
+
+    /// Packed point colours for the current mode.
+    #[must_use]
+    pub fn colours(&self, dark: bool) -> Vec<u32> {
+        let c = &self.collection;
+        let decisions = &self.decisions;
+        let neutral = if dark {
+            [125, 135, 155]
+        } else {
+            [105, 115, 135]
+        };
+        let n = c.len();
+        let pack = colormap::packed;
+        match self.mode {
+            ColourMode::Groups => (0..n)
+                .into_par_iter()
+                .map(|i| match c.group[i] {
+                    g if g >= 0 => pack(colormap::category(g as u64), 255),
+                    _ => pack(neutral, 110),
+                })
+                .collect(),
+            ColourMode::Outliers => {
+                let (lo, hi) = (self.ood_hist.quantile(0.01), self.ood_hist.quantile(0.999));
+                let t = self.ood_threshold;
+                (0..n)
+                    .into_par_iter()
+                    .map(|i| scalar_colour(c.ood[i], lo, hi, t))
+                    .collect()
+            }
+            ColourMode::Quality(m) => {
+                let t = self.quality_threshold[m];
+                (0..n)
+                    .into_par_iter()
+                    .map(|i| scalar_colour(c.quality(i, m), 0.0, 1.0, t))
+                    .collect()
+            }
+            ColourMode::Decision => (0..n)
+                .into_par_iter()
+                .map(|i| match decisions.drop_reason(c, i) {
+                    None => pack(KEPT, 200),
+                    Some(reason) => pack(drop_colour(reason), 255),
+                })
+                .collect(),
+            ColourMode::Selection => {
+                let mut colours = vec![pack(neutral, 90); n];
+                for &s in &self.selected {
+                    colours[s as usize] = pack(SELECTED_COLOUR, 255);
+                }
+                colours
+            }
+            ColourMode::Caption => (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    if c.captioned[i] {
+                        pack(CAPTIONED, 220)
+                    } else {
+                        pack(neutral, 120)
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Changes the selection.
+    pub fn select(&mut self, points: Vec<u32>, op: SelectOp) {
+        self.selected = match op {
+            SelectOp::Replace => points,
+            SelectOp::Add => merge_sorted(&self.selected, &points),
+            SelectOp::Subtract => subtract_sorted(&self.selected, &points),
+        };
+        self.selection_generation += 1;
+        self.page = 0;
+    }
+
+    /// Selects every point.
+    pub fn select_all(&mut self) {
+        self.select(
+            (0..self.collection.len() as u32).collect(),
+            SelectOp::Replace,
+        );
+    }
+
+    /// Selects every point not selected.
+    pub fn invert_selection(&mut self) {
+        let all: Vec<u32> = (0..self.collection.len() as u32).collect();
+        let inverted = subtract_sorted(&all, &self.selected);
+        self.select(inverted, SelectOp::Replace);
+    }
+
+    /// Selects the duplicate group of `point` (nothing when it has none).
+    pub fn select_group_of(&mut self, point: u32, op: SelectOp) -> bool {
+        let g = self.collection.group[point as usize];
+        if g < 0 {
+            return false;
+        }
+        let mut members = self.collection.groups[g as usize].members.clone();
+        members.sort_unstable();
+        self.select(members, op);
+        true
+    }
+
+    /// Flies the map to group `g` and selects it.
+    pub fn open_group(&mut self, g: u32) {
+        let mut members = self.collection.groups[g as usize].members.clone();
+        members.sort_unstable();
+        let positions: Vec<[f32; 2]> = members
+            .iter()
+            .map(|&m| self.collection.positions[m as usize])
+            .collect();
+        self.map.fly_to(super::model::bounds(&positions), 40.0);
+        self.inspected = members.first().copied();
+        self.select(members, SelectOp::Replace);
+    }
+
+    fn touched(&mut self) {
+        self.changed_at = Instant::now();
+    }
+
+    /// Marks the selection kept or dropped (by hand).
+    pub fn mark_selection(&mut self, keep: bool) -> usize {
+        let label = format!(
+            "{} {} selected",
+            if keep { "keep" } else { "drop" },
+            self.selected.len()
+        );
+        let reason = if keep {
+            "kept by hand"
+        } else {
+            "dropped by hand"
+        };
+        let selected = self.selected.clone();
+        let changed = self.decisions.apply(
+            &label,
+            reason,
+            selected.into_iter().map(|p| (p, keep, None)),
+        );
+        self.touched();
+        changed
+    }
+
+    /// Removes the marks of the selection (back to the analysis' decisions).
+    pub fn reset_selection(&mut self) -> usize {
+        let label = format!("reset {} selected", self.selected.len());
+        let selected = self.selected.clone();
+        let changed = self.decisions.clear(&label, &selected);
+        self.touched();
+        changed
+    }
+
+    /// Marks one point.
+    pub fn mark_point(&mut self, point: u32, keep: bool) {
+        let label = format!(
+            "{} {}",
+            if keep { "keep" } else { "drop" },
+            self.collection.path(point as usize)
+        );
+        let reason = if keep {
+            "kept by hand"
+        } else {
+            "dropped by hand"
+        };
+        self.decisions.apply(&label, reason, [(point, keep, None)]);
+        self.touched();
+    }
+
+    /// The current keeper of group `g`: the one kept member when exactly one is kept, else
+    /// the analysis' keeper.
+    #[must_use]
+    pub fn keeper(&self, g: u32) -> u32 {
+        let group = &self.collection.groups[g as usize];
+        let kept: Vec<u32> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| self.decisions.keep(&self.collection, m as usize))
+            .collect();
+        if kept.len() == 1 {
+            kept[0]
+        } else {
+            group.keeper
+        }
+    }
+
+    fn keeper_changes(&self, g: u32, keeper: u32) -> Vec<(u32, bool, Option<DropReason>)> {
+        let c = &self.collection;
+        c.groups[g as usize]
+            .members
+            .iter()
+            .map(|&m| {
+                let kind = if c.dup_kind[m as usize] == super::model::DupKind::Exact
+                    && c.dup_kind[keeper as usize] == super::model::DupKind::Exact
+                {
+                    DropReason::ExactDuplicate
+                } else {
+                    DropReason::NearDuplicate
+                };
+                (m, m == keeper, Some(kind))
+            })
+            .collect()
+    }
+
+    /// Makes `point` the keeper of its group: kept, every other member dropped.
+    pub fn make_keeper(&mut self, point: u32) {
+        let g = self.collection.group[point as usize];
+        if g < 0 {
+            return;
+        }
+        let path = self.collection.path(point as usize);
+        let changes = self.keeper_changes(g as u32, point);
+        self.decisions.apply(
+            &format!("make {path} the keeper"),
+            &format!("duplicate of {path}"),
+            changes,
+        );
+        self.touched();
+    }
+
+    /// Drops every member but the keeper, in group `g` or (`None`) in every group.
+    pub fn drop_all_but_keeper(&mut self, g: Option<u32>) -> usize {
+        let groups: Vec<u32> = match g {
+            Some(g) => vec![g],
+            None => (0..self.collection.groups.len() as u32).collect(),
+        };
+        let mut changes = Vec::new();
+        for g in &groups {
+            let keeper = self.keeper(*g);
+            changes.extend(self.keeper_changes(*g, keeper));
+        }
+        let label = match g {
+            Some(g) => format!("drop all but the keeper of group {g}"),
+            None => format!("drop all but the keepers of {} groups", groups.len()),
+        };
+        let changed = self
+            .decisions
+            .apply(&label, "duplicate of the group's keeper", changes);
+        self.touched();
+        changed
+    }
+
+    /// Drops every image whose outlier score is at or over the threshold.
+    pub fn drop_outliers(&mut self) -> usize {
+        let t = self.ood_threshold;
+        let points: Vec<u32> = (0..self.collection.len() as u32)
+            .filter(|&i| self.collection.ood[i as usize] >= t)
+            .collect();
+        let label = format!("drop {} outliers (score >= {t:.3})", points.len());
+        let changed = self.decisions.apply(
+            &label,
+            &format!("outlier score >= {t:.3}"),
+            points
+                .into_iter()
+                .map(|p| (p, false, Some(DropReason::Outlier))),
+        );
+        self.touched();
+        changed
+    }
+
+    /// Drops every image whose quality measure `m` is at or over its threshold.
+    pub fn drop_quality(&mut self, m: usize) -> usize {
+        let t = self.quality_threshold[m];
+        let points: Vec<u32> = (0..self.collection.len() as u32)
+            .filter(|&i| self.collection.quality(i as usize, m) >= t)
+            .collect();
+        let name = SCORE_NAMES[m];
+        let label = format!("drop {} {name} >= {t:.2}", points.len());
+        let changed = self.decisions.apply(
+            &label,
+            &format!("{name} score >= {t:.2}"),
+            points
+                .into_iter()
+                .map(|p| (p, false, Some(DropReason::Quality))),
+        );
+        self.touched();
+        changed
+    }
+
+    /// Undo.
+    pub fn undo(&mut self) -> Option<String> {
+        let label = self.decisions.undo();
+        self.touched();
+        label
+    }
+
+    /// Redo.
+    pub fn redo(&mut self) -> Option<String> {
+        let label = self.decisions.redo();
+        self.touched();
+        label
+    }
+
+    /// Saves the decisions to `DIR/.curate/session.json` (datasets only).
+    pub fn save_session(&mut self) -> Result<(), String> {
+        let Some(root) = self.collection.root().cloned() else {
+            return Ok(());
+        };
+        let session = self.decisions.to_session(&self.collection);
+        match session.save(&root) {
+            Ok(()) => {
+                self.saved_generation = self.decisions.generation;
+                self.save_error = None;
+                Ok(())
+            }
+            Err(err) => {
+                let message = format!("could not save the decisions: {err}");
+                self.save_error = Some(message.clone());
+                Err(message)
+            }
+        }
+    }
+
+    /// Whether there are decisions not yet saved.
+    #[must_use]
+    pub fn unsaved(&self) -> bool {
+        self.saved_generation != self.decisions.generation && self.collection.root().is_some()
+    }
+
+    /// The report rows with the effective decisions applied (what the keep-list and the
+    /// decision export write). Unreadable files are never kept.
+    #[must_use]
+    pub fn effective_rows(&self) -> Vec<report::ReportRow> {
+        let Source::Dataset {
+            rows, point_row, ..
+        } = &*self.collection.source
+        else {
+            return Vec::new();
+        };
+        let mut rows = rows.clone();
+        for (point, &row) in point_row.iter().enumerate() {
+            let r = &mut rows[row as usize];
+            let Some(mark) = self.decisions.mark(point) else {
+                continue;
+            };
+            r.keep = mark.keep;
+            if mark.keep {
+                r.drop_reason = None;
+                r.drop_detail = None;
+            } else {
+                r.drop_reason = Some(mark.kind.unwrap_or(DropReason::Manual).as_str().to_owned());
+                r.drop_detail = Some(self.decisions.reason_text(mark).to_owned());
+            }
+        }
+        rows
+    }
+
+    /// Writes the keep-list (same format as `curate analyze --keep-list`), atomically.
+    pub fn save_keep_list(&self, path: &Path) -> Result<usize, String> {
+        let rows = self.effective_rows();
+        if rows.is_empty() && !self.collection.is_empty() {
+            return Err("stress-mode points have no files to list".to_owned());
+        }
+        keeplist::write(
+            path,
+            rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+        )
+        .map_err(|err| format!("could not write {}: {err}", path.display()))
+    }
+
+    /// Writes every file's decision, reason, group and scores as CSV or parquet (by
+    /// extension), atomically.
+    pub fn export_decisions(&self, path: &Path) -> Result<usize, String> {
+        let rows = self.effective_rows();
+        if rows.is_empty() && !self.collection.is_empty() {
+            return Err("stress-mode points have no files to export".to_owned());
+        }
+        let parquet = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+        let written = if parquet {
+            report::write(path, &rows)
+        } else {
+            report::write_csv(path, &rows)
+        };
+        written
+            .map(|()| rows.len())
+            .map_err(|err| format!("could not write {}: {err}", path.display()))
+    }
+}
+
+fn scalar_colour(value: f32, lo: f32, hi: f32, threshold: f32) -> u32 {
+    let t = (value - lo) / (hi - lo).max(1e-6);
+    let alpha = if value >= threshold { 255 } else { 70 };
+    colormap::viridis_packed(t, alpha)
+}
+
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+fn subtract_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for &x in a {
+        while j < b.len() && b[j] < x {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != x {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// Packs a colour for egui.
+#[must_use]
+pub fn egui_colour(rgb: [u8; 3]) -> egui::Color32 {
+    egui::Color32::from_rgb(rgb[0], rgb[1], rgb[2])
+}
+
+/// The unpacked colour of a packed point colour, for legends.
+#[must_use]
+pub fn unpacked(colour: u32) -> egui::Color32 {
+    let [r, g, b, _] = gpu::unpack_rgba(colour);
+    egui::Color32::from_rgb(r, g, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_set_operations() {
+        assert_eq!(merge_sorted(&[1, 3, 5], &[2, 3, 9]), [1, 2, 3, 5, 9]);
+        assert_eq!(subtract_sorted(&[1, 2, 3, 5, 9], &[2, 9, 10]), [1, 3, 5]);
+    }
+
+    #[test]
+    fn histogram_counts_and_quantiles() {
+        let h = Histogram::new((0..100).map(|v| v as f32).collect());
+        assert_eq!(h.bins.iter().sum::<u32>(), 100);
+        assert_eq!(h.at_or_above(90.0), 10);
+        assert!((h.quantile(0.5) - 50.0).abs() <= 1.0);
+    }
+}

@@ -1,0 +1,265 @@
+//! The real app, headless (`egui_kittest` on wgpu): open the demo folder, wait for the
+//! analysis, lasso a region with drag events and compare with a CPU point-in-polygon
+//! reference, drop, undo, save a keep-list, reopen and find the decisions restored; zoom in
+//! and see thumbnails; snapshots of the map in each colour mode.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use curate::analysis::keep::DropReason;
+use curate::embed::DeviceChoice;
+use curate::store::keeplist;
+use curate::ui::map_view::Tool;
+use curate::ui::select::lasso_reference;
+use curate::ui::workspace::ColourMode;
+use curate::ui::{AppConfig, CurateApp, Launch};
+use eframe::egui::{self, Key, Modifiers, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+fn open(dir: &std::path::Path) -> Harness<'static, CurateApp> {
+    let config = AppConfig {
+        launch: Launch::Folder(dir.to_owned()),
+        device: DeviceChoice::Cpu,
+        remember_recent: false,
+    };
+    let mut harness = Harness::builder()
+        .with_size([1400.0, 860.0])
+        .wgpu()
+        .build_eframe(move |cc| CurateApp::new(cc, config));
+    let started = Instant::now();
+    while harness.state().workspace.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the analysis did not finish"
+        );
+        assert!(
+            harness.state().error().is_none(),
+            "{:?}",
+            harness.state().error()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(3);
+    harness
+}
+
+fn press(harness: &Harness<'_, CurateApp>, pos: Pos2, pressed: bool, modifiers: Modifiers) {
+    harness.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers,
+    });
+}
+
+#[test]
+fn lasso_drop_undo_save_and_reopen() {
+    let (_tmp, dir) = common::copy_of_demo();
+    let mut harness = open(&dir);
+    let ws = harness.state().workspace.as_ref().expect("open");
+    assert!(ws.collection.len() > 2000);
+    let rect = ws.map.rect;
+    assert!(rect.width() > 300.0, "map rect {rect:?}");
+
+    // Lasso: L, then drag around a hexagon in the middle of the map.
+    harness.key_press(Key::L);
+    harness.step();
+    assert_eq!(
+        harness.state().workspace.as_ref().unwrap().map.tool,
+        Tool::Lasso
+    );
+    let centre = rect.center();
+    let radius = rect.width().min(rect.height()) * 0.22;
+    let vertices: Vec<Pos2> = (0..6)
+        .map(|k| {
+            let a = k as f32 / 6.0 * std::f32::consts::TAU;
+            Pos2::new(
+                centre.x + radius * a.cos(),
+                centre.y + radius * 0.8 * a.sin(),
+            )
+        })
+        .collect();
+    harness.event(egui::Event::PointerMoved(vertices[0]));
+    harness.step();
+    press(&harness, vertices[0], true, Modifiers::NONE);
+    harness.step();
+    for &v in &vertices[1..] {
+        harness.event(egui::Event::PointerMoved(v));
+        harness.step();
+    }
+    harness.event(egui::Event::PointerMoved(vertices[0]));
+    harness.step();
+    press(&harness, vertices[0], false, Modifiers::NONE);
+    harness.step();
+
+    let ws = harness.state().workspace.as_ref().unwrap();
+    let polygon: Vec<[f32; 2]> = vertices.iter().map(|&p| ws.map.to_map(p)).collect();
+    let expected = lasso_reference(&ws.collection.positions, &polygon);
+    assert!(
+        expected.len() > 20 && expected.len() < ws.collection.len() / 2,
+        "{} points in the lasso",
+        expected.len()
+    );
+    assert_eq!(
+        ws.selected, expected,
+        "the lasso selects what point-in-polygon says"
+    );
+    let selected = ws.selected.clone();
+    let paths: Vec<String> = selected
+        .iter()
+        .map(|&p| ws.collection.path(p as usize))
+        .collect();
+
+    // Shift+box adds, Alt+box subtracts: a box over the same area changes nothing net.
+    // Drop the selection (D), check, undo (Ctrl+Z), check.
+    harness.key_press(Key::D);
+    harness.step();
+    {
+        let ws = harness.state().workspace.as_ref().unwrap();
+        for &p in &selected {
+            assert_eq!(
+                ws.decisions.drop_reason(&ws.collection, p as usize),
+                Some(DropReason::Manual)
+            );
+        }
+    }
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    {
+        let ws = harness.state().workspace.as_ref().unwrap();
+        for &p in &selected {
+            assert!(
+                ws.decisions.mark(p as usize).is_none(),
+                "undo removed the mark"
+            );
+            assert_eq!(
+                ws.decisions.drop_reason(&ws.collection, p as usize),
+                ws.collection.auto_drop[p as usize]
+            );
+        }
+    }
+    // Redo (Ctrl+Shift+Z) brings the drop back.
+    harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    harness.step();
+
+    // Save the keep-list: Ctrl+S opens the dialog with a path; press Save.
+    // The dialog offers DIR/.curate/keep-list.txt.
+    let keep_list = dir.join(".curate").join("keep-list.txt");
+    std::fs::remove_file(&keep_list).ok();
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    harness.get_by_label("Save").click();
+    harness.run_steps(3);
+    assert!(
+        harness.state().error().is_none(),
+        "{:?}",
+        harness.state().error()
+    );
+    let written = keeplist::read(&keep_list).expect("the keep-list was written");
+
+    let ws = harness.state().workspace.as_ref().unwrap();
+    let dropped: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let expected_list: Vec<String> = ws
+        .effective_rows()
+        .into_iter()
+        .filter(|r| r.keep)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(written, expected_list);
+    assert!(
+        written.iter().all(|p| !dropped.contains(p.as_str())),
+        "dropped images are not listed"
+    );
+    let problems: HashSet<&str> = ws
+        .collection
+        .problems
+        .iter()
+        .map(|p| p.path.as_str())
+        .collect();
+    assert!(
+        written.iter().all(|p| !problems.contains(p.as_str())),
+        "unreadable files are not listed"
+    );
+    let auto_kept = ws
+        .collection
+        .auto_drop
+        .iter()
+        .filter(|d| d.is_none())
+        .count();
+    let newly_dropped = selected
+        .iter()
+        .filter(|&&p| ws.collection.auto_drop[p as usize].is_none())
+        .count();
+    assert_eq!(written.len(), auto_kept - newly_dropped);
+    drop(harness);
+
+    // Reopen: the decisions come back from .curate/session.json.
+    let harness = open(&dir);
+    let ws = harness.state().workspace.as_ref().unwrap();
+    let mut restored = 0;
+    for i in 0..ws.collection.len() {
+        if dropped.contains(ws.collection.path(i).as_str()) {
+            assert_eq!(
+                ws.decisions.drop_reason(&ws.collection, i),
+                Some(DropReason::Manual)
+            );
+            restored += 1;
+        }
+    }
+    assert_eq!(restored, selected.len());
+}
+
+#[test]
+fn zooming_in_shows_thumbnails_and_snapshots_of_each_colour_mode() {
+    let (_tmp, dir) = common::copy_of_demo();
+    let mut harness = open(&dir);
+    harness.remove_cursor();
+
+    // Snapshots of the map (the map's rect only: the status bar shows timings).
+    let rect = harness.state().workspace.as_ref().unwrap().map.rect;
+    for mode in ColourMode::all() {
+        harness.state_mut().workspace.as_mut().unwrap().mode = mode;
+        harness.run_steps(2);
+        let image = harness.render().expect("rendered");
+        let ppp = 1.0;
+        let crop = image::imageops::crop_imm(
+            &image,
+            (rect.left() * ppp) as u32,
+            (rect.top() * ppp) as u32,
+            (rect.width() * ppp) as u32,
+            (rect.height() * ppp) as u32,
+        )
+        .to_image();
+        let options = egui_kittest::SnapshotOptions::new()
+            .threshold(2.0)
+            .max_failed_pixels(crop.len() / 4 / 200);
+        egui_kittest::image_snapshot_options(&crop, format!("map-{}", mode.slug()), &options);
+    }
+
+    // Zoom far in on the biggest duplicate group: thumbnails replace dots.
+    {
+        let ws = harness.state_mut().workspace.as_mut().unwrap();
+        let g = ws.group_order[0];
+        let p = ws.collection.groups[g as usize].members[0] as usize;
+        ws.map.camera.centre = ws.collection.positions[p];
+        ws.map.camera.zoom *= 30.0;
+    }
+    let started = Instant::now();
+    loop {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+        let ws = harness.state().workspace.as_ref().unwrap();
+        if ws.map.sprites_drawn > 0 && !ws.thumbs.busy() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no thumbnails appeared"
+        );
+    }
+    harness.run_steps(2);
+}
