@@ -52,7 +52,7 @@ fn lasso_and_hover(c: &mut Criterion) {
         });
     });
     c.bench_function("grid build, 1M points", |b| {
-        b.iter(|| Grid::build(positions))
+        b.iter(|| Grid::build(positions));
     });
 }
 
@@ -74,7 +74,7 @@ fn frames(c: &mut Criterion) {
             colours: Versioned::new(vec![0xff80_c0ff; n]),
             flags: Versioned::new(vec![0; n]),
             camera: CameraUniform {
-                centre: [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0],
+                centre: [f32::midpoint(b[0], b[2]), f32::midpoint(b[1], b[3])],
                 scale: [2.0 / (b[2] - b[0]), 2.0 / (b[3] - b[1])],
                 viewport: [1280.0, 800.0],
                 point_px: 2.0,
@@ -82,7 +82,7 @@ fn frames(c: &mut Criterion) {
                 sprite_px: 0.0,
                 hovered: NO_POINT,
                 options: 1,
-                _pad: 0,
+                pad: 0,
             },
             sprites: Arc::new(Vec::new()),
             uploads: Arc::new(Vec::new()),

@@ -20,7 +20,7 @@ fn camera(point_px: f32) -> CameraUniform {
         sprite_px: 40.0,
         hovered: NO_POINT,
         options: 0,
-        _pad: 0,
+        pad: 0,
     }
 }
 

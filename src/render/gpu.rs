@@ -37,8 +37,8 @@ pub struct CameraUniform {
     pub hovered: u32,
     /// [`OPTION_DIM_DROPPED`] and future bits.
     pub options: u32,
-    /// Padding to 48 bytes.
-    pub _pad: u32,
+    /// Padding to 48 bytes (unused).
+    pub pad: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<CameraUniform>() == 48);

@@ -443,7 +443,7 @@ impl CameraUniform {
             sprite_px: 0.0,
             hovered: super::gpu::NO_POINT,
             options: 0,
-            _pad: 0,
+            pad: 0,
         }
     }
 }

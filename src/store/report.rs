@@ -311,6 +311,52 @@ pub fn apply_decisions(
     dropped
 }
 
+/// Writes `rows` as CSV (the decision columns and scores), atomically: `path`, `status`,
+/// `keep`, `drop_reason`, `drop_detail`, `dup_group`, `dup_kind`, `keeper`, `ood_score`,
+/// the quality scores, `caption`.
+pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
+    atomic::write_with(path, |out| {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header: Vec<String> = [
+            "path",
+            "status",
+            "keep",
+            "drop_reason",
+            "drop_detail",
+            "dup_group",
+            "dup_kind",
+            "keeper",
+            "ood_score",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        header.extend(SCORE_NAMES.iter().map(|n| format!("{n}_score")));
+        header.push("caption".to_owned());
+        writer.write_record(&header).map_err(io::Error::other)?;
+        let opt = |v: Option<f32>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
+        for row in rows {
+            let mut record = vec![
+                row.path.clone(),
+                row.status.clone(),
+                row.keep.to_string(),
+                row.drop_reason.clone().unwrap_or_default(),
+                row.drop_detail.clone().unwrap_or_default(),
+                row.dup_group.to_string(),
+                row.dup_kind.clone().unwrap_or_default(),
+                row.keeper.clone().unwrap_or_default(),
+                opt(row.ood_score),
+            ];
+            for k in 0..SCORE_NAMES.len() {
+                record.push(opt(row.quality.map(|q| q[k])));
+            }
+            record.push(row.caption.clone().unwrap_or_default());
+            writer.write_record(&record).map_err(io::Error::other)?;
+        }
+        writer.flush()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,50 +427,4 @@ mod tests {
         assert_eq!(back[1].drop_reason.as_deref(), Some("outlier"));
         assert!(!back[3].keep, "unreadable files are never kept");
     }
-}
-
-/// Writes `rows` as CSV (the decision columns and scores), atomically: `path`, `status`,
-/// `keep`, `drop_reason`, `drop_detail`, `dup_group`, `dup_kind`, `keeper`, `ood_score`,
-/// the quality scores, `caption`.
-pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
-    atomic::write_with(path, |out| {
-        let mut writer = csv::Writer::from_writer(out);
-        let mut header: Vec<String> = [
-            "path",
-            "status",
-            "keep",
-            "drop_reason",
-            "drop_detail",
-            "dup_group",
-            "dup_kind",
-            "keeper",
-            "ood_score",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        header.extend(SCORE_NAMES.iter().map(|n| format!("{n}_score")));
-        header.push("caption".to_owned());
-        writer.write_record(&header).map_err(io::Error::other)?;
-        let opt = |v: Option<f32>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
-        for row in rows {
-            let mut record = vec![
-                row.path.clone(),
-                row.status.clone(),
-                row.keep.to_string(),
-                row.drop_reason.clone().unwrap_or_default(),
-                row.drop_detail.clone().unwrap_or_default(),
-                row.dup_group.to_string(),
-                row.dup_kind.clone().unwrap_or_default(),
-                row.keeper.clone().unwrap_or_default(),
-                opt(row.ood_score),
-            ];
-            for k in 0..SCORE_NAMES.len() {
-                record.push(opt(row.quality.map(|q| q[k])));
-            }
-            record.push(row.caption.clone().unwrap_or_default());
-            writer.write_record(&record).map_err(io::Error::other)?;
-        }
-        writer.flush()?;
-        Ok(())
-    })
 }

@@ -285,20 +285,17 @@ impl Decisions {
             .collect();
         let mut unknown = 0;
         for (path, decision) in &session.decisions {
-            match index.get(path) {
-                Some(&point) => {
-                    let reason = decisions.reason_id(&decision.reason);
-                    decisions.marks[point as usize] = Mark {
-                        keep: decision.keep,
-                        kind: if decision.keep { None } else { decision.kind },
-                        reason,
-                    }
-                    .encode();
+            if let Some(&point) = index.get(path) {
+                let reason = decisions.reason_id(&decision.reason);
+                decisions.marks[point as usize] = Mark {
+                    keep: decision.keep,
+                    kind: if decision.keep { None } else { decision.kind },
+                    reason,
                 }
-                None => {
-                    unknown += 1;
-                    decisions.orphans.insert(path.clone(), decision.clone());
-                }
+                .encode();
+            } else {
+                unknown += 1;
+                decisions.orphans.insert(path.clone(), decision.clone());
             }
         }
         (decisions, unknown)

@@ -536,7 +536,7 @@ impl MapView {
             } else {
                 0
             },
-            _pad: 0,
+            pad: 0,
         }
     }
 

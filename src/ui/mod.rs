@@ -85,7 +85,7 @@ pub fn run(config: AppConfig) -> Result<Option<String>, String> {
         }),
     )
     .map_err(|err| format!("cannot open the window: {err}"))?;
-    let report = report.lock().map(|mut r| r.take()).unwrap_or(None);
+    let report = report.lock().map_or(None, |mut r| r.take());
     Ok(report)
 }
 

@@ -31,6 +31,7 @@ pub fn load() -> Vec<PathBuf> {
 
 /// Puts `dir` first and saves the list (best effort: a read-only config dir is not an
 /// error worth showing). Returns the new list.
+#[must_use]
 pub fn remember(dir: &Path) -> Vec<PathBuf> {
     let mut list = load();
     list.retain(|p| p != dir);

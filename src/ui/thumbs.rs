@@ -68,13 +68,13 @@ impl std::fmt::Debug for Thumbs {
 impl Thumbs {
     /// Starts the workers for `source`.
     #[must_use]
-    pub fn new(source: Arc<Source>) -> Self {
+    pub fn new(source: &Arc<Source>) -> Self {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let (sender, results) = channel();
         let workers = (0..WORKERS)
             .map(|k| {
                 let queue = Arc::clone(&queue);
-                let source = Arc::clone(&source);
+                let source = Arc::clone(source);
                 let sender: Sender<(u32, Option<Thumb>)> = sender.clone();
                 thread::Builder::new()
                     .name(format!("curate-thumbs-{k}"))
@@ -144,15 +144,12 @@ impl Thumbs {
 
     /// The decoded thumbnail of `point`, requesting it when missing.
     pub fn image(&mut self, point: u32) -> Option<Arc<Thumb>> {
-        match self.images.get_mut(&point) {
-            Some((thumb, used)) => {
-                *used = self.frame;
-                Some(Arc::clone(thumb))
-            }
-            None => {
-                self.request(point);
-                None
-            }
+        if let Some((thumb, used)) = self.images.get_mut(&point) {
+            *used = self.frame;
+            Some(Arc::clone(thumb))
+        } else {
+            self.request(point);
+            None
         }
     }
 
@@ -277,7 +274,7 @@ fn synthetic(seed: u64, point: u32, cluster: u16) -> Thumb {
         for x in 0..SIDE {
             let (dx, dy) = (x as f32 - cx, y as f32 - cy);
             let disc = dx * dx + dy * dy < radius * radius;
-            let band = (x + y) / stripe % 2 == 0;
+            let band = ((x + y) / stripe).is_multiple_of(2);
             let shade = |c: u8| -> u8 {
                 let c = f32::from(c);
                 let v = if disc {

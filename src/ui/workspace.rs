@@ -256,7 +256,7 @@ impl Workspace {
             ..
         } = loaded;
         let map = MapView::new(&collection);
-        let thumbs = Thumbs::new(std::sync::Arc::clone(&collection.source));
+        let thumbs = Thumbs::new(&collection.source);
         let mut group_order: Vec<u32> = (0..collection.groups.len() as u32).collect();
         group_order
             .sort_by_key(|&g| std::cmp::Reverse(collection.groups[g as usize].members.len()));
