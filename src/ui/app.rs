@@ -660,7 +660,11 @@ impl CurateApp {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(format!("{:.0} fps", self.frames.fps()));
+                ui.label(format!(
+                    "{:.0} fps · UI {:.1} ms",
+                    self.frames.fps(),
+                    percentile(&self.frames.ui_times, 0.5)
+                ));
                 ui.separator();
                 let compute = self
                     .workspace
@@ -858,6 +862,7 @@ impl CurateApp {
                     map.show(ui, rect, collection, grid, picker, thumbs, background)
                 };
                 ws.hovered = response.hovered.or(panel_hover);
+                ws.map_hover = response.hovered;
                 if let Some((point, op)) = response.clicked {
                     match point {
                         Some(p) => {

@@ -139,6 +139,7 @@ pub struct MapView {
     atlas: Atlas,
     /// Sprites drawn last frame (points with their thumbnail on the map).
     pub sprites_drawn: usize,
+    sprite_side_pts: f32,
 }
 
 impl std::fmt::Debug for MapView {
@@ -216,6 +217,7 @@ impl MapView {
             flags: Versioned::new(vec![0; n]),
             atlas: Atlas::default(),
             sprites_drawn: 0,
+            sprite_side_pts: 0.0,
         }
     }
 
@@ -342,7 +344,7 @@ impl MapView {
             && self.lasso.is_empty()
             && self.box_start.is_none()
         {
-            let reach = 8.0 / self.camera.zoom;
+            let reach = 8.0_f32.max(self.sprite_side_pts * 0.5) / self.camera.zoom;
             out.hovered = picker.nearest(self.to_map(pointer), reach);
         }
         if let Some((point, _)) = &mut out.clicked {
@@ -352,11 +354,30 @@ impl MapView {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, background);
         let ppp = ui.ctx().pixels_per_point();
-        let camera = self.uniform(collection, ppp, out.hovered);
-        let (sprites, uploads) = if self.show_thumbnails {
-            self.sprites(collection, grid, thumbs, camera.sprite_px / ppp)
-        } else {
-            (Vec::new(), Vec::new())
+        // Sprites: size from the spacing of the points actually in view.
+        let visible = (self.show_thumbnails && self.sprite_side(collection) > 0.0).then(|| {
+            let view = self.visible_bounds();
+            grid.in_box(
+                &collection.positions,
+                [view[0], view[1]],
+                [view[2], view[3]],
+            )
+        });
+        self.sprite_side_pts = visible.as_ref().map_or(0.0, |v| {
+            let spacing = (rect.width() * rect.height() / v.len().max(1) as f32).sqrt();
+            if spacing < 28.0 {
+                0.0
+            } else {
+                (spacing * 0.85).min(160.0)
+            }
+        });
+        let mut camera = self.uniform(collection, ppp, out.hovered);
+        camera.sprite_px = self.sprite_side_pts * ppp;
+        let (sprites, uploads) = match visible {
+            Some(visible) if self.sprite_side_pts > 0.0 => {
+                self.sprites(collection, visible, thumbs)
+            }
+            _ => (Vec::new(), Vec::new()),
         };
         self.sprites_drawn = sprites.len();
         let frame = MapFrame {
@@ -529,7 +550,7 @@ impl MapView {
             viewport: [size.x * ppp, size.y * ppp],
             point_px: point_pts * ppp,
             alpha,
-            sprite_px: self.sprite_side(collection) * ppp,
+            sprite_px: 0.0,
             hovered: hovered.unwrap_or(NO_POINT),
             options: if self.dim_dropped {
                 OPTION_DIM_DROPPED
@@ -540,7 +561,8 @@ impl MapView {
         }
     }
 
-    /// Sprite size in UI points: grows as the user zooms in (0 = no sprites).
+    /// A first guess of the sprite size from the average density (0 = zoomed out too far
+    /// for thumbnails, without looking at the points in view).
     fn sprite_side(&self, collection: &Collection) -> f32 {
         let rel = self.relative_zoom();
         let n = collection.len() as f32;
@@ -548,7 +570,7 @@ impl MapView {
         // Average spacing of points in view, in UI points, if spread evenly.
         let visible = (n / (rel * rel)).max(1.0);
         let spacing = (size.x * size.y / visible).sqrt();
-        if spacing < 20.0 {
+        if spacing < 6.0 {
             0.0
         } else {
             (spacing * 0.9).clamp(36.0, 160.0)
@@ -560,20 +582,10 @@ impl MapView {
     fn sprites(
         &mut self,
         collection: &Collection,
-        grid: &Grid,
+        mut visible: Vec<u32>,
         thumbs: &mut Thumbs,
-        side_pts: f32,
     ) -> (Vec<SpriteInstance>, Vec<CellUpload>) {
-        if side_pts <= 0.0 || collection.is_empty() {
-            return (Vec::new(), Vec::new());
-        }
         self.atlas.frame += 1;
-        let view = self.visible_bounds();
-        let mut visible = grid.in_box(
-            &collection.positions,
-            [view[0], view[1]],
-            [view[2], view[3]],
-        );
         let centre = self.camera.centre;
         let distance = |p: u32| {
             let q = collection.positions[p as usize];

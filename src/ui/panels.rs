@@ -396,7 +396,7 @@ pub fn right(ui: &mut egui::Ui, ws: &mut Workspace) {
 }
 
 fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
-    let Some(point) = ws.hovered.or(ws.inspected) else {
+    let Some(point) = ws.hovered.or(ws.map_hover).or(ws.inspected) else {
         ui.label("Hover over the map or click an image to inspect it.");
         return;
     };

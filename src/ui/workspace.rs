@@ -213,8 +213,10 @@ pub struct Workspace {
     pub quality_threshold: [f32; MEASURES],
     /// Selected points, sorted.
     pub selected: Vec<u32>,
-    /// The point under the pointer.
+    /// The point under the pointer (map or panels).
     pub hovered: Option<u32>,
+    /// The map point under the pointer last frame (the inspector is drawn before the map).
+    pub map_hover: Option<u32>,
     /// The point last clicked (shown in the inspector when nothing is hovered).
     pub inspected: Option<u32>,
     /// The inspector's full-size image.
@@ -274,6 +276,7 @@ impl Workspace {
             quality_threshold: [0.5, 0.95, 0.5, 0.7, 0.8, 0.5, 0.5],
             selected: Vec::new(),
             hovered: None,
+            map_hover: None,
             inspected: None,
             full: None,
             counts,
