@@ -77,9 +77,3 @@ pub const ATLAS_CELLS: u32 = CELLS_PER_SIDE * CELLS_PER_SIDE;
 pub const fn pack_rgba(r: u8, g: u8, b: u8, a: u8) -> u32 {
     r as u32 | (g as u32) << 8 | (b as u32) << 16 | (a as u32) << 24
 }
-
-/// Splits a packed colour back into its bytes.
-#[must_use]
-pub const fn unpack_rgba(packed: u32) -> [u8; 4] {
-    packed.to_le_bytes()
-}

@@ -70,27 +70,30 @@ struct SaveDialog {
     browsing: Option<Receiver<Option<PathBuf>>>,
 }
 
-/// Frame-time statistics.
+/// Frame-time statistics: the intervals between frames and the time spent building each
+/// frame's UI, in milliseconds.
 #[derive(Debug, Default)]
 struct FrameStats {
     last: Option<Instant>,
     intervals: Vec<f32>,
     ui_times: Vec<f32>,
+    /// Keep everything (a stress measurement) instead of a recent window (the status bar).
+    unbounded: bool,
 }
 
 impl FrameStats {
-    fn record(&mut self, ui_ms: f32) {
-        let now = Instant::now();
+    fn record(&mut self, now: Instant, ui_ms: f32) {
         if let Some(last) = self.last {
             self.intervals
                 .push(now.duration_since(last).as_secs_f32() * 1000.0);
-            if self.intervals.len() > 240 {
-                self.intervals.drain(..120);
-            }
         }
         self.ui_times.push(ui_ms);
-        if self.ui_times.len() > 240 {
-            self.ui_times.drain(..120);
+        if !self.unbounded {
+            for series in [&mut self.intervals, &mut self.ui_times] {
+                if series.len() > 240 {
+                    series.drain(..120);
+                }
+            }
         }
         self.last = Some(now);
     }
@@ -109,9 +112,7 @@ impl FrameStats {
 struct StressRun {
     seconds: f32,
     started: Option<Instant>,
-    intervals: Vec<f32>,
-    ui_times: Vec<f32>,
-    last: Option<Instant>,
+    frames: FrameStats,
 }
 
 /// The curate app.
@@ -198,19 +199,14 @@ impl CurateApp {
                 app.stress = measure_seconds.map(|seconds| StressRun {
                     seconds,
                     started: None,
-                    intervals: Vec::new(),
-                    ui_times: Vec::new(),
-                    last: None,
+                    frames: FrameStats {
+                        unbounded: true,
+                        ..FrameStats::default()
+                    },
                 });
             }
         }
         app
-    }
-
-    /// Whether a job is running.
-    #[must_use]
-    pub fn busy(&self) -> bool {
-        self.job.is_some()
     }
 
     /// The last error shown.
@@ -395,18 +391,10 @@ impl CurateApp {
             return;
         };
         if ctx.input_mut(|i| i.consume_shortcut(&cmd(Key::S))) {
-            self.save_dialog = Some(SaveDialog {
-                kind: SaveKind::KeepList,
-                path: default_path(ws, SaveKind::KeepList),
-                browsing: None,
-            });
+            self.save_dialog = Some(SaveDialog::new(ws, SaveKind::KeepList));
         }
         if ctx.input_mut(|i| i.consume_shortcut(&cmd(Key::E))) {
-            self.save_dialog = Some(SaveDialog {
-                kind: SaveKind::Decisions,
-                path: default_path(ws, SaveKind::Decisions),
-                browsing: None,
-            });
+            self.save_dialog = Some(SaveDialog::new(ws, SaveKind::Decisions));
         }
         let mut note = None;
         if typing {
@@ -500,22 +488,14 @@ impl CurateApp {
                     .clicked()
                     && let Some(ws) = &self.workspace
                 {
-                    self.save_dialog = Some(SaveDialog {
-                        kind: SaveKind::KeepList,
-                        path: default_path(ws, SaveKind::KeepList),
-                        browsing: None,
-                    });
+                    self.save_dialog = Some(SaveDialog::new(ws, SaveKind::KeepList));
                 }
                 if ui
                     .add_enabled(has, egui::Button::new("Export decisions…  (Ctrl+E)"))
                     .clicked()
                     && let Some(ws) = &self.workspace
                 {
-                    self.save_dialog = Some(SaveDialog {
-                        kind: SaveKind::Decisions,
-                        path: default_path(ws, SaveKind::Decisions),
-                        browsing: None,
-                    });
+                    self.save_dialog = Some(SaveDialog::new(ws, SaveKind::Decisions));
                 }
                 if ui
                     .add_enabled(has, egui::Button::new("Close folder"))
@@ -817,12 +797,6 @@ impl CurateApp {
         }
     }
 
-    /// Saves the keep-list now (what Ctrl+S → Save does), for scripts and tests.
-    pub fn save_keep_list(&mut self, path: &Path) -> Result<(), String> {
-        self.save_to(SaveKind::KeepList, path);
-        self.error.clone().map_or(Ok(()), Err)
-    }
-
     fn workspace_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         let dark = self.dark;
@@ -935,12 +909,7 @@ impl CurateApp {
         };
         let now = Instant::now();
         let started = *run.started.get_or_insert(now);
-        if let Some(last) = run.last {
-            run.intervals
-                .push(now.duration_since(last).as_secs_f32() * 1000.0);
-            run.ui_times.push(ui_ms);
-        }
-        run.last = Some(now);
+        run.frames.record(now, ui_ms);
         // Orbit and zoom in and out: every frame pays for a new camera.
         let t = now.duration_since(started).as_secs_f32();
         let b = ws.collection.bounds();
@@ -953,7 +922,7 @@ impl CurateApp {
         ws.map.camera.zoom = fit.zoom * (1.0 + 7.0 * (0.5 - 0.5 * (t * 0.9).cos()));
         ctx.request_repaint();
         if t >= run.seconds {
-            let report = stress_report(&run.intervals, &run.ui_times, ws, self.renderer.as_deref());
+            let report = stress_report(&run.frames, ws, self.renderer.as_deref());
             println!("{report}");
             self.stress_report = Some(report);
             self.stress = None;
@@ -971,12 +940,8 @@ fn percentile(values: &[f32], q: f32) -> f32 {
     v[((v.len() - 1) as f32 * q).round() as usize]
 }
 
-fn stress_report(
-    intervals: &[f32],
-    ui_times: &[f32],
-    ws: &Workspace,
-    renderer: Option<&str>,
-) -> String {
+fn stress_report(frames: &FrameStats, ws: &Workspace, renderer: Option<&str>) -> String {
+    let (intervals, ui_times) = (&frames.intervals, &frames.ui_times);
     let n = ws.collection.len();
     let mean = intervals.iter().sum::<f32>() / intervals.len().max(1) as f32;
     let gpu_bytes = 16.0;
@@ -998,15 +963,23 @@ fn stress_report(
     )
 }
 
-fn default_path(ws: &Workspace, kind: SaveKind) -> String {
-    let name = match kind {
-        SaveKind::KeepList => "keep-list.txt",
-        SaveKind::Decisions => "decisions.csv",
-    };
-    ws.collection.root().map_or_else(
-        || name.to_owned(),
-        |root| store::curate_dir(root).join(name).display().to_string(),
-    )
+impl SaveDialog {
+    /// The dialog for `kind`, offering `DIR/.curate/keep-list.txt` or `decisions.csv`.
+    fn new(ws: &Workspace, kind: SaveKind) -> Self {
+        let name = match kind {
+            SaveKind::KeepList => "keep-list.txt",
+            SaveKind::Decisions => "decisions.csv",
+        };
+        let path = ws.collection.root().map_or_else(
+            || name.to_owned(),
+            |root| store::curate_dir(root).join(name).display().to_string(),
+        );
+        Self {
+            kind,
+            path,
+            browsing: None,
+        }
+    }
 }
 
 /// burn on eframe's own wgpu device (one GPU, one set of buffers).
@@ -1105,7 +1078,7 @@ impl eframe::App for CurateApp {
         self.help_window(&ctx);
         self.save_window(&ctx);
         let ui_ms = started.elapsed().as_secs_f32() * 1000.0;
-        self.frames.record(ui_ms);
+        self.frames.record(Instant::now(), ui_ms);
         self.stress_step(&ctx, ui_ms);
     }
 

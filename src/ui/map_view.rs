@@ -226,12 +226,6 @@ impl MapView {
         self.colours.set(colours);
     }
 
-    /// The point flags.
-    #[must_use]
-    pub fn flags(&self) -> &[u32] {
-        &self.flags.data
-    }
-
     /// Sets the point flags.
     pub fn set_flags(&mut self, flags: Vec<u32>) {
         self.flags.set(flags);
@@ -308,12 +302,6 @@ impl MapView {
         let a = self.to_map(self.rect.left_bottom());
         let b = self.to_map(self.rect.right_top());
         [a[0], a[1], b[0], b[1]]
-    }
-
-    /// The lasso outline being drawn (screen points).
-    #[must_use]
-    pub fn lasso_outline(&self) -> &[Pos2] {
-        &self.lasso
     }
 
     /// Lays out, handles input and paints the map into `rect`.

@@ -82,10 +82,10 @@ pub enum Source {
 pub struct Collection {
     /// Unique per collection, so the renderer knows when to replace its buffers.
     pub scene: u64,
-    /// Window title part: the folder name, or "stress test".
-    pub title: String,
     /// Map positions (shared with the renderer's upload, not copied).
     pub positions: Arc<Vec<[f32; 2]>>,
+    /// Their bounding box, computed once (the camera asks for it every frame in stress mode).
+    bounds: [f32; 4],
     /// Duplicate group per point, -1 for none.
     pub group: Vec<i32>,
     /// Duplicate kind per point.
@@ -222,13 +222,9 @@ impl Collection {
                 message: r.error.clone().unwrap_or_default(),
             })
             .collect();
-        let title = root.file_name().map_or_else(
-            || root.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
         Self {
             scene: NEXT_SCENE.fetch_add(1, Ordering::Relaxed),
-            title,
+            bounds: bounds(&positions),
             positions: Arc::new(positions),
             group,
             dup_kind,
@@ -288,7 +284,7 @@ impl Collection {
     /// The map's bounding box: `[min_x, min_y, max_x, max_y]`.
     #[must_use]
     pub fn bounds(&self) -> [f32; 4] {
-        bounds(&self.positions)
+        self.bounds
     }
 
     /// Bytes held per point by the map's columns (CPU side), for the memory budget.
@@ -411,7 +407,7 @@ impl Collection {
         let captioned = (0..n).map(|i| i % 3 != 0).collect();
         Self {
             scene: NEXT_SCENE.fetch_add(1, Ordering::Relaxed),
-            title: format!("stress test · {n} points"),
+            bounds: bounds(&positions),
             positions: Arc::new(positions),
             group,
             dup_kind,

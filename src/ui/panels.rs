@@ -9,7 +9,7 @@ use crate::analysis::quality::SCORE_NAMES;
 use crate::render::colormap;
 
 use super::map_view::SelectOp;
-use super::model::{DupKind, MEASURES, Source};
+use super::model::{Collection, DupKind, MEASURES, Source};
 use super::thumbs;
 use super::workspace::{
     CAPTIONED, ColourMode, FullImage, Histogram, KEPT, LeftTab, RightTab, SELECTED_COLOUR,
@@ -226,13 +226,19 @@ fn histogram(ui: &mut egui::Ui, id: &str, hist: &Histogram, threshold: f32) -> O
 }
 
 /// A grid of thumbnails; clicking one inspects and selects it.
-fn gallery(ui: &mut egui::Ui, ws: &mut Workspace, points: &[u32], label: impl Fn(u32) -> String) {
+fn gallery(
+    ui: &mut egui::Ui,
+    ws: &mut Workspace,
+    points: &[u32],
+    label: impl Fn(&Collection, usize) -> String,
+) {
     let per_row = ((ui.available_width() / (THUMB + 6.0)).floor() as usize).max(1);
     egui::Grid::new(ui.next_auto_id())
         .spacing([4.0, 4.0])
         .show(ui, |ui| {
             for (k, &p) in points.iter().enumerate() {
-                let response = thumbnail(ui, ws, p, THUMB).on_hover_text(label(p));
+                let text = label(&ws.collection, p as usize);
+                let response = thumbnail(ui, ws, p, THUMB).on_hover_text(text);
                 if response.clicked() {
                     ws.inspected = Some(p);
                     ws.select(vec![p], SelectOp::Replace);
@@ -268,22 +274,12 @@ fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
     }
     ui.separator();
     ui.label(RichText::new("Most unusual").strong());
-    let mut order: Vec<u32> = (0..ws.collection.len() as u32).collect();
-    let top = 60.min(order.len());
-    if top > 0 {
-        let ood = &ws.collection.ood;
-        order.select_nth_unstable_by(top - 1, |&a, &b| {
-            ood[b as usize].total_cmp(&ood[a as usize])
-        });
-        order.truncate(top);
-        order.sort_by(|&a, &b| ood[b as usize].total_cmp(&ood[a as usize]));
-    }
+    let order = ws.worst(None);
     egui::ScrollArea::vertical()
         .id_salt("ood-gallery")
         .show(ui, |ui| {
-            let scores = ws.collection.ood.clone();
-            gallery(ui, ws, &order, |p| {
-                format!("outlier score {:.3}", scores[p as usize])
+            gallery(ui, ws, &order, |c, i| {
+                format!("outlier score {:.3}", c.ood[i])
             });
         });
 }
@@ -302,7 +298,7 @@ fn quality(ui: &mut egui::Ui, ws: &mut Workspace) {
         ws.mode = ColourMode::Quality(m);
     }
     ui.label("Higher = more of the problem (0..1); see the report's *_score columns.");
-    let hist = ws.quality_hist(m).clone();
+    let hist = ws.quality_hist(m);
     if let Some(t) = histogram(ui, "quality-histogram", &hist, ws.quality_threshold[m]) {
         ws.quality_threshold[m] = t;
         ws.mode = ColourMode::Quality(m);
@@ -323,30 +319,12 @@ fn quality(ui: &mut egui::Ui, ws: &mut Workspace) {
     }
     ui.separator();
     ui.label(RichText::new(format!("Worst {}", SCORE_NAMES[m].replace('_', " "))).strong());
-    let mut order: Vec<u32> = (0..ws.collection.len() as u32).collect();
-    let top = 60.min(order.len());
-    if top > 0 {
-        let c = &ws.collection;
-        let key = |p: u32| c.quality(p as usize, m);
-        order.select_nth_unstable_by(top - 1, |&a, &b| key(b).total_cmp(&key(a)));
-        order.truncate(top);
-        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
-    }
-    let values: Vec<f32> = order
-        .iter()
-        .map(|&p| ws.collection.quality(p as usize, m))
-        .collect();
+    let order = ws.worst(Some(m));
     egui::ScrollArea::vertical()
         .id_salt("quality-gallery")
         .show(ui, |ui| {
-            let lookup: std::collections::HashMap<u32, f32> =
-                order.iter().copied().zip(values.iter().copied()).collect();
-            gallery(ui, ws, &order, |p| {
-                format!(
-                    "{} {:.3}",
-                    SCORE_NAMES[m],
-                    lookup.get(&p).copied().unwrap_or(0.0)
-                )
+            gallery(ui, ws, &order, |c, i| {
+                format!("{} {:.3}", SCORE_NAMES[m], c.quality(i, m))
             });
         });
 }

@@ -2,6 +2,7 @@
 //! every action the panels and shortcuts perform on them.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 use crate::analysis::keep::DropReason;
 use crate::analysis::quality::SCORE_NAMES;
 use crate::render::colormap;
-use crate::render::gpu::{self, DROPPED, SELECTED};
+use crate::render::gpu::{DROPPED, SELECTED};
 use crate::store::{keeplist, report};
 
 use super::decisions::{Counts, Decisions};
@@ -92,6 +93,9 @@ pub fn drop_colour(reason: DropReason) -> [u8; 3] {
 pub const SELECTED_COLOUR: [u8; 3] = [255, 200, 60];
 /// Captioned points in the caption mode.
 pub const CAPTIONED: [u8; 3] = [80, 160, 240];
+
+/// Images shown in the Outliers and Quality galleries.
+pub const GALLERY: usize = 60;
 
 /// A histogram of one score.
 #[derive(Clone, Debug, Default)]
@@ -233,7 +237,10 @@ pub struct Workspace {
     pub group_order: Vec<u32>,
     /// Outlier score histogram.
     pub ood_hist: Histogram,
-    quality_hist: Vec<Option<Histogram>>,
+    quality_hist: Vec<Option<Arc<Histogram>>>,
+    /// The galleries' worst images: index 0 by outlier score, `1 + m` by quality measure
+    /// `m` (scores never change, so each ranking is computed once, on first view).
+    worst: Vec<Option<Arc<Vec<u32>>>>,
     /// What the GPU colours were computed for.
     drawn: Option<(ColourMode, u32, u64, u64, bool)>,
     flags_drawn: Option<(u64, u64)>,
@@ -286,6 +293,7 @@ impl Workspace {
             group_order,
             ood_hist,
             quality_hist: vec![None; MEASURES],
+            worst: vec![None; MEASURES + 1],
             drawn: None,
             flags_drawn: None,
             selection_generation: 0,
@@ -300,14 +308,34 @@ impl Workspace {
     }
 
     /// The histogram of quality measure `m` (computed on first use).
-    pub fn quality_hist(&mut self, m: usize) -> &Histogram {
-        if self.quality_hist[m].is_none() {
-            let values = (0..self.collection.len())
-                .map(|i| self.collection.quality(i, m))
-                .collect();
-            self.quality_hist[m] = Some(Histogram::new(values));
-        }
-        self.quality_hist[m].as_ref().expect("computed above")
+    pub fn quality_hist(&mut self, m: usize) -> Arc<Histogram> {
+        let c = &self.collection;
+        Arc::clone(self.quality_hist[m].get_or_insert_with(|| {
+            Arc::new(Histogram::new(
+                (0..c.len()).map(|i| c.quality(i, m)).collect(),
+            ))
+        }))
+    }
+
+    /// The [`GALLERY`] highest-scoring points, highest first: by outlier score (`None`) or
+    /// by quality measure `m`.
+    pub fn worst(&mut self, measure: Option<usize>) -> Arc<Vec<u32>> {
+        let c = &self.collection;
+        let slot = measure.map_or(0, |m| m + 1);
+        Arc::clone(self.worst[slot].get_or_insert_with(|| {
+            let score = |p: u32| match measure {
+                None => c.ood[p as usize],
+                Some(m) => c.quality(p as usize, m),
+            };
+            let mut order: Vec<u32> = (0..c.len() as u32).collect();
+            let top = GALLERY.min(order.len());
+            if top > 0 {
+                order.select_nth_unstable_by(top - 1, |&a, &b| score(b).total_cmp(&score(a)));
+                order.truncate(top);
+                order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+            }
+            Arc::new(order)
+        }))
     }
 
     /// Updates the GPU colours and flags when what they depend on changed.
@@ -337,6 +365,10 @@ impl Workspace {
             self.drawn = Some(key);
         }
         let flag_key = (self.decisions.generation, self.selection_generation);
+        if self.flags_drawn.is_some_and(|(decided, _)| decided != flag_key.0) {
+            // Counts depend on the decisions only, not on the selection.
+            self.counts = self.decisions.counts(&self.collection);
+        }
         if self.flags_drawn != Some(flag_key) {
             let c = &self.collection;
             let d = &self.decisions;
@@ -351,7 +383,6 @@ impl Workspace {
             }
             self.map.set_flags(flags);
             self.flags_drawn = Some(flag_key);
-            self.counts = self.decisions.counts(&self.collection);
         }
     }
 
@@ -593,41 +624,39 @@ impl Workspace {
         changed
     }
 
-    /// Drops every image whose outlier score is at or over the threshold.
-    pub fn drop_outliers(&mut self) -> usize {
-        let t = self.ood_threshold;
+    /// Drops every image whose `score` is at or over `threshold`, as one step.
+    fn drop_at_or_above(
+        &mut self,
+        score: impl Fn(&Collection, usize) -> f32,
+        threshold: f32,
+        what: &str,
+        kind: DropReason,
+    ) -> usize {
         let points: Vec<u32> = (0..self.collection.len() as u32)
-            .filter(|&i| self.collection.ood[i as usize] >= t)
+            .filter(|&i| score(&self.collection, i as usize) >= threshold)
             .collect();
-        let label = format!("drop {} outliers (score >= {t:.3})", points.len());
+        let reason = format!("{what} >= {threshold:.3}");
+        let label = format!("drop {} ({reason})", points.len());
         let changed = self.decisions.apply(
             &label,
-            &format!("outlier score >= {t:.3}"),
-            points
-                .into_iter()
-                .map(|p| (p, false, Some(DropReason::Outlier))),
+            &reason,
+            points.into_iter().map(|p| (p, false, Some(kind))),
         );
         self.touched();
         changed
     }
 
+    /// Drops every image whose outlier score is at or over the threshold.
+    pub fn drop_outliers(&mut self) -> usize {
+        let t = self.ood_threshold;
+        self.drop_at_or_above(|c, i| c.ood[i], t, "outlier score", DropReason::Outlier)
+    }
+
     /// Drops every image whose quality measure `m` is at or over its threshold.
     pub fn drop_quality(&mut self, m: usize) -> usize {
         let t = self.quality_threshold[m];
-        let points: Vec<u32> = (0..self.collection.len() as u32)
-            .filter(|&i| self.collection.quality(i as usize, m) >= t)
-            .collect();
-        let name = SCORE_NAMES[m];
-        let label = format!("drop {} {name} >= {t:.2}", points.len());
-        let changed = self.decisions.apply(
-            &label,
-            &format!("{name} score >= {t:.2}"),
-            points
-                .into_iter()
-                .map(|p| (p, false, Some(DropReason::Quality))),
-        );
-        self.touched();
-        changed
+        let what = format!("{} score", SCORE_NAMES[m]);
+        self.drop_at_or_above(|c, i| c.quality(i, m), t, &what, DropReason::Quality)
     }
 
     /// Undo.
@@ -674,27 +703,16 @@ impl Workspace {
     /// decision export write). Unreadable files are never kept.
     #[must_use]
     pub fn effective_rows(&self) -> Vec<report::ReportRow> {
-        let Source::Dataset {
-            rows, point_row, ..
-        } = &*self.collection.source
-        else {
+        let Source::Dataset { rows, .. } = &*self.collection.source else {
             return Vec::new();
         };
         let mut rows = rows.clone();
-        for (point, &row) in point_row.iter().enumerate() {
-            let r = &mut rows[row as usize];
-            let Some(mark) = self.decisions.mark(point) else {
-                continue;
-            };
-            r.keep = mark.keep;
-            if mark.keep {
-                r.drop_reason = None;
-                r.drop_detail = None;
-            } else {
-                r.drop_reason = Some(mark.kind.unwrap_or(DropReason::Manual).as_str().to_owned());
-                r.drop_detail = Some(self.decisions.reason_text(mark).to_owned());
-            }
-        }
+        // The same rule `curate export` applies to the saved session.
+        report::apply_decisions(
+            &mut rows,
+            &self.decisions.to_session(&self.collection),
+            None,
+        );
         rows
     }
 
@@ -781,13 +799,6 @@ fn subtract_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
 #[must_use]
 pub fn egui_colour(rgb: [u8; 3]) -> egui::Color32 {
     egui::Color32::from_rgb(rgb[0], rgb[1], rgb[2])
-}
-
-/// The unpacked colour of a packed point colour, for legends.
-#[must_use]
-pub fn unpacked(colour: u32) -> egui::Color32 {
-    let [r, g, b, _] = gpu::unpack_rgba(colour);
-    egui::Color32::from_rgb(r, g, b)
 }
 
 #[cfg(test)]
