@@ -30,7 +30,8 @@ fn open(dir: &std::path::Path) -> Harness<'static, CurateApp> {
         .wgpu()
         .build_eframe(move |cc| CurateApp::new(cc, config));
     let started = Instant::now();
-    while harness.state().workspace.is_none() {
+    // Previews of the running analysis come first; wait for the finished one.
+    while harness.state().workspace.is_none() || harness.state().analysing() {
         assert!(
             started.elapsed() < Duration::from_mins(5),
             "the analysis did not finish"

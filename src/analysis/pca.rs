@@ -8,57 +8,84 @@ use burn::tensor::{Device, Tensor, TensorData};
 /// from run to run.
 #[must_use]
 pub fn project_2d(features: &[f32], dim: usize, device: &Device) -> Vec<[f32; 2]> {
-    let n = features.len() / dim.max(1);
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut mean = vec![0.0_f64; dim];
-    for row in features.chunks_exact(dim) {
-        for (m, v) in mean.iter_mut().zip(row) {
-            *m += f64::from(*v);
+    Basis::fit(features, dim, device).map_or_else(Vec::new, |b| b.project(features))
+}
+
+/// The mean and first two principal axes of a set of features: fitted once, it places
+/// later rows consistently (the app's live preview keeps one basis while images arrive).
+#[derive(Clone, Debug)]
+pub struct Basis {
+    mean: Vec<f64>,
+    axes: [Vec<f64>; 2],
+}
+
+impl Basis {
+    /// Fits the basis on the rows of `features` (`n × dim`); `None` when there are none.
+    #[must_use]
+    pub fn fit(features: &[f32], dim: usize, device: &Device) -> Option<Self> {
+        let n = features.len() / dim.max(1);
+        if n == 0 {
+            return None;
         }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let centred: Vec<f32> = features
-        .chunks_exact(dim)
-        .flat_map(|row| {
-            row.iter()
-                .zip(&mean)
-                .map(|(v, m)| (f64::from(*v) - m) as f32)
-        })
-        .collect();
-    let x = Tensor::<2>::from_data(TensorData::new(centred.clone(), [n, dim]), device);
-    let covariance: Vec<f32> = x
-        .clone()
-        .transpose()
-        .matmul(x)
-        .into_data()
-        .try_into_vec()
-        .expect("a float tensor downloads as f32");
-    let mut cov: Vec<f64> = covariance
-        .iter()
-        .map(|&v| f64::from(v) / n as f64)
-        .collect();
-    let first = top_eigenvector(&cov, dim);
-    let lambda = rayleigh(&cov, &first, dim);
-    for i in 0..dim {
-        for j in 0..dim {
-            cov[i * dim + j] -= lambda * first[i] * first[j];
+        let mut mean = vec![0.0_f64; dim];
+        for row in features.chunks_exact(dim) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += f64::from(*v);
+            }
         }
-    }
-    let second = top_eigenvector(&cov, dim);
-    centred
-        .chunks_exact(dim)
-        .map(|row| {
-            let dot = |axis: &[f64]| {
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let centred: Vec<f32> = features
+            .chunks_exact(dim)
+            .flat_map(|row| {
                 row.iter()
-                    .zip(axis)
-                    .map(|(v, a)| f64::from(*v) * a)
-                    .sum::<f64>() as f32
-            };
-            [dot(&first), dot(&second)]
+                    .zip(&mean)
+                    .map(|(v, m)| (f64::from(*v) - m) as f32)
+            })
+            .collect();
+        let x = Tensor::<2>::from_data(TensorData::new(centred, [n, dim]), device);
+        let covariance: Vec<f32> = x
+            .clone()
+            .transpose()
+            .matmul(x)
+            .into_data()
+            .try_into_vec()
+            .expect("a float tensor downloads as f32");
+        let mut cov: Vec<f64> = covariance
+            .iter()
+            .map(|&v| f64::from(v) / n as f64)
+            .collect();
+        let first = top_eigenvector(&cov, dim);
+        let lambda = rayleigh(&cov, &first, dim);
+        for i in 0..dim {
+            for j in 0..dim {
+                cov[i * dim + j] -= lambda * first[i] * first[j];
+            }
+        }
+        let second = top_eigenvector(&cov, dim);
+        Some(Self {
+            mean,
+            axes: [first, second],
         })
-        .collect()
+    }
+
+    /// Places the rows of `features` (same `dim` as the fit) on the two axes.
+    #[must_use]
+    pub fn project(&self, features: &[f32]) -> Vec<[f32; 2]> {
+        let dim = self.mean.len();
+        features
+            .chunks_exact(dim)
+            .map(|row| {
+                let dot = |axis: &[f64]| {
+                    row.iter()
+                        .zip(&self.mean)
+                        .zip(axis)
+                        .map(|((v, m), a)| (f64::from(*v) - m) * a)
+                        .sum::<f64>() as f32
+                };
+                [dot(&self.axes[0]), dot(&self.axes[1])]
+            })
+            .collect()
+    }
 }
 
 fn top_eigenvector(matrix: &[f64], dim: usize) -> Vec<f64> {

@@ -2,6 +2,9 @@
 //! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
 
 pub mod ingest;
+pub mod preview;
+
+pub use preview::{PreviewBuilder, PreviewEvent};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,8 @@ pub struct Options {
     /// A device chosen by the caller (the app shares its GPU with the analysis); overrides
     /// `device` when set.
     pub compute: Option<ComputeDevice>,
+    /// Where to publish records as they are decoded, for a live preview (the app).
+    pub preview: Option<std::sync::mpsc::Sender<PreviewEvent>>,
 }
 
 impl Default for Options {
@@ -51,6 +56,7 @@ impl Default for Options {
             limits: DecodeLimits::default(),
             report: None,
             compute: None,
+            preview: None,
         }
     }
 }
@@ -170,6 +176,14 @@ pub fn analyze(
     if let Some(reason) = &cache.discarded {
         warnings.push(format!(".curate/index.parquet: {reason}"));
     }
+    if let Some(preview) = &options.preview {
+        preview
+            .send(PreviewEvent::Scanned {
+                scan: std::sync::Arc::new(scan.clone()),
+                pack: cache.pack_path(),
+            })
+            .ok();
+    }
     let (mut records, decoded) = decode_all(root, &scan, &mut cache, options, progress)?;
     let write_err = |what: &str| {
         let what = what.to_owned();
@@ -198,13 +212,7 @@ pub fn analyze(
         stage: Stage::Dedup,
     });
 
-    let readable: Vec<u32> = (0..records.len() as u32)
-        .filter(|&r| records[r as usize].facts().is_some())
-        .collect();
-    let mut features = Vec::with_capacity(readable.len() * FEATURE_DIM);
-    for &row in &readable {
-        features.extend_from_slice(&records[row as usize].facts().expect("readable").feature);
-    }
+    let (readable, features) = readable_features(&records);
     let device = match &options.compute {
         Some(device) => device.clone(),
         None => ComputeDevice::select(options.device)?,
@@ -245,35 +253,9 @@ pub fn analyze(
         stage: Stage::Layout,
     });
 
-    let dims: Vec<(u32, u32)> = records
-        .iter()
-        .filter_map(FileRecord::facts)
-        .map(|f| (f.width, f.height))
-        .collect();
-    let size_stats = SizeStats::new(&dims);
-    let scores: Vec<Option<Scores>> = records
-        .iter()
-        .map(|r| {
-            r.facts()
-                .map(|f| quality::score(&f.measures, f.width, f.height, &size_stats))
-        })
-        .collect();
-    let facts: Vec<Option<KeeperFacts>> = records
-        .iter()
-        .zip(&scores)
-        .map(|(r, s)| {
-            let (f, s) = (r.facts()?, s.as_ref()?);
-            Some(KeeperFacts {
-                pixels: u64::from(f.width) * u64::from(f.height),
-                blurry: s.values[2],
-                badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
-                bytes: r.size,
-            })
-        })
-        .collect();
-    let decisions = keep::decide(
+    let (scores, decisions) = judge(
+        &records,
         &groups,
-        &facts,
         &content,
         &ood,
         options.drop_outliers_percent,
@@ -341,6 +323,63 @@ pub fn analyze(
     })
 }
 
+/// The readable rows and their features, row after row (`readable.len() × FEATURE_DIM`).
+fn readable_features(records: &[FileRecord]) -> (Vec<u32>, Vec<f32>) {
+    let readable: Vec<u32> = (0..records.len() as u32)
+        .filter(|&r| records[r as usize].facts().is_some())
+        .collect();
+    let mut features = Vec::with_capacity(readable.len() * FEATURE_DIM);
+    for &row in &readable {
+        features.extend_from_slice(&records[row as usize].facts().expect("readable").feature);
+    }
+    (readable, features)
+}
+
+/// A bijective 64-bit mix (splitmix64's finaliser).
+fn scramble(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Quality scores (against the run's own size statistics) and the keep/drop decisions.
+fn judge(
+    records: &[FileRecord],
+    groups: &Groups,
+    content: &[Option<[u8; 32]>],
+    ood: &[f32],
+    drop_outliers_percent: Option<f32>,
+) -> (Vec<Option<Scores>>, Decisions) {
+    let dims: Vec<(u32, u32)> = records
+        .iter()
+        .filter_map(FileRecord::facts)
+        .map(|f| (f.width, f.height))
+        .collect();
+    let size_stats = SizeStats::new(&dims);
+    let scores: Vec<Option<Scores>> = records
+        .iter()
+        .map(|r| {
+            r.facts()
+                .map(|f| quality::score(&f.measures, f.width, f.height, &size_stats))
+        })
+        .collect();
+    let facts: Vec<Option<KeeperFacts>> = records
+        .iter()
+        .zip(&scores)
+        .map(|(r, s)| {
+            let (f, s) = (r.facts()?, s.as_ref()?);
+            Some(KeeperFacts {
+                pixels: u64::from(f.width) * u64::from(f.height),
+                blurry: s.values[2],
+                badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
+                bytes: r.size,
+            })
+        })
+        .collect();
+    let decisions = keep::decide(groups, &facts, content, ood, drop_outliers_percent);
+    (scores, decisions)
+}
+
 /// Takes unchanged files from the cache and decodes the rest in parallel batches, appending
 /// thumbnails and checkpointing the index as it goes. Returns the records in scan order and
 /// how many files were decoded.
@@ -356,9 +395,27 @@ fn decode_all(
         .iter()
         .map(|e| cache.lookup(e).cloned())
         .collect();
-    let todo: Vec<usize> = (0..records.len())
+    let mut todo: Vec<usize> = (0..records.len())
         .filter(|&i| records[i].is_none())
         .collect();
+    // A fixed pseudo-random order instead of scan (path) order: whatever has been decoded at
+    // any moment is a fair sample of the whole folder, so the live preview (and its layout
+    // basis) looks like the final map from the first seconds, not like its first folders.
+    todo.sort_by_key(|&i| scramble(i as u64));
+    let publish = |ready: Vec<(u32, FileRecord)>| {
+        if let Some(preview) = &options.preview
+            && !ready.is_empty()
+        {
+            preview.send(PreviewEvent::Records(ready)).ok();
+        }
+    };
+    publish(
+        records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as u32, r.clone()?)))
+            .collect(),
+    );
     progress.send(ProgressEvent::Started {
         stage: Stage::Decode,
         total: todo.len() as u64,
@@ -376,6 +433,12 @@ fn decode_all(
     let mut done = 0;
     for batch in todo.chunks(BATCH) {
         if progress.is_cancelled() {
+            // Keep what was decoded: the next run starts from here.
+            if let Some(appender) = appender.as_mut() {
+                appender.sync().map_err(io_err)?;
+                let so_far: Vec<FileRecord> = records.iter().flatten().cloned().collect();
+                cache.checkpoint(&so_far).map_err(io_err)?;
+            }
             return Err(PipelineError::Cancelled);
         }
         let results: Vec<_> = batch
@@ -402,6 +465,14 @@ fn decode_all(
                 outcome,
             });
         }
+        if options.preview.is_some() {
+            publish(
+                batch
+                    .iter()
+                    .map(|&i| (i as u32, records[i].clone().expect("just decoded")))
+                    .collect(),
+            );
+        }
         done += batch.len();
         progress.send(ProgressEvent::Advanced {
             stage: Stage::Decode,
@@ -427,7 +498,7 @@ fn decode_all(
     Ok((records, todo.len()))
 }
 
-fn build_rows(
+pub(crate) fn build_rows(
     records: &[FileRecord],
     captions: &[captions::Caption],
     groups: &Groups,

@@ -11,7 +11,7 @@ use crate::embed::{ComputeDevice, DeviceChoice};
 use crate::pipeline::Options;
 use crate::store;
 
-use super::job::Job;
+use super::job::{Job, Loaded};
 use super::map_view::{SelectOp, Tool};
 use super::panels;
 use super::recent;
@@ -209,6 +209,12 @@ impl CurateApp {
         app
     }
 
+    /// Whether an analysis is running (the open collection, if any, is then a preview).
+    #[must_use]
+    pub fn analysing(&self) -> bool {
+        self.job.is_some()
+    }
+
     /// The last error shown.
     #[must_use]
     pub fn error(&self) -> Option<&str> {
@@ -260,21 +266,58 @@ impl CurateApp {
             return;
         };
         let Some(outcome) = job.poll() else {
-            ctx.request_repaint_after(Duration::from_millis(100));
+            if let Some(preview) = job.take_preview() {
+                self.install(preview);
+            }
+            // Over a preview, progress is redrawn less often: each frame of the map costs a
+            // software renderer real CPU time that the decoders need.
+            let every = if self.workspace.is_some() { 400 } else { 100 };
+            ctx.request_repaint_after(Duration::from_millis(every));
             return;
         };
         self.job = None;
         match outcome {
-            Ok(loaded) => {
-                let notes = loaded.notes.clone();
-                let ws = Workspace::new(loaded);
-                self.workspace = Some(Box::new(ws));
-                for n in notes {
-                    self.note(n);
+            Ok(loaded) => self.install(loaded),
+            Err(err) => {
+                // A preview of a run that did not finish cannot be saved: close it (its
+                // decisions go to the session file) and go back to the start screen.
+                if self
+                    .workspace
+                    .as_ref()
+                    .is_some_and(|ws| ws.collection.preview.is_some())
+                {
+                    self.close_workspace();
+                }
+                if err == "cancelled" {
+                    self.note("analysis cancelled; what was decoded is cached for next time");
+                } else {
+                    self.error = Some(err);
                 }
             }
-            Err(err) if err == "cancelled" => {}
-            Err(err) => self.error = Some(err),
+        }
+    }
+
+    /// Shows a loaded collection: a preview of the running analysis, or its result. What the
+    /// user did on a preview of the same folder carries over (decisions, view, selection).
+    fn install(&mut self, loaded: Loaded) {
+        let first = self.workspace.is_none();
+        let notes = if first {
+            loaded.notes.clone()
+        } else {
+            Vec::new()
+        };
+        let mut ws = Workspace::new(loaded);
+        if let Some(previous) = &mut self.workspace {
+            if previous.unsaved()
+                && let Err(err) = previous.save_session()
+            {
+                self.error = Some(err);
+            }
+            ws.continue_from(previous);
+        }
+        self.workspace = Some(Box::new(ws));
+        for n in notes {
+            self.note(n);
         }
     }
 
@@ -338,22 +381,7 @@ impl CurateApp {
                 |r| r.display().to_string(),
             );
             ui.heading(what);
-            let stage = job.stage.map_or("starting", |s| s.label());
-            let fraction = if job.total > 0 {
-                job.done as f32 / job.total as f32
-            } else {
-                0.0
-            };
-            ui.add(
-                egui::ProgressBar::new(fraction)
-                    .desired_width(420.0)
-                    .text(if job.total > 0 {
-                        format!("{stage} · {} / {}", job.done, job.total)
-                    } else {
-                        stage.to_owned()
-                    })
-                    .animate(true),
-            );
+            ui.add(progress_bar(job, 420.0).animate(true));
             let rate = job.rate();
             let eta = job.eta().map_or_else(String::new, |d| {
                 format!(" · about {} s left", d.as_secs() + 1)
@@ -377,6 +405,44 @@ impl CurateApp {
         true
     }
 
+    /// One line of progress above a preview: stage, bar, rate, time left, Cancel.
+    fn progress_strip(&mut self, ui: &mut egui::Ui) {
+        let Some(job) = &self.job else {
+            return;
+        };
+        let mut cancel = false;
+        ui.horizontal(|ui| {
+            let preview = self
+                .workspace
+                .as_ref()
+                .and_then(|ws| ws.collection.preview);
+            ui.label(RichText::new("Analysing").strong());
+            ui.add(progress_bar(job, 260.0));
+            let rate = job.rate();
+            if rate > 0.0 {
+                ui.label(format!("{rate:.0} images/s"));
+            }
+            if let Some(eta) = job.eta() {
+                ui.label(format!("about {} s left", eta.as_secs() + 1));
+            }
+            if let Some(p) = preview {
+                ui.label(
+                    RichText::new(format!(
+                        "preview of {} / {} files: outlier scores and saving come when the analysis finishes",
+                        p.ready, p.files
+                    ))
+                    .weak(),
+                );
+            }
+            if ui.button("Cancel").clicked() {
+                cancel = true;
+            }
+        });
+        if cancel {
+            self.job.as_ref().map(Job::cancel);
+        }
+    }
+
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let typing = ctx.egui_wants_keyboard_input();
         let cmd = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
@@ -390,11 +456,16 @@ impl CurateApp {
         let Some(ws) = &mut self.workspace else {
             return;
         };
-        if ctx.input_mut(|i| i.consume_shortcut(&cmd(Key::S))) {
-            self.save_dialog = Some(SaveDialog::new(ws, SaveKind::KeepList));
-        }
-        if ctx.input_mut(|i| i.consume_shortcut(&cmd(Key::E))) {
-            self.save_dialog = Some(SaveDialog::new(ws, SaveKind::Decisions));
+        for (key, kind) in [(Key::S, SaveKind::KeepList), (Key::E, SaveKind::Decisions)] {
+            if ctx.input_mut(|i| i.consume_shortcut(&cmd(key))) {
+                match ws.complete() {
+                    Ok(()) => self.save_dialog = Some(SaveDialog::new(ws, kind)),
+                    Err(err) => {
+                        self.notes.push((err, Instant::now()));
+                        return;
+                    }
+                }
+            }
         }
         let mut note = None;
         if typing {
@@ -483,15 +554,19 @@ impl CurateApp {
                     self.pick_folder(ui.ctx());
                 }
                 let has = self.workspace.is_some();
+                let complete = self
+                    .workspace
+                    .as_ref()
+                    .is_some_and(|ws| ws.collection.preview.is_none());
                 if ui
-                    .add_enabled(has, egui::Button::new("Save keep-list…  (Ctrl+S)"))
+                    .add_enabled(complete, egui::Button::new("Save keep-list…  (Ctrl+S)"))
                     .clicked()
                     && let Some(ws) = &self.workspace
                 {
                     self.save_dialog = Some(SaveDialog::new(ws, SaveKind::KeepList));
                 }
                 if ui
-                    .add_enabled(has, egui::Button::new("Export decisions…  (Ctrl+E)"))
+                    .add_enabled(complete, egui::Button::new("Export decisions…  (Ctrl+E)"))
                     .clicked()
                     && let Some(ws) = &self.workspace
                 {
@@ -1012,6 +1087,23 @@ fn shared_compute(
     }
 }
 
+/// The job's progress bar: stage and items done of the total.
+fn progress_bar(job: &Job, width: f32) -> egui::ProgressBar {
+    let stage = job.stage.map_or("starting", |s| s.label());
+    let fraction = if job.total > 0 {
+        job.done as f32 / job.total as f32
+    } else {
+        0.0
+    };
+    egui::ProgressBar::new(fraction)
+        .desired_width(width)
+        .text(if job.total > 0 {
+            format!("{stage} · {} / {}", job.done, job.total)
+        } else {
+            stage.to_owned()
+        })
+}
+
 impl eframe::App for CurateApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let started = Instant::now();
@@ -1057,6 +1149,10 @@ impl eframe::App for CurateApp {
             ctx.request_repaint_after(Duration::from_millis(500));
         }
         if self.workspace.is_some() {
+            if self.job.is_some() {
+                // The open collection is a preview: the analysis goes on above the map.
+                egui::Panel::top("progress").show(ui, |ui| self.progress_strip(ui));
+            }
             self.workspace_ui(ui);
         } else {
             egui::CentralPanel::default().show(ui, |ui| {
@@ -1064,16 +1160,6 @@ impl eframe::App for CurateApp {
                     self.start_screen(ui);
                 }
             });
-        }
-        if self.workspace.is_some() && self.job.is_some() {
-            // A new folder is being analysed while the old one is still shown.
-            egui::Area::new(egui::Id::unique("job"))
-                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-                .show(&ctx, |ui| {
-                    egui::Frame::popup(ui.style()).show(ui, |ui| {
-                        self.progress_card(ui);
-                    });
-                });
         }
         self.help_window(&ctx);
         self.save_window(&ctx);

@@ -2,16 +2,16 @@
 //! everything the map needs, off the UI thread, with progress and clean cancellation.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::pipeline::{self, Options};
+use crate::pipeline::{self, Options, PreviewBuilder, PreviewEvent};
 use crate::progress::{Progress, ProgressEvent, Stage};
 use crate::store::session::{self, Session};
 
 use super::decisions::Decisions;
-use super::model::Collection;
+use super::model::{Collection, PreviewState};
 use super::select::{Grid, Picker};
 
 /// Everything a finished job hands to the app.
@@ -37,6 +37,7 @@ pub struct Job {
     progress: Progress,
     events: Receiver<ProgressEvent>,
     result: Receiver<Result<Loaded, String>>,
+    previews: Option<Receiver<Loaded>>,
     handle: Option<thread::JoinHandle<()>>,
     /// The current stage.
     pub stage: Option<Stage>,
@@ -50,23 +51,58 @@ pub struct Job {
 }
 
 impl Job {
-    /// Analyses `root` in the background.
+    /// Analyses `root` in the background. A second thread turns the records the analysis
+    /// publishes into preview collections (see [`Self::take_preview`]).
     #[must_use]
-    pub fn analyze(root: PathBuf, options: Options) -> Self {
+    pub fn analyze(root: PathBuf, mut options: Options) -> Self {
         let (progress, events) = Progress::channel();
         let (send, result) = channel();
+        let (publish, published) = channel();
+        options.preview = Some(publish);
+        let (send_preview, previews) = channel();
+        let preview_progress = progress.clone();
+        let preview_root = root.clone();
+        let max_distance = options.max_distance;
+        thread::Builder::new()
+            .name("curate-preview".to_owned())
+            .spawn(move || {
+                lower_priority();
+                previews_until_done(
+                    &preview_root,
+                    max_distance,
+                    &published,
+                    &send_preview,
+                    &preview_progress,
+                );
+            })
+            .expect("spawning a thread");
         let job_progress = progress.clone();
         let job_root = root.clone();
         let handle = thread::Builder::new()
             .name("curate-analysis".to_owned())
             .spawn(move || {
-                let outcome = pipeline::analyze(&job_root, &options, &job_progress)
+                lower_priority();
+                let run = || pipeline::analyze(&job_root, &options, &job_progress);
+                let outcome = match background_pool() {
+                    Some(pool) => pool.install(run),
+                    None => run(),
+                };
+                // Ends the preview thread before the result goes out.
+                drop(options);
+                let outcome = outcome
                     .map_err(|err| err.to_string())
                     .map(|analysis| prepare(Collection::from_analysis(analysis), Some(&job_root)));
                 send.send(outcome).ok();
             })
             .expect("spawning a thread");
-        Self::running(Some(root), progress, events, result, handle)
+        let mut job = Self::running(Some(root), progress, events, result, handle);
+        job.previews = Some(previews);
+        job
+    }
+
+    /// The newest preview of the images analysed so far, if one arrived since the last call.
+    pub fn take_preview(&mut self) -> Option<Loaded> {
+        self.previews.as_ref()?.try_iter().last()
     }
 
     /// Generates `points` synthetic points in the background (stress mode).
@@ -101,6 +137,7 @@ impl Job {
             progress,
             events,
             result,
+            previews: None,
             handle: Some(handle),
             stage: None,
             done: 0,
@@ -190,6 +227,98 @@ impl Drop for Job {
     }
 }
 
+/// A thread pool for the analysis whose threads yield to the UI thread (on two cores the
+/// decoders would otherwise starve the map while it shows the preview).
+fn background_pool() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("curate-analysis-{i}"))
+        .start_handler(|_| lower_priority())
+        .build()
+        .ok()
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10) where the OS allows it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: `gettid` has no preconditions; `setpriority` with PRIO_PROCESS and a thread id
+    // changes only that thread's nice value, and a failure is harmless (it stays at 0).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// Lowers the calling thread's scheduling priority where the OS allows it.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+/// Shortest time between two previews; a preview that took `t` to build waits `3 t`.
+const PREVIEW_EVERY: Duration = Duration::from_millis(700);
+
+/// The preview thread: collects the records the analysis publishes and sends a prepared
+/// preview collection every so often, until the analysis ends or is cancelled.
+fn previews_until_done(
+    root: &Path,
+    max_distance: u32,
+    published: &Receiver<PreviewEvent>,
+    send: &Sender<Loaded>,
+    progress: &Progress,
+) {
+    let mut builder: Option<PreviewBuilder> = None;
+    let mut changed = false;
+    let mut next = Instant::now() + Duration::from_millis(300);
+    let mut complete_since: Option<Instant> = None;
+    loop {
+        match published.recv_timeout(Duration::from_millis(50)) {
+            Ok(PreviewEvent::Scanned { scan, pack }) => {
+                builder = Some(PreviewBuilder::new(
+                    root.to_owned(),
+                    scan,
+                    pack,
+                    max_distance,
+                ));
+            }
+            Ok(PreviewEvent::Records(records)) => {
+                if let Some(builder) = &mut builder {
+                    builder.add(records);
+                    changed = true;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if progress.is_cancelled() {
+            return;
+        }
+        let Some(builder) = builder.as_mut() else {
+            continue;
+        };
+        // When everything is ready the final result usually follows at once (a warm open):
+        // a preview then only flashes, so it waits a second for it.
+        let complete = builder.ready() >= builder.files();
+        if complete {
+            complete_since.get_or_insert_with(Instant::now);
+        }
+        let due = Instant::now() >= next
+            && complete_since.is_none_or(|since| since.elapsed() >= Duration::from_secs(1));
+        if changed && due {
+            let started = Instant::now();
+            let state = PreviewState {
+                ready: builder.ready(),
+                files: builder.files(),
+            };
+            let mut collection = Collection::from_analysis(builder.build());
+            collection.preview = Some(state);
+            if send.send(prepare(collection, Some(root))).is_err() {
+                return;
+            }
+            changed = false;
+            next = Instant::now() + PREVIEW_EVERY.max(started.elapsed() * 3);
+        }
+    }
+}
+
 /// Builds the selection grid, the hover tree and the restored decisions.
 fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
     let (grid, picker) = rayon::join(
@@ -242,5 +371,75 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         picker,
         decisions,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::map_view::SelectOp;
+    use crate::ui::workspace::Workspace;
+
+    /// A preview built from the first decoded batch opens as a workspace that cannot be
+    /// saved; what the user selects and drops on it carries over to the final collection.
+    #[test]
+    fn decisions_on_a_preview_survive_the_final_result() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::dataset::demo::generate(dir.path(), 600).unwrap();
+        let (publish, published) = channel();
+        let options = Options {
+            preview: Some(publish),
+            ..Options::default()
+        };
+        let analysis = pipeline::analyze(dir.path(), &options, &Progress::silent()).unwrap();
+        drop(options);
+        let mut events = published.into_iter();
+        let Some(PreviewEvent::Scanned { scan, pack }) = events.next() else {
+            panic!("the scan comes first");
+        };
+        let mut builder = PreviewBuilder::new(dir.path().to_owned(), scan, pack, 8);
+        let Some(PreviewEvent::Records(first)) = events.next() else {
+            panic!("then records");
+        };
+        builder.add(first);
+        assert!(builder.ready() < builder.files());
+        let mut collection = Collection::from_analysis(builder.build());
+        collection.preview = Some(PreviewState {
+            ready: builder.ready(),
+            files: builder.files(),
+        });
+        let mut preview = Workspace::new(prepare(collection, None));
+        assert!(preview.save_keep_list(&dir.path().join("k.txt")).is_err());
+
+        preview.select(vec![1, 3, 5], SelectOp::Replace);
+        assert_eq!(preview.mark_selection(false), 3);
+        let paths: Vec<String> = [1, 3, 5]
+            .iter()
+            .map(|&p| preview.collection.path(p))
+            .collect();
+
+        let mut done = Workspace::new(prepare(Collection::from_analysis(analysis), None));
+        done.continue_from(&preview);
+        let selected: Vec<String> = done
+            .selected
+            .iter()
+            .map(|&p| done.collection.path(p as usize))
+            .collect();
+        let mut expected = paths.clone();
+        expected.sort();
+        let mut got = selected.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        for &p in &done.selected {
+            assert!(!done.decisions.keep(&done.collection, p as usize));
+        }
+        assert!(done.unsaved(), "carried decisions still need saving");
+        let out = dir.path().join("keep.txt");
+        let kept = done.save_keep_list(&out).unwrap();
+        let list = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(list.lines().count(), kept);
+        for path in &paths {
+            assert!(!list.lines().any(|l| l == path), "{path} was dropped");
+        }
     }
 }

@@ -221,6 +221,20 @@ impl MapView {
         }
     }
 
+    /// Keeps the view settings of `previous` (the map this one replaces) and its camera when
+    /// the user had moved it; otherwise the new points are fitted in view.
+    pub fn continue_from(&mut self, previous: &Self, collection: &Collection) {
+        self.tool = previous.tool;
+        self.point_size = previous.point_size;
+        self.show_thumbnails = previous.show_thumbnails;
+        self.dim_dropped = previous.dim_dropped;
+        if previous.fit.is_some_and(|fit| fit != previous.camera) {
+            self.rect = previous.rect;
+            self.fit = Some(self.camera_for(collection.bounds()));
+            self.camera = previous.camera;
+        }
+    }
+
     /// Sets the point colours (packed RGBA8).
     pub fn set_colours(&mut self, colours: Vec<u32>) {
         self.colours.set(colours);

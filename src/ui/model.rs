@@ -108,6 +108,18 @@ pub struct Collection {
     pub summary: Option<Summary>,
     /// Details and thumbnails.
     pub source: Arc<Source>,
+    /// Set while the analysis is still running: this is a preview of the images decoded so
+    /// far (no outlier scores yet).
+    pub preview: Option<PreviewState>,
+}
+
+/// How far the analysis behind a preview collection has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviewState {
+    /// Files decoded (or taken from the cache) so far.
+    pub ready: usize,
+    /// Files in the folder.
+    pub files: usize,
 }
 
 static NEXT_SCENE: AtomicU64 = AtomicU64::new(1);
@@ -236,6 +248,7 @@ impl Collection {
             problems,
             warnings,
             summary: Some(summary),
+            preview: None,
             source: Arc::new(Source::Dataset {
                 root,
                 rows,
@@ -419,6 +432,7 @@ impl Collection {
             problems: Vec::new(),
             warnings: Vec::new(),
             summary: None,
+            preview: None,
             source: Arc::new(Source::Synthetic { seed, cluster }),
         }
     }

@@ -252,6 +252,17 @@ fn gallery(
 
 fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
     ui.label("Outlier score: distance to the 5th nearest image outside the image's own duplicate group (cosine, built-in features). Drag on the histogram to set the threshold.");
+    if let Some(p) = ws.collection.preview {
+        ui.add_space(8.0);
+        ui.label(
+            RichText::new(format!(
+                "Outlier scores need every image's neighbours: they appear when the analysis finishes ({} of {} files so far).",
+                p.ready, p.files
+            ))
+            .strong(),
+        );
+        return;
+    }
     if let Some(t) = histogram(ui, "ood-histogram", &ws.ood_hist, ws.ood_threshold) {
         ws.ood_threshold = t;
         ws.mode = ColourMode::Outliers;

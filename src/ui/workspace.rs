@@ -307,6 +307,47 @@ impl Workspace {
         }
     }
 
+    /// Takes over what the user did in `previous` when this collection replaces a preview
+    /// of the same folder (or a newer preview replaces an older one): the decisions (from
+    /// memory, newer than the session file), the view, the colour mode, the thresholds, the
+    /// tabs, the selection and the inspected image (matched by path). Undo history starts
+    /// afresh.
+    pub fn continue_from(&mut self, previous: &Self) {
+        if previous.collection.root() != self.collection.root() {
+            return;
+        }
+        let session = previous.decisions.to_session(&previous.collection);
+        self.decisions = Decisions::from_session(&session, &self.collection).0;
+        self.saved_generation = if previous.unsaved() {
+            self.decisions.generation.wrapping_sub(1)
+        } else {
+            self.decisions.generation
+        };
+        self.counts = self.decisions.counts(&self.collection);
+        self.map.continue_from(&previous.map, &self.collection);
+        self.mode = previous.mode;
+        self.measure = previous.measure;
+        self.quality_threshold = previous.quality_threshold;
+        if previous.collection.preview.is_none() || self.collection.preview.is_some() {
+            // Outlier scores are all zero in a preview: keep the final run's default then.
+            self.ood_threshold = previous.ood_threshold;
+        }
+        self.left = previous.left;
+        self.right = previous.right;
+        if !previous.selected.is_empty() || previous.inspected.is_some() {
+            let index: std::collections::HashMap<String, u32> = (0..self.collection.len())
+                .map(|i| (self.collection.path(i), i as u32))
+                .collect();
+            let find = |p: u32| index.get(&previous.collection.path(p as usize)).copied();
+            let mut selected: Vec<u32> =
+                previous.selected.iter().filter_map(|&p| find(p)).collect();
+            selected.sort_unstable();
+            self.selected = selected;
+            self.selection_generation += 1;
+            self.inspected = previous.inspected.and_then(find);
+        }
+    }
+
     /// The histogram of quality measure `m` (computed on first use).
     pub fn quality_hist(&mut self, m: usize) -> Arc<Histogram> {
         let c = &self.collection;
@@ -365,7 +406,10 @@ impl Workspace {
             self.drawn = Some(key);
         }
         let flag_key = (self.decisions.generation, self.selection_generation);
-        if self.flags_drawn.is_some_and(|(decided, _)| decided != flag_key.0) {
+        if self
+            .flags_drawn
+            .is_some_and(|(decided, _)| decided != flag_key.0)
+        {
             // Counts depend on the decisions only, not on the selection.
             self.counts = self.decisions.counts(&self.collection);
         }
@@ -699,6 +743,18 @@ impl Workspace {
         self.saved_generation != self.decisions.generation && self.collection.root().is_some()
     }
 
+    /// An error while the collection is a preview of a running analysis (a keep-list of a
+    /// preview would leave out every image not decoded yet).
+    pub fn complete(&self) -> Result<(), String> {
+        match self.collection.preview {
+            Some(p) => Err(format!(
+                "the analysis is still running ({} of {} files): saving is possible when it finishes",
+                p.ready, p.files
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The report rows with the effective decisions applied (what the keep-list and the
     /// decision export write). Unreadable files are never kept.
     #[must_use]
@@ -718,6 +774,7 @@ impl Workspace {
 
     /// Writes the keep-list (same format as `curate analyze --keep-list`), atomically.
     pub fn save_keep_list(&self, path: &Path) -> Result<usize, String> {
+        self.complete()?;
         let rows = self.effective_rows();
         if rows.is_empty() && !self.collection.is_empty() {
             return Err("stress-mode points have no files to list".to_owned());
@@ -732,6 +789,7 @@ impl Workspace {
     /// Writes every file's decision, reason, group and scores as CSV or parquet (by
     /// extension), atomically.
     pub fn export_decisions(&self, path: &Path) -> Result<usize, String> {
+        self.complete()?;
         let rows = self.effective_rows();
         if rows.is_empty() && !self.collection.is_empty() {
             return Err("stress-mode points have no files to export".to_owned());
