@@ -70,6 +70,9 @@ struct SaveDialog {
     browsing: Option<Receiver<Option<PathBuf>>>,
 }
 
+/// Frame gaps longer than this are idle time between on-demand repaints.
+const IDLE_GAP_MS: f32 = 250.0;
+
 /// Frame-time statistics: the intervals between frames and the time spent building each
 /// frame's UI, in milliseconds.
 #[derive(Debug, Default)]
@@ -98,12 +101,17 @@ impl FrameStats {
         self.last = Some(now);
     }
 
-    fn fps(&self) -> f32 {
+    /// Frames per second while the screen is being redrawn continuously (panning, zooming,
+    /// animations); `None` when the app is idle. The app repaints on demand, so the gaps
+    /// between idle repaints (longer than [`IDLE_GAP_MS`]) say nothing about speed.
+    fn fps(&self) -> Option<f32> {
         let recent = &self.intervals[self.intervals.len().saturating_sub(30)..];
-        if recent.is_empty() {
-            return 0.0;
-        }
-        1000.0 * recent.len() as f32 / recent.iter().sum::<f32>().max(1e-3)
+        let busy: Vec<f32> = recent
+            .iter()
+            .copied()
+            .filter(|&ms| ms < IDLE_GAP_MS)
+            .collect();
+        (busy.len() >= 5).then(|| 1000.0 * busy.len() as f32 / busy.iter().sum::<f32>().max(1e-3))
     }
 }
 
@@ -716,10 +724,13 @@ impl CurateApp {
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.label(format!(
-                    "{:.0} fps · UI {:.1} ms",
-                    self.frames.fps(),
+                    "{} · UI {:.1} ms",
+                    self.frames
+                        .fps()
+                        .map_or_else(|| "idle".to_owned(), |fps| format!("{fps:.0} fps")),
                     percentile(&self.frames.ui_times, 0.5)
-                ));
+                ))
+                .on_hover_text("Frames per second while the map moves (idle when nothing is redrawn) and the median time to build the UI of a frame");
                 ui.separator();
                 let compute = self
                     .workspace
