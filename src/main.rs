@@ -29,6 +29,10 @@ struct Cli {
     /// Where the analysis' tensor work runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// A Hugging Face CLIP folder: the map, outliers and semantic duplicates use its image
+    /// embeddings, and the app gets a text search box.
+    #[arg(long, value_name = "CLIP_DIR")]
+    model: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,6 +44,10 @@ enum Command {
     /// Generate the built-in sample dataset, analyse it and write a keep-list; then open the
     /// app on it when a display is available.
     Demo(DemoArgs),
+    /// Embed every image (and caption) with a CLIP model and write them to a parquet file:
+    /// `path`, `image_embedding`, `text_embedding` (CLIP text tower, captioned images) and
+    /// `sentence_embedding` (with --text-model). Vectors are unit length.
+    Embed(EmbedArgs),
     /// Open the map on N synthetic points (clusters, duplicates, outliers, fake thumbnails),
     /// for measuring and for demos.
     Stress(StressArgs),
@@ -68,6 +76,82 @@ struct AnalyzeArgs {
     /// Write the keep-list here: one relative path per line, in scan order.
     #[arg(long)]
     keep_list: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    models: ModelArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct ModelArgs {
+    /// A Hugging Face CLIP folder (config.json, model.safetensors, tokenizer): its image
+    /// embeddings drive the map, outlier scores and semantic duplicates; captions get a
+    /// CLIP score.
+    #[arg(long, value_name = "CLIP_DIR")]
+    model: Option<PathBuf>,
+    /// Zero-shot labels, comma-separated ("cat,dog,chart"): predicted label and its OOD
+    /// scores (maximum logit, entropy, top-2 margin). Needs --model.
+    #[arg(long, value_delimiter = ',', requires = "model")]
+    labels: Vec<String>,
+    /// Zero-shot labels, one per line. Needs --model.
+    #[arg(long, value_name = "FILE", requires = "model")]
+    labels_file: Option<PathBuf>,
+    /// Cosine similarity of CLIP embeddings at or above which images are semantic
+    /// duplicates.
+    #[arg(long, default_value_t = pipeline::semantic::DEFAULT_SEMANTIC_THRESHOLD)]
+    semantic_threshold: f32,
+    /// CLIP score below which a caption is flagged as not describing its image.
+    #[arg(long, default_value_t = pipeline::semantic::DEFAULT_CLIP_SCORE_THRESHOLD)]
+    clip_score_threshold: f32,
+    /// Images per model batch.
+    #[arg(long, default_value_t = pipeline::semantic::DEFAULT_BATCH)]
+    batch: usize,
+}
+
+impl ModelArgs {
+    fn options(&self) -> Result<pipeline::semantic::ModelOptions> {
+        let mut labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let Some(file) = &self.labels_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the labels file {}", file.display()))?;
+            labels.extend(
+                text.lines()
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty()),
+            );
+        }
+        Ok(pipeline::semantic::ModelOptions {
+            clip: self.model.clone(),
+            labels,
+            semantic_threshold: self.semantic_threshold,
+            clip_score_threshold: self.clip_score_threshold,
+            batch: self.batch,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// The dataset folder.
+    dir: PathBuf,
+    /// A Hugging Face CLIP folder.
+    #[arg(long, value_name = "CLIP_DIR")]
+    model: PathBuf,
+    /// A sentence-transformers folder (e.g. all-MiniLM-L6-v2): adds `sentence_embedding`
+    /// of each caption.
+    #[arg(long, value_name = "DIR")]
+    text_model: Option<PathBuf>,
+    /// The parquet file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images per model batch.
+    #[arg(long, default_value_t = pipeline::semantic::DEFAULT_BATCH)]
+    batch: usize,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -135,12 +219,23 @@ fn parse_percent(text: &str) -> Result<f32, String> {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the context and its causes, joined.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
-        return open_app(launch, cli.device);
+        return open_app(launch, cli.device, cli.model);
     };
     match command {
         Command::Stress(args) => {
@@ -156,20 +251,32 @@ fn main() -> Result<()> {
                     measure_seconds: args.measure,
                 },
                 DeviceChoice::Auto,
+                None,
             )?;
         }
         Command::Analyze(args) => {
-            let analysis = run_analysis(&args.dir, &args.common, args.report.clone())?;
+            let analysis = run_analysis(
+                &args.dir,
+                &args.common,
+                args.report.clone(),
+                args.models.options()?,
+            )?;
             if let Some(path) = &args.keep_list {
                 write_keep_list(&analysis, path)?;
             }
             print_summary(&analysis, args.keep_list.as_deref(), args.common.json)?;
         }
         Command::Export(args) => export(&args)?,
+        Command::Embed(args) => embed(&args)?,
         Command::Demo(args) => {
             let truth = demo::generate_with(&args.dir, args.scenes, args.plain)
                 .with_context(|| format!("writing the demo dataset to {}", args.dir.display()))?;
-            let analysis = run_analysis(&args.dir, &args.common, None)?;
+            let analysis = run_analysis(
+                &args.dir,
+                &args.common,
+                None,
+                ModelArgs::default().options()?,
+            )?;
             let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
             write_keep_list(&analysis, &keep_list)?;
             print_summary(&analysis, Some(&keep_list), args.common.json)?;
@@ -182,25 +289,32 @@ fn main() -> Result<()> {
                     "\nopening the app on {} (close the window to finish)",
                     args.dir.display()
                 );
-                open_app(Launch::Folder(args.dir.clone()), args.common.device)?;
+                open_app(Launch::Folder(args.dir.clone()), args.common.device, None)?;
             }
         }
     }
     Ok(())
 }
 
-fn open_app(launch: Launch, device: DeviceChoice) -> Result<()> {
+fn open_app(launch: Launch, device: DeviceChoice, model: Option<PathBuf>) -> Result<()> {
     let config = AppConfig {
         launch,
         device,
+        model,
         ..AppConfig::default()
     };
     curate::ui::run(config).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
-fn run_analysis(dir: &Path, common: &CommonArgs, report: Option<PathBuf>) -> Result<Analysis> {
+fn run_analysis(
+    dir: &Path,
+    common: &CommonArgs,
+    report: Option<PathBuf>,
+    models: pipeline::semantic::ModelOptions,
+) -> Result<Analysis> {
     let options = Options {
+        models,
         max_distance: common.phash_distance,
         drop_outliers_percent: common.drop_outliers,
         device: common.device,
@@ -279,6 +393,12 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
         "  duplicates {:>8}   groups ({} with exact copies)",
         s.dup_groups, s.exact_groups
     );
+    if let Some(model) = &s.model {
+        println!(
+            "  model      {model}  ·  embedded {}  ·  semantic duplicates {}",
+            s.embedded, s.semantic_duplicates
+        );
+    }
     println!("  kept       {:>8}", s.kept);
     for (reason, count) in &s.dropped {
         println!("  dropped    {count:>8}   {reason}");
@@ -302,6 +422,47 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
     println!(
         "  report     {}",
         store::default_report_path(&analysis.root).display()
+    );
+    Ok(())
+}
+
+fn embed(args: &EmbedArgs) -> Result<()> {
+    let models = pipeline::semantic::ModelOptions {
+        clip: Some(args.model.clone()),
+        batch: args.batch,
+        ..pipeline::semantic::ModelOptions::default()
+    };
+    let analysis = run_analysis(&args.dir, &args.common, None, models)?;
+    let semantic = analysis
+        .semantic
+        .as_ref()
+        .context("the model stage did not run")?;
+    let sentences = match &args.text_model {
+        None => None,
+        Some(dir) => {
+            let device = curate::embed::ComputeDevice::select(args.common.device)?;
+            let encoder = curate::embed::text::SentenceEncoder::load(dir, &device.device)?;
+            let captioned: Vec<&str> = semantic
+                .caption_rows
+                .iter()
+                .filter_map(|&row| analysis.rows[row as usize].caption.as_deref())
+                .collect();
+            Some((encoder.dim(), encoder.embed(&captioned)))
+        }
+    };
+    let count = curate::store::vectors::write_embeddings(
+        &args.out,
+        &analysis,
+        semantic,
+        sentences
+            .as_ref()
+            .map(|(dim, rows)| (*dim, rows.as_slice())),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "curate: {count} images embedded ({} computed now, the rest cached) → {}",
+        semantic.embedded,
+        args.out.display()
     );
     Ok(())
 }

@@ -15,6 +15,8 @@ pub enum Stage {
     Scan,
     /// Decoding, hashing, measuring and thumbnailing each image.
     Decode,
+    /// Running the image model (`--model`).
+    Embed,
     /// Finding duplicate groups.
     Dedup,
     /// Nearest-neighbour outlier scores.
@@ -32,6 +34,7 @@ impl Stage {
         match self {
             Self::Scan => "scanning",
             Self::Decode => "decoding",
+            Self::Embed => "embedding images",
             Self::Dedup => "grouping duplicates",
             Self::Outliers => "scoring outliers",
             Self::Layout => "laying out the map",

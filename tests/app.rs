@@ -24,6 +24,7 @@ fn open(dir: &std::path::Path) -> Harness<'static, CurateApp> {
         launch: Launch::Folder(dir.to_owned()),
         device: DeviceChoice::Cpu,
         remember_recent: false,
+        model: None,
     };
     let mut harness = Harness::builder()
         .with_size([1400.0, 860.0])

@@ -189,8 +189,10 @@ impl UnionFind {
 pub enum DupKind {
     /// It has a byte-identical copy in the group.
     Exact,
-    /// Its group holds only perceptually similar images.
+    /// It has a perceptual near copy (pHash) in the group.
     Near,
+    /// It is in the group only through model-embedding similarity (`--model`).
+    Semantic,
 }
 
 impl DupKind {
@@ -200,6 +202,7 @@ impl DupKind {
         match self {
             Self::Exact => "exact",
             Self::Near => "near",
+            Self::Semantic => "semantic",
         }
     }
 }
@@ -225,6 +228,18 @@ pub fn group(
     phashes: &[Option<u64>],
     max_distance: u32,
 ) -> Groups {
+    group_with(content_hashes, phashes, max_distance, &[])
+}
+
+/// [`group`], with extra `semantic` links (row pairs whose model embeddings are nearly the
+/// same) joining the groups; rows linked only that way get [`DupKind::Semantic`].
+#[must_use]
+pub fn group_with(
+    content_hashes: &[Option<[u8; 32]>],
+    phashes: &[Option<u64>],
+    max_distance: u32,
+    semantic: &[(u32, u32)],
+) -> Groups {
     let n = content_hashes.len();
     assert_eq!(n, phashes.len(), "one content hash and one pHash per row");
     let mut sets = UnionFind::new(n);
@@ -244,8 +259,15 @@ pub fn group(
         .iter()
         .filter_map(|&r| phashes[r as usize])
         .collect();
+    let mut near = vec![false; n];
     for link in near_links(&values, max_distance) {
-        sets.union(hashed_rows[link.a as usize], hashed_rows[link.b as usize]);
+        let (a, b) = (hashed_rows[link.a as usize], hashed_rows[link.b as usize]);
+        near[a as usize] = true;
+        near[b as usize] = true;
+        sets.union(a, b);
+    }
+    for &(a, b) in semantic {
+        sets.union(a, b);
     }
 
     let mut groups = Groups {
@@ -282,8 +304,10 @@ pub fn group(
         groups.dup_group[row as usize] = id;
         groups.dup_kind[row as usize] = Some(if groups.exact_group[row as usize] >= 0 {
             DupKind::Exact
-        } else {
+        } else if near[row as usize] {
             DupKind::Near
+        } else {
+            DupKind::Semantic
         });
     }
     groups

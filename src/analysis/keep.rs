@@ -1,7 +1,7 @@
 //! The keep/drop decision: one keeper per duplicate group, chosen by quality, and optionally
 //! the most unusual images.
 
-use super::dedup::Groups;
+use super::dedup::{DupKind, Groups};
 
 /// Why a file is not in the keep-list.
 #[derive(
@@ -19,6 +19,8 @@ pub enum DropReason {
     Manual,
     /// Dropped in the app for a quality score over a threshold.
     Quality,
+    /// Nearly the same model embedding as its group's keeper (`--model`).
+    SemanticDuplicate,
 }
 
 impl DropReason {
@@ -31,6 +33,7 @@ impl DropReason {
             Self::Outlier => "outlier",
             Self::Manual => "manual",
             Self::Quality => "quality",
+            Self::SemanticDuplicate => "semantic_duplicate",
         }
     }
 
@@ -43,6 +46,7 @@ impl DropReason {
             Self::Outlier,
             Self::Manual,
             Self::Quality,
+            Self::SemanticDuplicate,
         ]
         .into_iter()
         .find(|r| r.as_str() == text)
@@ -121,6 +125,8 @@ pub fn decide(
                     && content[row as usize] == content[keeper as usize];
                 decisions.reason[row as usize] = Some(if exact {
                     DropReason::ExactDuplicate
+                } else if groups.dup_kind[row as usize] == Some(DupKind::Semantic) {
+                    DropReason::SemanticDuplicate
                 } else {
                     DropReason::NearDuplicate
                 });

@@ -53,16 +53,17 @@ pub enum ModelError {
 const LISTED: usize = 4;
 
 fn list(names: &[String]) -> String {
-    let mut text = names
+    let text = names
         .iter()
         .take(LISTED)
         .cloned()
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > LISTED {
-        text.push_str(&format!(" and {} more", names.len() - LISTED));
+        format!("{text} and {} more", names.len() - LISTED)
+    } else {
+        text
     }
-    text
 }
 
 /// Loads `file` into `module`. `remap` rewrites the file's tensor names (regex, replacement)

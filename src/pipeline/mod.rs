@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod preview;
+pub mod semantic;
 
 pub use preview::{PreviewBuilder, PreviewEvent};
 
@@ -44,6 +45,8 @@ pub struct Options {
     pub compute: Option<ComputeDevice>,
     /// Where to publish records as they are decoded, for a live preview (the app).
     pub preview: Option<std::sync::mpsc::Sender<PreviewEvent>>,
+    /// Models (`--model`, `--labels`).
+    pub models: semantic::ModelOptions,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             report: None,
             compute: None,
             preview: None,
+            models: semantic::ModelOptions::default(),
         }
     }
 }
@@ -83,6 +87,9 @@ pub enum PipelineError {
     /// No compute device.
     #[error(transparent)]
     Device(#[from] crate::embed::device::DeviceError),
+    /// The model folder could not be loaded.
+    #[error(transparent)]
+    Model(#[from] crate::embed::weights::ModelError),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -111,6 +118,8 @@ pub struct Analysis {
     pub summary: Summary,
     /// The thumbnail pack the records' [`crate::store::cache::ThumbRef`]s point into.
     pub thumbnail_pack: PathBuf,
+    /// What the model stage computed (`--model`).
+    pub semantic: Option<semantic::Semantic>,
 }
 
 /// Counts and timings of a run (printed by the command line, `--json` for machines).
@@ -146,6 +155,12 @@ pub struct Summary {
     pub images_per_sec: f64,
     /// Warnings (also in [`Analysis::warnings`]).
     pub warnings: usize,
+    /// The model behind the map, outliers and semantic duplicates (`--model`), if any.
+    pub model: Option<String>,
+    /// Images embedded by the model in this run (the rest came from the embedding cache).
+    pub embedded: usize,
+    /// Images in a duplicate group only through model similarity.
+    pub semantic_duplicates: usize,
 }
 
 /// How often the cache index is saved during a long decode, so a killed run keeps its work.
@@ -161,6 +176,20 @@ pub fn analyze(
     progress: &Progress,
 ) -> Result<Analysis, PipelineError> {
     let started = Instant::now();
+    // The device and the model first: a bad model folder fails the run before any work.
+    let device = match &options.compute {
+        Some(device) => device.clone(),
+        None => ComputeDevice::select(options.device)?,
+    };
+    let mut model_warnings = Vec::new();
+    let clip = match &options.models.clip {
+        None => None,
+        Some(dir) => {
+            let (model, tokenizer, warning) = semantic::load(dir, &device.device)?;
+            model_warnings.extend(warning);
+            Some((model, tokenizer))
+        }
+    };
     progress.send(ProgressEvent::Started {
         stage: Stage::Scan,
         total: 0,
@@ -171,6 +200,7 @@ pub fn analyze(
     })?;
     progress.send(ProgressEvent::Finished { stage: Stage::Scan });
     let mut warnings = scan.warnings.clone();
+    warnings.extend(model_warnings);
 
     let mut cache = Cache::open(root);
     if let Some(reason) = &cache.discarded {
@@ -198,32 +228,41 @@ pub fn analyze(
     warnings.extend(caption_warnings);
 
     // Dataset-wide analysis over the readable rows.
-    progress.send(ProgressEvent::Started {
-        stage: Stage::Dedup,
-        total: records.len() as u64,
-    });
     let content: Vec<Option<[u8; 32]>> = records
         .iter()
         .map(|r| r.facts().map(|f| f.content_hash))
         .collect();
     let phashes: Vec<Option<u64>> = records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
-    let groups = dedup::group(&content, &phashes, options.max_distance);
-    progress.send(ProgressEvent::Finished {
-        stage: Stage::Dedup,
-    });
-
-    let (readable, features) = readable_features(&records);
-    let device = match &options.compute {
-        Some(device) => device.clone(),
-        None => ComputeDevice::select(options.device)?,
+    let (readable, builtin) = readable_features(&records);
+    let semantic = match &clip {
+        None => None,
+        Some((model, tokenizer)) => {
+            let result = semantic::run(
+                &scan,
+                &records,
+                &captions,
+                &readable,
+                (model, tokenizer.as_ref()),
+                &options.models,
+                options.limits,
+                root,
+                progress,
+            )?;
+            warnings.extend(result.warnings.iter().cloned());
+            Some(result)
+        }
     };
-    let digest = neighbours::digest(&features, FEATURE_DIM, knn::STORED_NEIGHBOURS);
+    let (features, dim) = match &semantic {
+        Some(s) => (s.images.as_slice(), s.dim),
+        None => (builtin.as_slice(), FEATURE_DIM),
+    };
+    let digest = neighbours::digest(features, dim, knn::STORED_NEIGHBOURS);
     let (graph, neighbours_cached) = if let Some(graph) = neighbours::load(root, &digest) {
         (graph, true)
     } else {
         let graph = knn::exact(
-            &features,
-            FEATURE_DIM,
+            features,
+            dim,
             knn::STORED_NEIGHBOURS,
             &device.device,
             progress,
@@ -234,6 +273,18 @@ pub fn analyze(
         neighbours::save(root, &digest, &graph).map_err(write_err("the neighbour cache"))?;
         (graph, false)
     };
+
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Dedup,
+        total: records.len() as u64,
+    });
+    let links = semantic.as_ref().map_or_else(Vec::new, |_| {
+        semantic::links(&graph, &readable, options.models.semantic_threshold)
+    });
+    let groups = dedup::group_with(&content, &phashes, options.max_distance, &links);
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Dedup,
+    });
     let readable_groups: Vec<i64> = readable
         .iter()
         .map(|&r| groups.dup_group[r as usize])
@@ -248,7 +299,7 @@ pub fn analyze(
         stage: Stage::Layout,
         total: 0,
     });
-    let layout = pca::project_2d(&features, FEATURE_DIM, &device.device);
+    let layout = pca::project_2d(features, dim, &device.device);
     progress.send(ProgressEvent::Finished {
         stage: Stage::Layout,
     });
@@ -269,7 +320,10 @@ pub fn analyze(
     for (&row, point) in readable.iter().zip(&layout) {
         xy[row as usize] = Some(*point);
     }
-    let rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
+    let mut rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
+    if let Some(semantic) = &semantic {
+        add_semantic_columns(&mut rows, semantic);
+    }
     let report_path = options
         .report
         .clone()
@@ -299,6 +353,13 @@ pub fn analyze(
         elapsed_secs: elapsed,
         images_per_sec: rows.len() as f64 / elapsed.max(1e-9),
         warnings: warnings.len(),
+        model: semantic.as_ref().map(|s| s.model.clone()),
+        embedded: semantic.as_ref().map_or(0, |s| s.embedded),
+        semantic_duplicates: groups
+            .dup_kind
+            .iter()
+            .filter(|k| **k == Some(dedup::DupKind::Semantic))
+            .count(),
         ..Summary::default()
     };
     for row in &rows {
@@ -320,7 +381,21 @@ pub fn analyze(
         warnings,
         summary,
         thumbnail_pack,
+        semantic,
     })
+}
+
+/// Fills the model columns of the report.
+fn add_semantic_columns(rows: &mut [ReportRow], semantic: &semantic::Semantic) {
+    for (row, report) in rows.iter_mut().enumerate() {
+        report.clip_score = semantic.clip_score[row];
+        if let Some(scores) = semantic.label_scores[row] {
+            report.label = semantic.labels.get(scores.label as usize).cloned();
+            report.label_max_logit = Some(scores.max_logit);
+            report.label_entropy = Some(scores.entropy);
+            report.label_margin = Some(scores.margin);
+        }
+    }
 }
 
 /// The readable rows and their features, row after row (`readable.len() × FEATURE_DIM`).
@@ -536,6 +611,10 @@ pub(crate) fn build_rows(
                 ),
                 keep::DropReason::Manual => "dropped by hand".to_owned(),
                 keep::DropReason::Quality => "below the quality threshold".to_owned(),
+                keep::DropReason::SemanticDuplicate => format!(
+                    "semantic duplicate of {} (model embeddings nearly the same)",
+                    keeper.as_deref().unwrap_or("?")
+                ),
             });
             let (status, error) = match &record.outcome {
                 Outcome::Ok(_) => ("ok".to_owned(), None),
@@ -577,6 +656,7 @@ pub(crate) fn build_rows(
                 quality_flags: flags.filter(|f| !f.is_empty()),
                 x: xy[row].map(|p| p[0]),
                 y: xy[row].map(|p| p[1]),
+                ..ReportRow::default()
             }
         })
         .collect()

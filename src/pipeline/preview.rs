@@ -167,6 +167,7 @@ impl PreviewBuilder {
             warnings: self.warnings.clone(),
             summary,
             thumbnail_pack: self.pack.clone(),
+            semantic: None,
         }
     }
 }

@@ -4,10 +4,12 @@
 pub mod atomic;
 pub mod cache;
 mod columns;
+pub mod embeddings;
 pub mod keeplist;
 pub mod neighbours;
 pub mod report;
 pub mod session;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 

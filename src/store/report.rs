@@ -73,6 +73,17 @@ pub struct ReportRow {
     pub x: Option<f32>,
     /// Map y.
     pub y: Option<f32>,
+    /// Cosine similarity of the CLIP image and caption embeddings (with `--model`, for
+    /// captioned images).
+    pub clip_score: Option<f32>,
+    /// The zero-shot label (with `--labels`).
+    pub label: Option<String>,
+    /// Zero-shot maximum logit (higher = more in-distribution).
+    pub label_max_logit: Option<f32>,
+    /// Zero-shot softmax entropy (higher = less sure).
+    pub label_entropy: Option<f32>,
+    /// Zero-shot margin between the two most likely labels' probabilities.
+    pub label_margin: Option<f32>,
 }
 
 fn schema() -> Schema {
@@ -105,6 +116,11 @@ fn schema() -> Schema {
         Field::new("quality_flags", DataType::Utf8, true),
         Field::new("x", DataType::Float32, true),
         Field::new("y", DataType::Float32, true),
+        Field::new("clip_score", DataType::Float32, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("label_max_logit", DataType::Float32, true),
+        Field::new("label_entropy", DataType::Float32, true),
+        Field::new("label_margin", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -147,6 +163,11 @@ fn batch(
     columns.push(strings(rows, |r| r.quality_flags.as_deref()));
     columns.push(floats(rows, |r| r.x));
     columns.push(floats(rows, |r| r.y));
+    columns.push(floats(rows, |r| r.clip_score));
+    columns.push(strings(rows, |r| r.label.as_deref()));
+    columns.push(floats(rows, |r| r.label_max_logit));
+    columns.push(floats(rows, |r| r.label_entropy));
+    columns.push(floats(rows, |r| r.label_margin));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -231,6 +252,18 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         .collect::<Result<_, _>>()?;
     let opt_s = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
     let opt_f = |a: &Float32Array, i: usize| a.is_valid(i).then(|| a.value(i));
+    // Columns added with the models (absent from older reports).
+    let has = |name: &str| batch.column_by_name(name).is_some();
+    let clip_score = has("clip_score")
+        .then(|| col::f32s(batch, "clip_score"))
+        .transpose()?;
+    let label = has("label").then(|| s("label")).transpose()?;
+    let label_floats: Vec<Option<&Float32Array>> =
+        ["label_max_logit", "label_entropy", "label_margin"]
+            .iter()
+            .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
+            .collect::<Result<_, _>>()?;
+    let opt_col = |a: Option<&Float32Array>, i: usize| a.and_then(|a| opt_f(a, i));
     for i in 0..batch.num_rows() {
         rows.push(ReportRow {
             path: path.value(i).to_owned(),
@@ -257,6 +290,11 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             quality_flags: opt_s(flags, i),
             x: opt_f(x, i),
             y: opt_f(y, i),
+            clip_score: opt_col(clip_score, i),
+            label: label.and_then(|a| opt_s(a, i)),
+            label_max_logit: opt_col(label_floats[0], i),
+            label_entropy: opt_col(label_floats[1], i),
+            label_margin: opt_col(label_floats[2], i),
         });
     }
     Ok(())

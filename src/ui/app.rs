@@ -44,6 +44,8 @@ pub struct AppConfig {
     pub device: DeviceChoice,
     /// Remember opened folders in the user's config dir.
     pub remember_recent: bool,
+    /// A CLIP folder for the analysis (map, outliers, semantic duplicates) and text search.
+    pub model: Option<PathBuf>,
 }
 
 impl Default for AppConfig {
@@ -52,6 +54,7 @@ impl Default for AppConfig {
             launch: Launch::Start,
             device: DeviceChoice::Auto,
             remember_recent: true,
+            model: None,
         }
     }
 }
@@ -245,6 +248,10 @@ impl CurateApp {
         let options = Options {
             device: self.config.device,
             compute: self.compute.clone(),
+            models: crate::pipeline::semantic::ModelOptions {
+                clip: self.config.model.clone(),
+                ..crate::pipeline::semantic::ModelOptions::default()
+            },
             ..Options::default()
         };
         self.job = Some(Job::analyze(dir, options));
@@ -679,7 +686,15 @@ impl CurateApp {
                         for mode in ColourMode::all() {
                             ui.selectable_value(&mut ws.mode, mode, mode.label());
                         }
+                        if ws.similarity.is_some() {
+                            let mode = ColourMode::Similarity;
+                            ui.selectable_value(&mut ws.mode, mode, mode.label());
+                        }
                     });
+                if let Some((embeddings, _)) = ws.collection.embeddings.clone() {
+                    ui.separator();
+                    search_box(ui, ws, &embeddings);
+                }
             }
         });
     }
@@ -889,6 +904,12 @@ impl CurateApp {
         let Some(ws) = &mut self.workspace else {
             return;
         };
+        if let Some(note) = ws.poll_search() {
+            self.notes.push((note, Instant::now()));
+        }
+        if ws.search.busy() || ws.search.loading() {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
         ws.hovered = None;
         egui::Panel::left("left")
             .resizable(true)
@@ -1095,6 +1116,40 @@ fn shared_compute(
             log::warn!("could not share the GPU with burn: {err}");
             None
         }
+    }
+}
+
+/// The text search field (CLIP text tower) next to the colour modes.
+fn search_box(
+    ui: &mut egui::Ui,
+    ws: &mut Workspace,
+    embeddings: &std::sync::Arc<super::search::PointEmbeddings>,
+) {
+    let ready = ws.search.text_ready();
+    let hint = if ready {
+        "search images by text"
+    } else if ws.search.loading() {
+        "loading the text model..."
+    } else {
+        "text search unavailable"
+    };
+    let field = ui.add_enabled(
+        ready,
+        egui::TextEdit::singleline(&mut ws.search.query)
+            .hint_text(hint)
+            .desired_width(200.0),
+    );
+    if let Some(err) = &ws.search.error {
+        field.on_hover_text(err.clone());
+        return;
+    }
+    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+    let go = ui.add_enabled(ready && !ws.search.busy(), egui::Button::new("Search"));
+    if (enter || go.clicked()) && ready {
+        ws.search.run_text(embeddings);
+    }
+    if ws.search.busy() || ws.search.loading() {
+        ui.spinner();
     }
 }
 

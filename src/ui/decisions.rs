@@ -11,13 +11,14 @@ use crate::store::session::{Decision, Session};
 
 use super::model::Collection;
 
-const KINDS: [Option<DropReason>; 6] = [
+const KINDS: [Option<DropReason>; 7] = [
     None,
     Some(DropReason::ExactDuplicate),
     Some(DropReason::NearDuplicate),
     Some(DropReason::Outlier),
     Some(DropReason::Quality),
     Some(DropReason::Manual),
+    Some(DropReason::SemanticDuplicate),
 ];
 
 fn kind_code(kind: Option<DropReason>) -> u32 {

@@ -15,6 +15,7 @@ pub mod map_view;
 pub mod model;
 pub mod panels;
 pub mod recent;
+pub mod search;
 pub mod select;
 pub mod thumbs;
 pub mod workspace;

@@ -14,6 +14,8 @@ use crate::pipeline::{Analysis, Summary};
 use crate::store::cache::ThumbRef;
 use crate::store::report::ReportRow;
 
+use super::search::PointEmbeddings;
+
 /// Number of quality measures.
 pub const MEASURES: usize = SCORE_NAMES.len();
 
@@ -30,6 +32,8 @@ pub enum DupKind {
     Exact = 1,
     /// Perceptual near copy.
     Near = 2,
+    /// Nearly the same model embedding.
+    Semantic = 3,
 }
 
 /// A duplicate group: its members (point indices) and the analysis' keeper.
@@ -111,6 +115,8 @@ pub struct Collection {
     /// Set while the analysis is still running: this is a preview of the images decoded so
     /// far (no outlier scores yet).
     pub preview: Option<PreviewState>,
+    /// CLIP image embeddings of the points and the model folder (with `--model`).
+    pub embeddings: Option<(Arc<PointEmbeddings>, PathBuf)>,
 }
 
 /// How far the analysis behind a preview collection has got.
@@ -157,8 +163,11 @@ impl Collection {
             summary,
             warnings,
             thumbnail_pack,
+            semantic,
             ..
         } = analysis;
+        let embeddings =
+            semantic.map(|s| (Arc::new(PointEmbeddings::new(s.dim, &s.images)), s.dir));
         let readable: Vec<u32> = (0..rows.len() as u32)
             .filter(|&r| rows[r as usize].status == "ok")
             .collect();
@@ -196,6 +205,7 @@ impl Collection {
             }
             dup_kind.push(match r.dup_kind.as_deref() {
                 Some("exact") => DupKind::Exact,
+                Some("semantic") => DupKind::Semantic,
                 Some(_) => DupKind::Near,
                 None => DupKind::None,
             });
@@ -249,6 +259,7 @@ impl Collection {
             warnings,
             summary: Some(summary),
             preview: None,
+            embeddings,
             source: Arc::new(Source::Dataset {
                 root,
                 rows,
@@ -433,6 +444,7 @@ impl Collection {
             warnings: Vec::new(),
             summary: None,
             preview: None,
+            embeddings: None,
             source: Arc::new(Source::Synthetic { seed, cluster }),
         }
     }

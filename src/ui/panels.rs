@@ -440,6 +440,16 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         if ws.decisions.mark(i).is_some() && ui.button("Reset").clicked() {
             ws.decisions.clear("reset", &[point]);
         }
+        if let Some((embeddings, _)) = &ws.collection.embeddings
+            && ui
+                .add_enabled(!ws.search.busy(), egui::Button::new("More like this"))
+                .on_hover_text("Select the images whose CLIP embeddings are closest to this one")
+                .clicked()
+        {
+            let embeddings = std::sync::Arc::clone(embeddings);
+            let name = ws.collection.path(i);
+            ws.search.run_like(&embeddings, point, name);
+        }
     });
     let c = &ws.collection;
     egui::Grid::new("scores").striped(true).show(ui, |ui| {
@@ -643,6 +653,13 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
             }
             swatch(ui, Color32::from_gray(140), "no duplicates");
         }
+        ColourMode::Similarity => {
+            let (lo, hi, t) = ws.similarity_range();
+            if let Some((what, _)) = &ws.similarity {
+                ui.label(format!("cosine similarity to {what}"));
+            }
+            gradient(ui, lo, hi, t);
+        }
         ColourMode::Outliers => gradient(
             ui,
             ws.ood_hist.quantile(0.01),
@@ -655,6 +672,7 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
             for reason in [
                 DropReason::ExactDuplicate,
                 DropReason::NearDuplicate,
+                DropReason::SemanticDuplicate,
                 DropReason::Outlier,
                 DropReason::Quality,
                 DropReason::Manual,

@@ -19,6 +19,7 @@ use super::decisions::{Counts, Decisions};
 use super::job::Loaded;
 use super::map_view::{MapView, SelectOp};
 use super::model::{Collection, MEASURES, Source};
+use super::search::{self, Found, Search};
 use super::select::{Grid, Picker};
 use super::thumbs::Thumbs;
 
@@ -37,6 +38,8 @@ pub enum ColourMode {
     Selection,
     /// Has a caption or not.
     Caption,
+    /// Similarity to the last search (with `--model`; not in [`Self::all`]).
+    Similarity,
 }
 
 impl ColourMode {
@@ -59,6 +62,7 @@ impl ColourMode {
             Self::Decision => "Keep / drop".to_owned(),
             Self::Selection => "Selection".to_owned(),
             Self::Caption => "Caption present".to_owned(),
+            Self::Similarity => "Search similarity".to_owned(),
         }
     }
 
@@ -72,6 +76,7 @@ impl ColourMode {
             Self::Decision => "decision".to_owned(),
             Self::Selection => "selection".to_owned(),
             Self::Caption => "caption".to_owned(),
+            Self::Similarity => "similarity".to_owned(),
         }
     }
 }
@@ -87,6 +92,7 @@ pub fn drop_colour(reason: DropReason) -> [u8; 3] {
         DropReason::Outlier => [170, 110, 235],
         DropReason::Quality => [230, 205, 70],
         DropReason::Manual => [240, 110, 185],
+        DropReason::SemanticDuplicate => [90, 170, 240],
     }
 }
 /// Selected points in the selection mode.
@@ -251,6 +257,10 @@ pub struct Workspace {
     pub changed_at: Instant,
     /// The last autosave failure.
     pub save_error: Option<String>,
+    /// Semantic search (with `--model`).
+    pub search: Search,
+    /// The last search: what it was and every point's similarity to it.
+    pub similarity: Option<(String, Arc<Vec<f32>>)>,
 }
 
 impl Workspace {
@@ -274,7 +284,10 @@ impl Workspace {
         let ood_threshold = ood_hist.quantile(0.99);
         let counts = decisions.counts(&collection);
         let saved_generation = decisions.generation;
+        let search = Search::new(collection.embeddings.as_ref().map(|(_, dir)| dir.clone()));
         Self {
+            search,
+            similarity: None,
             map,
             thumbs,
             mode: ColourMode::Groups,
@@ -334,6 +347,10 @@ impl Workspace {
         }
         self.left = previous.left;
         self.right = previous.right;
+        self.search.query.clone_from(&previous.search.query);
+        if self.mode == ColourMode::Similarity {
+            self.mode = ColourMode::Groups;
+        }
         if !previous.selected.is_empty() || previous.inspected.is_some() {
             let index: std::collections::HashMap<String, u32> = (0..self.collection.len())
                 .map(|i| (self.collection.path(i), i as u32))
@@ -345,6 +362,53 @@ impl Workspace {
             self.selected = selected;
             self.selection_generation += 1;
             self.inspected = previous.inspected.and_then(find);
+        }
+    }
+
+    /// The colour range of the similarity mode: `(low, high, threshold)`, the threshold
+    /// being the similarity of the last of the [`search::RESULTS`] closest points.
+    #[must_use]
+    pub fn similarity_range(&self) -> (f32, f32, f32) {
+        let Some((_, sim)) = &self.similarity else {
+            return (0.0, 1.0, 1.0);
+        };
+        let top = search::top(sim, search::RESULTS);
+        let hi = top.first().map_or(1.0, |&p| sim[p as usize]);
+        let t = top.last().map_or(hi, |&p| sim[p as usize]);
+        let lo = sim.iter().copied().fold(f32::INFINITY, f32::min).min(t);
+        (lo, hi, t)
+    }
+
+    /// Takes a finished search: colours the map by similarity, selects the closest images
+    /// and flies to them. Returns a note for the user.
+    pub fn poll_search(&mut self) -> Option<String> {
+        match self.search.poll()? {
+            Ok(Found { what, similarity }) => {
+                if similarity.len() != self.collection.len() {
+                    return None;
+                }
+                let mut closest = search::top(&similarity, search::RESULTS);
+                let best = closest.first().map(|&p| similarity[p as usize]);
+                self.similarity = Some((what.clone(), similarity));
+                self.mode = ColourMode::Similarity;
+                let fly = super::model::bounds(
+                    &closest
+                        .iter()
+                        .map(|&p| self.collection.positions[p as usize])
+                        .collect::<Vec<_>>(),
+                );
+                closest.sort_unstable();
+                self.select(closest, SelectOp::Replace);
+                self.right = RightTab::Selection;
+                self.page = 0;
+                self.map.fly_to(fly, 50.0);
+                Some(format!(
+                    "selected the {} images closest to {what} (best cosine {:.3})",
+                    self.selected.len(),
+                    best.unwrap_or(0.0)
+                ))
+            }
+            Err(err) => Some(format!("search failed: {err}")),
         }
     }
 
@@ -386,6 +450,10 @@ impl Workspace {
             match self.mode {
                 ColourMode::Outliers => self.ood_threshold.to_bits(),
                 ColourMode::Quality(m) => self.quality_threshold[m].to_bits(),
+                ColourMode::Similarity => self
+                    .similarity
+                    .as_ref()
+                    .map_or(0, |(_, s)| Arc::as_ptr(s) as usize as u32),
                 _ => 0,
             },
             if self.mode == ColourMode::Decision {
@@ -450,6 +518,15 @@ impl Workspace {
                     _ => pack(neutral, 110),
                 })
                 .collect(),
+            ColourMode::Similarity => match &self.similarity {
+                Some((_, sim)) => {
+                    let (lo, hi, t) = self.similarity_range();
+                    sim.par_iter()
+                        .map(|&s| scalar_colour(s, lo, hi, t))
+                        .collect()
+                }
+                None => vec![pack(neutral, 110); n],
+            },
             ColourMode::Outliers => {
                 let (lo, hi) = (self.ood_hist.quantile(0.01), self.ood_hist.quantile(0.999));
                 let t = self.ood_threshold;

@@ -121,7 +121,7 @@ fn tower(raw: &RawTower, d: &Defaults) -> Result<TowerConfig, String> {
         activation: Activation::parse(raw.hidden_act.as_deref().unwrap_or("quick_gelu"))?,
         layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
     };
-    if tower.heads == 0 || tower.hidden_size % tower.heads != 0 {
+    if tower.heads == 0 || !tower.hidden_size.is_multiple_of(tower.heads) {
         return Err(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             tower.hidden_size, tower.heads
@@ -176,7 +176,7 @@ impl ClipConfig {
             projection_dim: raw.projection_dim.unwrap_or(512),
         };
         let v = &config.vision;
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
@@ -197,7 +197,7 @@ impl ClipConfig {
 pub struct PreprocessConfig {
     /// The shortest side is resized to this.
     pub shortest_edge: u32,
-    /// Then the centre is cropped to this square... or rectangle (`[height, width]`).
+    /// Then the centre is cropped to this size (`[height, width]`).
     pub crop: [u32; 2],
     /// Per-channel mean (after scaling to 0..1).
     pub mean: [f32; 3],
@@ -206,9 +206,9 @@ pub struct PreprocessConfig {
 }
 
 /// OpenAI CLIP's normalisation.
-pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_7, 0.457_827_5, 0.408_210_7];
 /// OpenAI CLIP's normalisation.
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const CLIP_STD: [f32; 3] = [0.268_629_5, 0.261_302_6, 0.275_777_1];
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -250,11 +250,13 @@ impl PreprocessConfig {
             .map_err(|err| format!("not a valid preprocessor config: {err}"))?;
         let mut config = Self::default_for(image_size);
         match raw.size {
-            Some(RawSize::Int(s)) => config.shortest_edge = s,
-            Some(RawSize::Map {
-                shortest_edge: Some(s),
-                ..
-            }) => config.shortest_edge = s,
+            Some(
+                RawSize::Int(s)
+                | RawSize::Map {
+                    shortest_edge: Some(s),
+                    ..
+                },
+            ) => config.shortest_edge = s,
             Some(RawSize::Map {
                 height: Some(h),
                 width: Some(w),

@@ -52,16 +52,15 @@ fn read(dir: &Path, file: &str, needs: &str) -> Result<String, ModelError> {
 }
 
 /// What a CLIP folder must hold, for error messages.
-const CLIP_NEEDS: &str = "config.json and model.safetensors (a Hugging Face CLIP folder)";
+const CLIP_NEEDS: &str = "config.json and model.safetensors of a Hugging Face CLIP model";
 
 impl ClipModel {
     /// Loads a Hugging Face CLIP folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
         if !dir.is_dir() {
-            return Err(ModelError::MissingFile {
-                dir: dir.to_owned(),
-                file: String::new(),
-                needs: format!("a folder with {CLIP_NEEDS}"),
+            return Err(ModelError::BadFile {
+                path: dir.to_owned(),
+                message: format!("no such folder (a CLIP model is a folder with {CLIP_NEEDS})"),
             });
         }
         let json = read(dir, "config.json", CLIP_NEEDS)?;
@@ -323,7 +322,7 @@ mod tests {
         };
         let message = |dir: &Path| ClipModel::load(dir, &device).unwrap_err().to_string();
 
-        assert!(message(&dir.path().join("nothing")).contains("a folder with config.json"));
+        assert!(message(&dir.path().join("nothing")).contains("no such folder"));
         assert!(message(dir.path()).contains("missing config.json"));
         copy("config.json");
         assert!(message(dir.path()).contains("missing model.safetensors"));

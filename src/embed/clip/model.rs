@@ -152,8 +152,10 @@ pub struct TextTransformer {
     final_layer_norm: LayerNorm,
 }
 
-/// Patch, class and position embeddings of the vision tower.
+/// Patch, class and position embeddings of the vision tower (the field names are the
+/// checkpoint's).
 #[derive(Module, Debug)]
+#[allow(clippy::struct_field_names)]
 pub struct VisionEmbeddings {
     class_embedding: Param<Tensor<1>>,
     patch_embedding: Conv2d,
@@ -221,6 +223,7 @@ impl Clip {
 
     /// Image features (projected, not normalised) of `pixels`: `[batch, channels, side,
     /// side]`, already normalised as the processor does.
+    #[must_use]
     pub fn image_features(&self, pixels: Tensor<4>) -> Tensor<2> {
         let vm = &self.vision_model;
         let e = &vm.embeddings;
@@ -240,6 +243,7 @@ impl Clip {
     /// Text features (projected, not normalised) of token ids `[batch, length]` (each row
     /// starts with the start token and holds an end token; what follows it does not
     /// matter), pooled at `pool[i]`, the position of row `i`'s end token.
+    #[must_use]
     pub fn text_features(&self, ids: Tensor<2, Int>, pool: &[usize]) -> Tensor<2> {
         let tm = &self.text_model;
         let [b, n] = ids.dims();

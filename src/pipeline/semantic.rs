@@ -1,0 +1,406 @@
+//! The model stage of the analysis (`--model CLIP_DIR`): CLIP image embeddings (cached per
+//! content hash, decoded and preprocessed on CPU threads one batch ahead of the model),
+//! caption alignment (CLIP score), zero-shot labels with their OOD scores, and the links
+//! that join semantic duplicates into the duplicate groups.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
+
+use rayon::prelude::*;
+
+use crate::analysis::knn::Neighbours;
+use crate::dataset::{DecodeLimits, Scan, captions::Caption, decode};
+use crate::embed::clip::tokenizer::ClipTokenizer;
+use crate::embed::clip::{ClipModel, WEIGHTS_FILE, normalize_rows, preprocess};
+use crate::progress::{Progress, ProgressEvent, Stage};
+use crate::store::cache::FileRecord;
+use crate::store::embeddings::{self, EmbeddingCache};
+
+use super::PipelineError;
+
+/// Default cosine similarity of CLIP image embeddings at or above which two images are
+/// semantic duplicates. SemDeDup reports ε = 1 − cos between 0.05 and 0.3 on LAION; 0.95
+/// (ε = 0.05) is its most conservative setting and keeps only near-identical content.
+pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.95;
+
+/// Default CLIP score (cosine of image and caption embeddings) below which a caption is
+/// flagged as not describing its image. DataComp's CLIP-score filter keeps roughly the top
+/// 30 % of CommonPool, a cosine near 0.28 with ViT-L/14 (0.3 with ViT-B/32); 0.2 flags only
+/// clear mismatches.
+pub const DEFAULT_CLIP_SCORE_THRESHOLD: f32 = 0.2;
+
+/// Images per model batch.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// The zero-shot prompt around each label.
+pub const PROMPT: &str = "a photo of a {}.";
+
+/// Model settings of a run.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// A Hugging Face CLIP folder.
+    pub clip: Option<PathBuf>,
+    /// Zero-shot labels (needs `clip`).
+    pub labels: Vec<String>,
+    /// Semantic duplicate threshold (cosine).
+    pub semantic_threshold: f32,
+    /// CLIP-score flag threshold.
+    pub clip_score_threshold: f32,
+    /// Images per batch.
+    pub batch: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            clip: None,
+            labels: Vec::new(),
+            semantic_threshold: DEFAULT_SEMANTIC_THRESHOLD,
+            clip_score_threshold: DEFAULT_CLIP_SCORE_THRESHOLD,
+            batch: DEFAULT_BATCH,
+        }
+    }
+}
+
+/// Zero-shot classification of one image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LabelScores {
+    /// Index of the predicted label.
+    pub label: u32,
+    /// The largest logit (`logit_scale · cosine`): low = unlike every label.
+    pub max_logit: f32,
+    /// Entropy of the softmax over labels (nats): high = unsure.
+    pub entropy: f32,
+    /// Probability of the first label minus the second's: low = torn between two.
+    pub margin: f32,
+}
+
+/// What the model stage adds to a run.
+#[derive(Debug, Default)]
+pub struct Semantic {
+    /// The model, in words.
+    pub model: String,
+    /// The model folder.
+    pub dir: PathBuf,
+    /// Embedding width.
+    pub dim: usize,
+    /// Unit-length image embeddings of the readable rows (`readable.len() × dim`).
+    pub images: Vec<f32>,
+    /// Per row: cosine of image and caption embeddings.
+    pub clip_score: Vec<Option<f32>>,
+    /// Rows with a caption embedding, in order.
+    pub caption_rows: Vec<u32>,
+    /// Unit-length CLIP text embeddings of those captions (`caption_rows.len() × dim`).
+    pub caption_embeddings: Vec<f32>,
+    /// The labels asked for.
+    pub labels: Vec<String>,
+    /// Per row: zero-shot scores.
+    pub label_scores: Vec<Option<LabelScores>>,
+    /// Images embedded in this run (the rest came from the cache).
+    pub embedded: usize,
+    /// Problems (files that could not be decoded again).
+    pub warnings: Vec<String>,
+}
+
+/// Loads the CLIP model and its tokenizer (the tokenizer is optional: without one, captions
+/// and labels are skipped with a warning).
+pub fn load(
+    dir: &Path,
+    device: &burn::tensor::Device,
+) -> Result<(ClipModel, Option<ClipTokenizer>, Option<String>), PipelineError> {
+    let model = ClipModel::load(dir, device)?;
+    match ClipTokenizer::from_folder(dir) {
+        Ok(tokenizer) => Ok((model, Some(tokenizer), None)),
+        Err(err) => Ok((model, None, Some(format!("no text features: {err}")))),
+    }
+}
+
+/// Runs the stage over the readable rows.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    scan: &Scan,
+    records: &[FileRecord],
+    captions: &[Caption],
+    readable: &[u32],
+    (model, tokenizer): (&ClipModel, Option<&ClipTokenizer>),
+    options: &ModelOptions,
+    limits: DecodeLimits,
+    root: &Path,
+    progress: &Progress,
+) -> Result<Semantic, PipelineError> {
+    let dim = model.dim();
+    let digest = embeddings::model_digest(&model.dir, WEIGHTS_FILE).map_err(|source| {
+        PipelineError::Write {
+            what: format!("the model digest of {}", model.dir.display()),
+            source,
+        }
+    })?;
+    let mut cache = EmbeddingCache::open(root, &digest, dim);
+    let hash = |row: u32| {
+        records[row as usize]
+            .facts()
+            .expect("readable")
+            .content_hash
+    };
+
+    // Images not in the cache, one batch decoding while the model runs the previous one.
+    let mut todo: Vec<u32> = readable
+        .iter()
+        .copied()
+        .filter(|&row| !cache.contains(&hash(row)))
+        .collect();
+    todo.sort_unstable_by_key(|&row| hash(row));
+    todo.dedup_by_key(|row| hash(*row));
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Embed,
+        total: todo.len() as u64,
+    });
+    let warnings = Mutex::new(Vec::new());
+    let side = model.config.vision.image_size;
+    let plane = 3 * side * side;
+    let batch = options.batch.max(1);
+    std::thread::scope(|scope| {
+        let (send, receive) = sync_channel::<(Vec<u32>, Vec<f32>)>(1);
+        let (todo, warnings) = (&todo, &warnings);
+        scope.spawn(move || {
+            for chunk in todo.chunks(batch) {
+                if progress.is_cancelled() {
+                    break;
+                }
+                let pixels: Vec<f32> = chunk
+                    .par_iter()
+                    .flat_map_iter(|&row| {
+                        let entry = &scan.images[row as usize];
+                        let decoded = std::fs::read(&entry.abs_path)
+                            .map_err(|err| err.to_string())
+                            .and_then(|bytes| {
+                                decode::decode_rgb(&bytes, limits).map_err(|err| err.to_string())
+                            });
+                        match decoded {
+                            Ok(img) => preprocess::preprocess(&img, &model.preprocess),
+                            Err(err) => {
+                                warnings.lock().expect("not poisoned").push(format!(
+                                    "{}: could not be decoded for the model ({err}); it has no embedding",
+                                    entry.rel_path
+                                ));
+                                vec![0.0; plane]
+                            }
+                        }
+                    })
+                    .collect();
+                if send.send((chunk.to_vec(), pixels)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut done = 0;
+        for (rows, pixels) in receive {
+            let features = model.embed_pixels(pixels, rows.len());
+            for (&row, feature) in rows.iter().zip(features.chunks_exact(dim)) {
+                cache.insert(hash(row), feature);
+            }
+            done += rows.len();
+            progress.send(ProgressEvent::Advanced {
+                stage: Stage::Embed,
+                done: done as u64,
+            });
+            if progress.is_cancelled() {
+                break;
+            }
+        }
+    });
+    if progress.is_cancelled() {
+        cache.save().ok();
+        return Err(PipelineError::Cancelled);
+    }
+
+    let mut images = Vec::with_capacity(readable.len() * dim);
+    for &row in readable {
+        images.extend(cache.get(&hash(row)).unwrap_or_else(|| vec![0.0; dim]));
+    }
+    normalize_rows(&mut images, dim);
+
+    let mut semantic = Semantic {
+        model: format!("CLIP {}", model.dir.display()),
+        dir: model.dir.clone(),
+        dim,
+        clip_score: vec![None; records.len()],
+        label_scores: vec![None; records.len()],
+        labels: options.labels.clone(),
+        caption_rows: Vec::new(),
+        caption_embeddings: Vec::new(),
+        embedded: todo.len(),
+        warnings: warnings.into_inner().expect("not poisoned"),
+        images,
+    };
+    if let Some(tokenizer) = tokenizer {
+        let mut embed_texts = |texts: &[&str]| -> Vec<f32> {
+            let keys: Vec<[u8; 32]> = texts.iter().map(|t| embeddings::text_key(t)).collect();
+            let missing: Vec<usize> = (0..texts.len())
+                .filter(|&i| !cache.contains(&keys[i]))
+                .collect();
+            for chunk in missing.chunks(256) {
+                let ids: Vec<Vec<u32>> = chunk
+                    .iter()
+                    .map(|&i| tokenizer.tokenize(texts[i]))
+                    .collect();
+                let features = model.embed_token_ids(&ids);
+                for (&i, feature) in chunk.iter().zip(features.chunks_exact(dim)) {
+                    cache.insert(keys[i], feature);
+                }
+            }
+            let mut out: Vec<f32> = keys
+                .iter()
+                .flat_map(|k| cache.get(k).unwrap_or_else(|| vec![0.0; dim]))
+                .collect();
+            normalize_rows(&mut out, dim);
+            out
+        };
+        // Captions.
+        let captioned: Vec<(usize, u32)> = readable
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| captions[**row as usize].text.is_some())
+            .map(|(point, &row)| (point, row))
+            .collect();
+        let texts: Vec<&str> = captioned
+            .iter()
+            .map(|&(_, row)| captions[row as usize].text.as_deref().expect("captioned"))
+            .collect();
+        let text_features = embed_texts(&texts);
+        for (&(point, row), text) in captioned.iter().zip(text_features.chunks_exact(dim)) {
+            let image = &semantic.images[point * dim..(point + 1) * dim];
+            semantic.clip_score[row as usize] = Some(dot(image, text));
+        }
+        semantic.caption_rows = captioned.iter().map(|&(_, row)| row).collect();
+        semantic.caption_embeddings = text_features;
+        // Zero-shot labels.
+        if !options.labels.is_empty() {
+            let prompts: Vec<String> = options
+                .labels
+                .iter()
+                .map(|l| PROMPT.replace("{}", l))
+                .collect();
+            let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+            let label_features = embed_texts(&prompts);
+            for (point, &row) in readable.iter().enumerate() {
+                let image = &semantic.images[point * dim..(point + 1) * dim];
+                let logits: Vec<f32> = label_features
+                    .chunks_exact(dim)
+                    .map(|label| model.logit_scale * dot(image, label))
+                    .collect();
+                semantic.label_scores[row as usize] = Some(zero_shot(&logits));
+            }
+        }
+    } else if !options.labels.is_empty() {
+        semantic.warnings.push(
+            "--labels needs the model's tokenizer (vocab.json + merges.txt or tokenizer.json)"
+                .to_owned(),
+        );
+    }
+    cache.save().map_err(|source| PipelineError::Write {
+        what: "the embedding cache".to_owned(),
+        source,
+    })?;
+    progress.send(ProgressEvent::Finished {
+        stage: Stage::Embed,
+    });
+    Ok(semantic)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Softmax statistics of one image's label logits.
+#[must_use]
+pub fn zero_shot(logits: &[f32]) -> LabelScores {
+    let (best, max_logit) =
+        logits
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |acc, (i, v)| if v > acc.1 { (i, v) } else { acc },
+            );
+    let exp: Vec<f64> = logits
+        .iter()
+        .map(|&v| f64::from(v - max_logit).exp())
+        .collect();
+    let total: f64 = exp.iter().sum();
+    let mut probs: Vec<f64> = exp.iter().map(|e| e / total).collect();
+    let entropy = -probs
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|p| p * p.ln())
+        .sum::<f64>();
+    probs.sort_by(|a, b| b.total_cmp(a));
+    let margin = probs[0] - probs.get(1).copied().unwrap_or(0.0);
+    LabelScores {
+        label: best as u32,
+        max_logit,
+        entropy: entropy as f32,
+        margin: margin as f32,
+    }
+}
+
+/// Semantic duplicate links (record rows) from the k-NN graph over the readable rows:
+/// star-shaped, as in SemDeDup, so similarity does not chain. Each image not yet taken
+/// claims its neighbours at or above `threshold` that are neither taken nor claiming
+/// themselves; a claimed image links only to its claimer.
+#[must_use]
+pub fn links(graph: &Neighbours, readable: &[u32], threshold: f32) -> Vec<(u32, u32)> {
+    let n = graph.len();
+    let k = graph.k.max(1);
+    let mut taken = vec![false; n];
+    let mut centre = vec![false; n];
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        if taken[i] {
+            continue;
+        }
+        let row = i * k..(i + 1) * k;
+        for (&j, &sim) in graph.indices[row.clone()]
+            .iter()
+            .zip(&graph.similarities[row])
+        {
+            let j = j as usize;
+            if j < n && j != i && sim >= threshold && !taken[j] && !centre[j] {
+                taken[j] = true;
+                centre[i] = true;
+                pairs.push((readable[i], readable[j]));
+            }
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_shot_statistics() {
+        let s = zero_shot(&[1.0, 1.0]);
+        assert!((s.entropy - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!(s.margin.abs() < 1e-6);
+        let s = zero_shot(&[10.0, 0.0, -5.0]);
+        assert_eq!(s.label, 0);
+        assert!((s.max_logit - 10.0).abs() < 1e-6);
+        assert!(s.margin > 0.99 && s.entropy < 0.01);
+    }
+
+    #[test]
+    fn links_take_pairs_above_the_threshold_once() {
+        let graph = Neighbours {
+            k: 2,
+            indices: vec![1, 2, 0, 2, 0, u32::MAX],
+            similarities: vec![0.99, 0.5, 0.99, 0.96, 0.5, f32::NEG_INFINITY],
+        };
+        // 0 claims 1; 1 is taken, so 1–2 does not chain 2 into the group.
+        let pairs = links(&graph, &[10, 11, 12], 0.95);
+        assert_eq!(pairs, vec![(10, 11)]);
+    }
+}

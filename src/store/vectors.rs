@@ -1,0 +1,88 @@
+//! Embeddings written for other tools (`curate embed`): one parquet row per readable image
+//! with `path`, `image_embedding` (`list<f32>`), and, for captioned images,
+//! `text_embedding` (CLIP text tower) and `sentence_embedding` (sentence encoder).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float32Builder, ListBuilder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::atomic;
+use crate::pipeline::Analysis;
+use crate::pipeline::semantic::Semantic;
+
+fn list_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Float32, true))),
+        true,
+    )
+}
+
+/// Writes the embeddings of `analysis`' readable images, atomically. `sentences` holds one
+/// vector per entry of `semantic.caption_rows` (`(dim, vectors)`). Returns the row count.
+pub fn write_embeddings(
+    path: &Path,
+    analysis: &Analysis,
+    semantic: &Semantic,
+    sentences: Option<(usize, &[Vec<f32>])>,
+) -> io::Result<usize> {
+    let dim = semantic.dim;
+    let mut fields = vec![
+        Field::new("path", DataType::Utf8, false),
+        list_field("image_embedding"),
+        list_field("text_embedding"),
+    ];
+    if sentences.is_some() {
+        fields.push(list_field("sentence_embedding"));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let mut caption_of = vec![None; analysis.rows.len()];
+    for (i, &row) in semantic.caption_rows.iter().enumerate() {
+        caption_of[row as usize] = Some(i);
+    }
+    let mut paths = StringBuilder::new();
+    let mut images = ListBuilder::new(Float32Builder::new());
+    let mut texts = ListBuilder::new(Float32Builder::new());
+    let mut sentence_list = ListBuilder::new(Float32Builder::new());
+    for (point, &row) in analysis.readable.iter().enumerate() {
+        paths.append_value(&analysis.rows[row as usize].path);
+        images
+            .values()
+            .append_slice(&semantic.images[point * dim..(point + 1) * dim]);
+        images.append(true);
+        if let Some(i) = caption_of[row as usize] {
+            texts
+                .values()
+                .append_slice(&semantic.caption_embeddings[i * dim..(i + 1) * dim]);
+            texts.append(true);
+            if let Some((_, vectors)) = sentences {
+                sentence_list.values().append_slice(&vectors[i]);
+                sentence_list.append(true);
+            }
+        } else {
+            texts.append(false);
+            sentence_list.append(false);
+        }
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(paths.finish()),
+        Arc::new(images.finish()),
+        Arc::new(texts.finish()),
+    ];
+    if sentences.is_some() {
+        columns.push(Arc::new(sentence_list.finish()));
+    }
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)?;
+    atomic::write_with(path, |out| {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)
+            .map_err(io::Error::other)?;
+        writer.write(&batch).map_err(io::Error::other)?;
+        writer.close().map_err(io::Error::other)?;
+        Ok(())
+    })?;
+    Ok(analysis.readable.len())
+}

@@ -1,0 +1,141 @@
+//! The model stage end to end on the demo data with the tiny CLIP of `tests/data/tiny-clip`:
+//! embeddings (cached per content hash), CLIP scores, zero-shot labels, semantic groups, the
+//! report columns and the `curate embed` file; and a bad model folder stopping the run with
+//! one clear error before anything is written.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use curate::analysis::dedup::DupKind;
+use curate::dataset::{DecodeLimits, decode};
+use curate::embed::DeviceChoice;
+use curate::embed::clip::{ClipModel, normalize_rows};
+use curate::pipeline::semantic::ModelOptions;
+use curate::pipeline::{self, Options, PipelineError};
+use curate::progress::Progress;
+use curate::store::{self, report, vectors};
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip")
+}
+
+fn options(clip: PathBuf, labels: &[&str]) -> Options {
+    Options {
+        device: DeviceChoice::Cpu,
+        models: ModelOptions {
+            clip: Some(clip),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            ..ModelOptions::default()
+        },
+        ..Options::default()
+    }
+}
+
+#[test]
+fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
+    let (_tmp, root) = common::copy_of_demo();
+    let labels = ["city", "forest", "flowers"];
+    let analysis =
+        pipeline::analyze(&root, &options(tiny(), &labels), &Progress::silent()).unwrap();
+    let semantic = analysis.semantic.as_ref().expect("the model ran");
+    assert_eq!(semantic.dim, 24);
+    assert_eq!(semantic.images.len(), analysis.readable.len() * 24);
+    assert!(analysis.summary.model.is_some());
+
+    // Scores where they belong, in range.
+    for row in &analysis.rows {
+        let readable = row.status == "ok";
+        assert_eq!(row.clip_score.is_some(), readable && row.caption.is_some());
+        if let Some(score) = row.clip_score {
+            assert!((-1.0..=1.0).contains(&score));
+        }
+        assert_eq!(row.label.is_some(), readable);
+        if let Some(label) = &row.label {
+            assert!(labels.contains(&label.as_str()));
+            let entropy = row.label_entropy.unwrap();
+            assert!((0.0..=3_f32.ln() + 1e-4).contains(&entropy));
+            assert!((0.0..=1.0).contains(&row.label_margin.unwrap()));
+        }
+        if row.dup_kind.as_deref() == Some(DupKind::Semantic.as_str()) && !row.keep {
+            assert_eq!(row.drop_reason.as_deref(), Some("semantic_duplicate"));
+        }
+    }
+    // Each distinct content was embedded once.
+    let distinct: HashSet<&str> = analysis
+        .readable
+        .iter()
+        .filter_map(|&r| analysis.rows[r as usize].content_hash.as_deref())
+        .collect();
+    assert_eq!(semantic.embedded, distinct.len());
+
+    // The stored embedding is the model's own output on the file (f16 in the cache).
+    let model = ClipModel::load(&tiny(), &Device::flex()).unwrap();
+    for (point, &row) in analysis.readable.iter().enumerate().step_by(97).take(6) {
+        let path = root.join(&analysis.rows[row as usize].path);
+        let image =
+            decode::decode_rgb(&std::fs::read(&path).unwrap(), DecodeLimits::default()).unwrap();
+        let mut want = model.embed_images(&[image]);
+        normalize_rows(&mut want, 24);
+        let got = &semantic.images[point * 24..(point + 1) * 24];
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff < 2e-3,
+            "{}: embedding differs by {diff}",
+            path.display()
+        );
+    }
+
+    // The report keeps the new columns.
+    let saved = report::read(&store::default_report_path(&root)).unwrap();
+    assert_eq!(saved, analysis.rows);
+
+    // `curate embed`'s file: one row per readable image.
+    let out = root.join(".curate/embeddings.parquet");
+    let n = vectors::write_embeddings(&out, &analysis, semantic, None).unwrap();
+    assert_eq!(n, analysis.readable.len());
+    let file = std::fs::File::open(&out).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let total: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(total, n);
+
+    // A renamed copy and a re-run cost no model time.
+    let first = &analysis.rows[analysis.readable[0] as usize].path;
+    let ext = Path::new(first).extension().unwrap().to_str().unwrap();
+    std::fs::copy(root.join(first), root.join(format!("renamed-copy.{ext}"))).unwrap();
+    let again = pipeline::analyze(&root, &options(tiny(), &labels), &Progress::silent()).unwrap();
+    assert_eq!(again.semantic.unwrap().embedded, 0);
+}
+
+#[test]
+fn a_bad_model_folder_stops_the_run_with_one_error() {
+    let (_tmp, root) = common::copy_of_demo();
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bad.path().join("config.json"),
+        r#"{"model_type": "bert", "hidden_size": 384}"#,
+    )
+    .unwrap();
+    let err = pipeline::analyze(
+        &root,
+        &options(bad.path().to_owned(), &[]),
+        &Progress::silent(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::Model(_)));
+    let message = err.to_string();
+    assert!(
+        message.contains("not a CLIP model") && !message.contains('\n'),
+        "{message}"
+    );
+    assert!(!store::default_report_path(&root).exists());
+}
