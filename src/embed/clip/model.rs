@@ -23,6 +23,16 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
         .init(device)
 }
 
+/// `linear` over the last dimension of `[batch, tokens, width]` as one 2-D matrix product
+/// (`[batch·tokens, width] × [width, out]`): several times faster on the CPU backend than
+/// the broadcast batched product a 3-D input gets.
+fn apply(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, n, d] = x.dims();
+    let y = linear.forward(x.reshape([b * n, d]));
+    let out = y.dims()[1];
+    y.reshape([b, n, out])
+}
+
 fn layer_norm(d: usize, eps: f64, device: &Device) -> LayerNorm {
     LayerNormConfig::new(d).with_epsilon(eps).init(device)
 }
@@ -55,9 +65,9 @@ impl Attention {
         let h = self.heads;
         let hd = d / h;
         let split = |t: Tensor<3>| t.reshape([b, n, h, hd]).swap_dims(1, 2);
-        let q = split(self.q_proj.forward(x.clone())).mul_scalar((hd as f64).powf(-0.5));
-        let k = split(self.k_proj.forward(x.clone()));
-        let v = split(self.v_proj.forward(x));
+        let q = split(apply(&self.q_proj, x.clone())).mul_scalar((hd as f64).powf(-0.5));
+        let k = split(apply(&self.k_proj, x.clone()));
+        let v = split(apply(&self.v_proj, x));
         let mut scores = q.matmul(k.swap_dims(2, 3));
         if let Some(mask) = mask {
             scores = scores + mask;
@@ -81,13 +91,13 @@ pub struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.fc1.forward(x);
+        let x = apply(&self.fc1, x);
         let x = match self.activation {
             Activation::QuickGelu => x.clone() * sigmoid(x.mul_scalar(1.702)),
             Activation::Gelu => gelu(x),
             Activation::GeluTanh => burn::tensor::activation::gelu_approximate(x),
         };
-        self.fc2.forward(x)
+        apply(&self.fc2, x)
     }
 }
 
@@ -227,9 +237,19 @@ impl Clip {
     pub fn image_features(&self, pixels: Tensor<4>) -> Tensor<2> {
         let vm = &self.vision_model;
         let e = &vm.embeddings;
-        let patches = e.patch_embedding.forward(pixels);
-        let [b, d, gh, gw] = patches.dims();
-        let patches = patches.reshape([b, d, gh * gw]).swap_dims(1, 2);
+        // The patch convolution (stride = kernel) as one matrix product over unfolded
+        // patches: `[b·g·g, c·p·p] × [c·p·p, d]`.
+        let [b, c, side, _] = pixels.dims();
+        let weight = e.patch_embedding.weight.val();
+        let [d, _, p, _] = weight.dims();
+        let g = side / p;
+        let unfolded = pixels
+            .reshape([b, c, g, p, g, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([b * g * g, c * p * p]);
+        let patches = unfolded
+            .matmul(weight.reshape([d, c * p * p]).transpose())
+            .reshape([b, g * g, d]);
         let class = e.class_embedding.val().reshape([1, 1, d]).repeat_dim(0, b);
         let tokens = Tensor::cat(vec![class, patches], 1);
         let positions = e.position_embedding.weight.val().unsqueeze::<3>();
