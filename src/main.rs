@@ -106,6 +106,14 @@ struct ModelArgs {
     /// Images per model batch.
     #[arg(long, default_value_t = pipeline::semantic::DEFAULT_BATCH)]
     batch: usize,
+    /// A sentence-transformers folder (e.g. models/all-MiniLM-L6-v2 from
+    /// scripts/fetch-models): caption embeddings and groups of near-identical captions
+    /// (report column `caption_group`), with or without --model.
+    #[arg(long, value_name = "DIR")]
+    text_model: Option<PathBuf>,
+    /// Cosine of caption embeddings at or above which captions are grouped.
+    #[arg(long, default_value_t = pipeline::semantic::DEFAULT_CAPTION_THRESHOLD)]
+    caption_threshold: f32,
 }
 
 impl ModelArgs {
@@ -131,6 +139,8 @@ impl ModelArgs {
             semantic_threshold: self.semantic_threshold,
             clip_score_threshold: self.clip_score_threshold,
             batch: self.batch,
+            text: self.text_model.clone(),
+            caption_threshold: self.caption_threshold,
         })
     }
 }
@@ -393,6 +403,12 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
         "  duplicates {:>8}   groups ({} with exact copies)",
         s.dup_groups, s.exact_groups
     );
+    if s.caption_groups > 0 {
+        println!(
+            "  captions   {:>8}   groups of near-identical captions",
+            s.caption_groups
+        );
+    }
     if let Some(model) = &s.model {
         println!(
             "  model      {model}  ·  embedded {}  ·  semantic duplicates {}",
@@ -430,6 +446,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     let models = pipeline::semantic::ModelOptions {
         clip: Some(args.model.clone()),
         batch: args.batch,
+        text: args.text_model.clone(),
         ..pipeline::semantic::ModelOptions::default()
     };
     let analysis = run_analysis(&args.dir, &args.common, None, models)?;
@@ -437,28 +454,8 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         .semantic
         .as_ref()
         .context("the model stage did not run")?;
-    let sentences = match &args.text_model {
-        None => None,
-        Some(dir) => {
-            let device = curate::embed::ComputeDevice::select(args.common.device)?;
-            let encoder = curate::embed::text::SentenceEncoder::load(dir, &device.device)?;
-            let captioned: Vec<&str> = semantic
-                .caption_rows
-                .iter()
-                .filter_map(|&row| analysis.rows[row as usize].caption.as_deref())
-                .collect();
-            Some((encoder.dim(), encoder.embed(&captioned)))
-        }
-    };
-    let count = curate::store::vectors::write_embeddings(
-        &args.out,
-        &analysis,
-        semantic,
-        sentences
-            .as_ref()
-            .map(|(dim, rows)| (*dim, rows.as_slice())),
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    let count = curate::store::vectors::write_embeddings(&args.out, &analysis)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "curate: {count} images embedded ({} computed now, the rest cached) → {}",
         semantic.embedded,

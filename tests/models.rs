@@ -98,7 +98,7 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
 
     // `curate embed`'s file: one row per readable image.
     let out = root.join(".curate/embeddings.parquet");
-    let n = vectors::write_embeddings(&out, &analysis, semantic, None).unwrap();
+    let n = vectors::write_embeddings(&out, &analysis).unwrap();
     assert_eq!(n, analysis.readable.len());
     let file = std::fs::File::open(&out).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -138,4 +138,50 @@ fn a_bad_model_folder_stops_the_run_with_one_error() {
         "{message}"
     );
     assert!(!store::default_report_path(&root).exists());
+}
+
+#[test]
+fn the_sentence_encoder_groups_identical_captions() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+    assert!(
+        model.join("model.safetensors").is_file(),
+        "run scripts/fetch-models (scripts/test does) to install all-MiniLM-L6-v2"
+    );
+    let (_tmp, root) = common::copy_of_demo();
+    let options = Options {
+        device: DeviceChoice::Cpu,
+        models: ModelOptions {
+            text: Some(model),
+            ..ModelOptions::default()
+        },
+        ..Options::default()
+    };
+    let analysis = pipeline::analyze(&root, &options, &Progress::silent()).unwrap();
+    let captions = analysis.captions.as_ref().expect("captions embedded");
+    assert_eq!(captions.dim, 384);
+    assert!(captions.groups > 0);
+    // Known answer: readable images with the very same caption text share a group.
+    let mut by_text: std::collections::HashMap<&str, Vec<Option<i64>>> =
+        std::collections::HashMap::new();
+    for &row in &analysis.readable {
+        let r = &analysis.rows[row as usize];
+        if let Some(text) = r.caption.as_deref() {
+            by_text.entry(text).or_default().push(r.caption_group);
+        }
+        assert!(r.caption_group.is_none() || r.caption.is_some());
+    }
+    let mut repeated = 0;
+    for (text, groups) in &by_text {
+        if groups.len() > 1 {
+            repeated += 1;
+            assert!(groups[0].is_some(), "{text:?} repeated but not grouped");
+            assert!(
+                groups.iter().all(|g| *g == groups[0]),
+                "{text:?}: {groups:?}"
+            );
+        }
+    }
+    assert!(repeated > 0);
+    // No model stage ran for images: the map stays on the built-in features.
+    assert!(analysis.semantic.is_none());
 }

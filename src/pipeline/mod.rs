@@ -120,6 +120,8 @@ pub struct Analysis {
     pub thumbnail_pack: PathBuf,
     /// What the model stage computed (`--model`).
     pub semantic: Option<semantic::Semantic>,
+    /// Caption embeddings and groups (`--text-model`).
+    pub captions: Option<semantic::CaptionSemantics>,
 }
 
 /// Counts and timings of a run (printed by the command line, `--json` for machines).
@@ -161,6 +163,8 @@ pub struct Summary {
     pub embedded: usize,
     /// Images in a duplicate group only through model similarity.
     pub semantic_duplicates: usize,
+    /// Groups of near-identical captions (`--text-model`).
+    pub caption_groups: usize,
 }
 
 /// How often the cache index is saved during a long decode, so a killed run keeps its work.
@@ -182,6 +186,13 @@ pub fn analyze(
         None => ComputeDevice::select(options.device)?,
     };
     let mut model_warnings = Vec::new();
+    let sentence_encoder = match &options.models.text {
+        None => None,
+        Some(dir) => Some(crate::embed::text::SentenceEncoder::load(
+            dir,
+            &device.device,
+        )?),
+    };
     let clip = match &options.models.clip {
         None => None,
         Some(dir) => {
@@ -251,6 +262,19 @@ pub fn analyze(
             warnings.extend(result.warnings.iter().cloned());
             Some(result)
         }
+    };
+    let caption_semantics = match (&sentence_encoder, &options.models.text) {
+        (Some(encoder), Some(dir)) => Some(semantic::caption_semantics(
+            encoder,
+            dir,
+            &captions,
+            &readable,
+            options.models.caption_threshold,
+            root,
+            &device.device,
+            progress,
+        )?),
+        _ => None,
     };
     let (features, dim) = match &semantic {
         Some(s) => (s.images.as_slice(), s.dim),
@@ -324,6 +348,11 @@ pub fn analyze(
     if let Some(semantic) = &semantic {
         add_semantic_columns(&mut rows, semantic);
     }
+    if let Some(captions) = &caption_semantics {
+        for (report, group) in rows.iter_mut().zip(&captions.group) {
+            report.caption_group = *group;
+        }
+    }
     let report_path = options
         .report
         .clone()
@@ -355,6 +384,7 @@ pub fn analyze(
         warnings: warnings.len(),
         model: semantic.as_ref().map(|s| s.model.clone()),
         embedded: semantic.as_ref().map_or(0, |s| s.embedded),
+        caption_groups: caption_semantics.as_ref().map_or(0, |c| c.groups),
         semantic_duplicates: groups
             .dup_kind
             .iter()
@@ -382,6 +412,7 @@ pub fn analyze(
         summary,
         thumbnail_pack,
         semantic,
+        captions: caption_semantics,
     })
 }
 

@@ -168,6 +168,7 @@ impl PreviewBuilder {
             summary,
             thumbnail_pack: self.pack.clone(),
             semantic: None,
+            captions: None,
         }
     }
 }

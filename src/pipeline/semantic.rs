@@ -13,6 +13,7 @@ use crate::analysis::knn::Neighbours;
 use crate::dataset::{DecodeLimits, Scan, captions::Caption, decode};
 use crate::embed::clip::tokenizer::ClipTokenizer;
 use crate::embed::clip::{ClipModel, WEIGHTS_FILE, normalize_rows, preprocess};
+use crate::embed::text::SentenceEncoder;
 use crate::progress::{Progress, ProgressEvent, Stage};
 use crate::store::cache::FileRecord;
 use crate::store::embeddings::{self, EmbeddingCache};
@@ -29,6 +30,11 @@ pub const DEFAULT_SEMANTIC_THRESHOLD: f32 = 0.95;
 /// 30 % of CommonPool, a cosine near 0.28 with ViT-L/14 (0.3 with ViT-B/32); 0.2 flags only
 /// clear mismatches.
 pub const DEFAULT_CLIP_SCORE_THRESHOLD: f32 = 0.2;
+
+/// Default cosine of sentence embeddings at or above which two captions are near
+/// duplicates (paraphrases and templated captions; all-MiniLM-L6-v2 puts unrelated captions
+/// well below 0.8).
+pub const DEFAULT_CAPTION_THRESHOLD: f32 = 0.95;
 
 /// Images per model batch.
 pub const DEFAULT_BATCH: usize = 64;
@@ -49,6 +55,10 @@ pub struct ModelOptions {
     pub clip_score_threshold: f32,
     /// Images per batch.
     pub batch: usize,
+    /// A sentence-transformers folder: caption embeddings and caption near-duplicates.
+    pub text: Option<PathBuf>,
+    /// Cosine of caption embeddings at or above which captions are near-duplicates.
+    pub caption_threshold: f32,
 }
 
 impl Default for ModelOptions {
@@ -59,6 +69,8 @@ impl Default for ModelOptions {
             semantic_threshold: DEFAULT_SEMANTIC_THRESHOLD,
             clip_score_threshold: DEFAULT_CLIP_SCORE_THRESHOLD,
             batch: DEFAULT_BATCH,
+            text: None,
+            caption_threshold: DEFAULT_CAPTION_THRESHOLD,
         }
     }
 }
@@ -307,6 +319,148 @@ pub fn run(
         stage: Stage::Embed,
     });
     Ok(semantic)
+}
+
+/// Caption embeddings from a sentence encoder, and caption near-duplicate groups.
+#[derive(Debug, Default)]
+pub struct CaptionSemantics {
+    /// The encoder, in words.
+    pub model: String,
+    /// Embedding width.
+    pub dim: usize,
+    /// Rows with a caption, in order.
+    pub rows: Vec<u32>,
+    /// Their unit-length embeddings (`rows.len() × dim`).
+    pub embeddings: Vec<f32>,
+    /// Per row: the caption group (captions at or above the threshold), when in one.
+    pub group: Vec<Option<i64>>,
+    /// Number of caption groups.
+    pub groups: usize,
+    /// Captions embedded in this run (the rest came from the cache).
+    pub embedded: usize,
+}
+
+/// Embeds the captions of the readable rows with `encoder` (cached per caption text) and
+/// groups near-identical ones (star-shaped, like [`links`]).
+#[allow(clippy::too_many_arguments)]
+pub fn caption_semantics(
+    encoder: &SentenceEncoder,
+    dir: &Path,
+    captions: &[Caption],
+    readable: &[u32],
+    threshold: f32,
+    root: &Path,
+    device: &burn::tensor::Device,
+    progress: &Progress,
+) -> Result<CaptionSemantics, PipelineError> {
+    let dim = encoder.dim();
+    let digest =
+        embeddings::model_digest(dir, WEIGHTS_FILE).map_err(|source| PipelineError::Write {
+            what: format!("the model digest of {}", dir.display()),
+            source,
+        })?;
+    let mut cache = EmbeddingCache::open(root, &digest, dim);
+    let rows: Vec<u32> = readable
+        .iter()
+        .copied()
+        .filter(|&r| captions[r as usize].text.is_some())
+        .collect();
+    let texts: Vec<&str> = rows
+        .iter()
+        .map(|&r| captions[r as usize].text.as_deref().expect("captioned"))
+        .collect();
+    let keys: Vec<[u8; 32]> = texts.iter().map(|t| embeddings::text_key(t)).collect();
+    let mut missing: Vec<usize> = (0..texts.len())
+        .filter(|&i| !cache.contains(&keys[i]))
+        .collect();
+    missing.sort_unstable_by_key(|&i| keys[i]);
+    missing.dedup_by_key(|i| keys[*i]);
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Embed,
+        total: missing.len() as u64,
+    });
+    for (done, chunk) in missing.chunks(256).enumerate() {
+        if progress.is_cancelled() {
+            cache.save().ok();
+            return Err(PipelineError::Cancelled);
+        }
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+        for (&i, vector) in chunk.iter().zip(encoder.embed(&batch)) {
+            cache.insert(keys[i], &vector);
+        }
+        progress.send(ProgressEvent::Advanced {
+            stage: Stage::Embed,
+            done: ((done + 1) * 256).min(missing.len()) as u64,
+        });
+    }
+    cache.save().map_err(|source| PipelineError::Write {
+        what: "the caption embedding cache".to_owned(),
+        source,
+    })?;
+    let mut vectors: Vec<f32> = keys
+        .iter()
+        .flat_map(|k| cache.get(k).unwrap_or_else(|| vec![0.0; dim]))
+        .collect();
+    normalize_rows(&mut vectors, dim);
+
+    // Identical captions group by their text; near-identical ones through the neighbour
+    // graph of the distinct texts (so a caption repeated a thousand times does not crowd
+    // out its paraphrases among the k nearest).
+    let mut distinct: Vec<usize> = Vec::new();
+    let mut text_of_key: std::collections::HashMap<[u8; 32], u32> =
+        std::collections::HashMap::new();
+    let text_index: Vec<u32> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            *text_of_key.entry(*key).or_insert_with(|| {
+                distinct.push(i);
+                distinct.len() as u32 - 1
+            })
+        })
+        .collect();
+    let distinct_vectors: Vec<f32> = distinct
+        .iter()
+        .flat_map(|&i| vectors[i * dim..(i + 1) * dim].iter().copied())
+        .collect();
+    let graph = crate::analysis::knn::exact(
+        &distinct_vectors,
+        dim,
+        crate::analysis::knn::STORED_NEIGHBOURS,
+        device,
+        &Progress::silent(),
+    );
+    let ids: Vec<u32> = (0..distinct.len() as u32).collect();
+    let mut sets = crate::analysis::dedup::UnionFind::new(distinct.len());
+    let mut grouped = vec![false; distinct.len()];
+    for (a, b) in links(&graph, &ids, threshold) {
+        sets.union(a, b);
+        grouped[a as usize] = true;
+        grouped[b as usize] = true;
+    }
+    let mut count = vec![0_u32; distinct.len()];
+    for &t in &text_index {
+        count[t as usize] += 1;
+    }
+    let mut group = vec![None; captions.len()];
+    let mut group_ids: std::collections::HashMap<u32, i64> = std::collections::HashMap::new();
+    for (&row, &t) in rows.iter().zip(&text_index) {
+        if grouped[t as usize] || count[t as usize] > 1 {
+            let root = sets.find(t);
+            let next = group_ids.len() as i64;
+            group[row as usize] = Some(*group_ids.entry(root).or_insert(next));
+        }
+    }
+    let ids = group_ids;
+    Ok(CaptionSemantics {
+        model: format!("sentence encoder {}", dir.display()),
+        dim,
+        rows,
+        embeddings: vectors,
+        groups: ids.len(),
+        group,
+        embedded: missing.len(),
+    })
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -84,6 +84,8 @@ pub struct ReportRow {
     pub label_entropy: Option<f32>,
     /// Zero-shot margin between the two most likely labels' probabilities.
     pub label_margin: Option<f32>,
+    /// Group of near-identical captions (with `--text-model`).
+    pub caption_group: Option<i64>,
 }
 
 fn schema() -> Schema {
@@ -121,6 +123,7 @@ fn schema() -> Schema {
         Field::new("label_max_logit", DataType::Float32, true),
         Field::new("label_entropy", DataType::Float32, true),
         Field::new("label_margin", DataType::Float32, true),
+        Field::new("caption_group", DataType::Int64, true),
     ]);
     Schema::new(fields)
 }
@@ -168,6 +171,9 @@ fn batch(
     columns.push(floats(rows, |r| r.label_max_logit));
     columns.push(floats(rows, |r| r.label_entropy));
     columns.push(floats(rows, |r| r.label_margin));
+    columns.push(Arc::new(
+        rows.iter().map(|r| r.caption_group).collect::<Int64Array>(),
+    ));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -264,6 +270,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
             .collect::<Result<_, _>>()?;
     let opt_col = |a: Option<&Float32Array>, i: usize| a.and_then(|a| opt_f(a, i));
+    let caption_group = has("caption_group")
+        .then(|| col::i64s(batch, "caption_group"))
+        .transpose()?;
     for i in 0..batch.num_rows() {
         rows.push(ReportRow {
             path: path.value(i).to_owned(),
@@ -295,6 +304,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             label_max_logit: opt_col(label_floats[0], i),
             label_entropy: opt_col(label_floats[1], i),
             label_margin: opt_col(label_floats[2], i),
+            caption_group: caption_group.and_then(|a| a.is_valid(i).then(|| a.value(i))),
         });
     }
     Ok(())

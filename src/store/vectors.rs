@@ -12,7 +12,6 @@ use arrow_schema::{DataType, Field, Schema};
 
 use super::atomic;
 use crate::pipeline::Analysis;
-use crate::pipeline::semantic::Semantic;
 
 fn list_field(name: &str) -> Field {
     Field::new(
@@ -22,15 +21,15 @@ fn list_field(name: &str) -> Field {
     )
 }
 
-/// Writes the embeddings of `analysis`' readable images, atomically. `sentences` holds one
-/// vector per entry of `semantic.caption_rows` (`(dim, vectors)`). Returns the row count.
-pub fn write_embeddings(
-    path: &Path,
-    analysis: &Analysis,
-    semantic: &Semantic,
-    sentences: Option<(usize, &[Vec<f32>])>,
-) -> io::Result<usize> {
+/// Writes the embeddings of `analysis`' readable images, atomically: CLIP image and caption
+/// embeddings from its model stage, sentence embeddings of captions when it had a text
+/// model. Returns the row count.
+pub fn write_embeddings(path: &Path, analysis: &Analysis) -> io::Result<usize> {
+    let Some(semantic) = analysis.semantic.as_ref() else {
+        return Err(io::Error::other("the analysis ran without a CLIP model"));
+    };
     let dim = semantic.dim;
+    let sentences = analysis.captions.as_ref();
     let mut fields = vec![
         Field::new("path", DataType::Utf8, false),
         list_field("image_embedding"),
@@ -43,6 +42,12 @@ pub fn write_embeddings(
     let mut caption_of = vec![None; analysis.rows.len()];
     for (i, &row) in semantic.caption_rows.iter().enumerate() {
         caption_of[row as usize] = Some(i);
+    }
+    let mut sentence_of = vec![None; analysis.rows.len()];
+    if let Some(s) = sentences {
+        for (i, &row) in s.rows.iter().enumerate() {
+            sentence_of[row as usize] = Some(i);
+        }
     }
     let mut paths = StringBuilder::new();
     let mut images = ListBuilder::new(Float32Builder::new());
@@ -59,13 +64,17 @@ pub fn write_embeddings(
                 .values()
                 .append_slice(&semantic.caption_embeddings[i * dim..(i + 1) * dim]);
             texts.append(true);
-            if let Some((_, vectors)) = sentences {
-                sentence_list.values().append_slice(&vectors[i]);
-                sentence_list.append(true);
-            }
         } else {
             texts.append(false);
-            sentence_list.append(false);
+        }
+        match (sentences, sentence_of[row as usize]) {
+            (Some(s), Some(i)) => {
+                sentence_list
+                    .values()
+                    .append_slice(&s.embeddings[i * s.dim..(i + 1) * s.dim]);
+                sentence_list.append(true);
+            }
+            _ => sentence_list.append(false),
         }
     }
     let mut columns: Vec<ArrayRef> = vec![
