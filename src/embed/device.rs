@@ -35,6 +35,8 @@ pub struct ComputeDevice {
     pub description: String,
     /// Whether the work runs on a GPU adapter.
     pub is_gpu: bool,
+    /// The largest buffer the GPU accepts (batch sizes adapt to it); `None` on the CPU.
+    pub max_buffer: Option<u64>,
 }
 
 /// Why a device could not be had.
@@ -53,6 +55,7 @@ impl ComputeDevice {
             device: Device::flex(),
             description: format!("CPU (burn flex, {} threads)", rayon::current_num_threads()),
             is_gpu: false,
+            max_buffer: None,
         }
     }
 
@@ -60,16 +63,17 @@ impl ComputeDevice {
     pub fn select(choice: DeviceChoice) -> Result<Self, DeviceError> {
         match choice {
             DeviceChoice::Cpu => Ok(Self::cpu()),
-            DeviceChoice::Auto => {
-                Ok(best_adapter(false).map_or_else(Self::cpu, |info| Self::gpu(&info)))
-            }
+            DeviceChoice::Auto => Ok(best_adapter(false)
+                .map_or_else(Self::cpu, |(info, max)| Self::gpu(&info, Some(max)))),
             DeviceChoice::Gpu => best_adapter(true)
-                .map(|info| Self::gpu(&info))
+                .map(|(info, max)| Self::gpu(&info, Some(max)))
                 .ok_or(DeviceError::NoAdapter),
         }
     }
 
-    fn gpu(info: &wgpu::AdapterInfo) -> Self {
+    /// A GPU device for the adapter `info` (the largest buffer it accepts, when known).
+    #[must_use]
+    pub fn gpu(info: &wgpu::AdapterInfo, max_buffer: Option<u64>) -> Self {
         let kind = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(0),
             wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(0),
@@ -81,13 +85,14 @@ impl ComputeDevice {
             device: Device::wgpu(kind),
             description: format!("GPU: {} ({:?})", info.name, info.backend),
             is_gpu: true,
+            max_buffer,
         }
     }
 }
 
 /// The best wgpu adapter: discrete, then integrated, then virtual; software adapters only
 /// when `allow_software`.
-fn best_adapter(allow_software: bool) -> Option<wgpu::AdapterInfo> {
+fn best_adapter(allow_software: bool) -> Option<(wgpu::AdapterInfo, u64)> {
     let instance = wgpu::Instance::default();
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     let rank = |info: &wgpu::AdapterInfo| match info.device_type {
@@ -99,13 +104,13 @@ fn best_adapter(allow_software: bool) -> Option<wgpu::AdapterInfo> {
     };
     adapters
         .iter()
-        .map(wgpu::Adapter::get_info)
-        .filter(|info| {
+        .map(|a| (a.get_info(), a.limits().max_buffer_size))
+        .filter(|(info, _)| {
             allow_software
                 || !matches!(
                     info.device_type,
                     wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
                 )
         })
-        .min_by_key(rank)
+        .min_by_key(|(info, _)| rank(info))
 }

@@ -254,6 +254,7 @@ pub fn analyze(
                 &captions,
                 &readable,
                 (model, tokenizer.as_ref()),
+                device.max_buffer,
                 &options.models,
                 options.limits,
                 root,

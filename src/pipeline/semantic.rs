@@ -136,6 +136,7 @@ pub fn run(
     captions: &[Caption],
     readable: &[u32],
     (model, tokenizer): (&ClipModel, Option<&ClipTokenizer>),
+    max_buffer: Option<u64>,
     options: &ModelOptions,
     limits: DecodeLimits,
     root: &Path,
@@ -171,7 +172,13 @@ pub fn run(
     let warnings = Mutex::new(Vec::new());
     let side = model.config.vision.image_size;
     let plane = 3 * side * side;
-    let batch = options.batch.max(1);
+    let batch = model.batch_for(options.batch.max(1), max_buffer);
+    if batch < options.batch {
+        log::info!(
+            "model batch {batch} (of {} asked) to fit in memory",
+            options.batch
+        );
+    }
     std::thread::scope(|scope| {
         let (send, receive) = sync_channel::<(Vec<u32>, Vec<f32>)>(1);
         let (todo, warnings) = (&todo, &warnings);

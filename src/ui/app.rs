@@ -1111,6 +1111,7 @@ fn shared_compute(
                 info.name, info.backend
             ),
             is_gpu: true,
+            max_buffer: Some(render_state.device.limits().max_buffer_size),
         }),
         Err(err) => {
             log::warn!("could not share the GPU with burn: {err}");

@@ -108,6 +108,37 @@ impl ClipModel {
         })
     }
 
+    /// The largest image batch at most `requested` whose activations fit: on a GPU, the
+    /// biggest single tensor (attention scores or the MLP's hidden layer) must fit in
+    /// `max_buffer`; on the CPU (`max_buffer` `None`) the whole layer's activations must fit
+    /// in a quarter of the memory available now. Never below 1.
+    #[must_use]
+    pub fn batch_for(&self, requested: usize, max_buffer: Option<u64>) -> usize {
+        let v = &self.config.vision;
+        let tokens = (self.config.grid() * self.config.grid() + 1) as u64;
+        let (hidden, inner, heads) = (
+            v.tower.hidden_size as u64,
+            v.tower.intermediate_size as u64,
+            v.tower.heads as u64,
+        );
+        let limit = match max_buffer {
+            Some(max) => {
+                let largest = 4 * tokens * (heads * tokens).max(inner).max(hidden * 3);
+                max / largest.max(1)
+            }
+            None => {
+                // Inputs, attention scores, the MLP's hidden layer, residuals: with a
+                // factor of 2 for the copies an operation makes.
+                let per_image = 2 * 4 * tokens * (heads * tokens + inner + 6 * hidden)
+                    + 4 * 3 * (v.image_size * v.image_size) as u64;
+                available_memory().map_or(u64::MAX, |m| m / 4) / per_image.max(1)
+            }
+        };
+        requested
+            .min(usize::try_from(limit).unwrap_or(usize::MAX))
+            .max(1)
+    }
+
     /// The joint embedding width.
     #[must_use]
     pub fn dim(&self) -> usize {
@@ -188,6 +219,14 @@ impl ClipModel {
             .try_into_vec()
             .expect("float tensors download as f32")
     }
+}
+
+/// Memory available to new allocations (`MemAvailable` of `/proc/meminfo`), where known.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Scales each `dim`-wide row of `rows` to unit length (zero rows stay zero).
@@ -300,6 +339,16 @@ mod tests {
                 image.file
             );
         }
+    }
+
+    #[test]
+    fn batches_shrink_to_fit_the_buffers() {
+        let model = ClipModel::load(Path::new(TINY), &Device::flex()).unwrap();
+        // Tiny model: 17 tokens, 96-wide MLP: the largest tensor is 17·96·4 B per image.
+        assert_eq!(model.batch_for(64, Some(1 << 30)), 64);
+        assert_eq!(model.batch_for(64, Some(17 * 144 * 4 * 10)), 10);
+        assert_eq!(model.batch_for(64, Some(1)), 1);
+        assert!(model.batch_for(64, None) >= 1);
     }
 
     #[test]
