@@ -121,18 +121,15 @@ impl ClipModel {
             v.tower.intermediate_size as u64,
             v.tower.heads as u64,
         );
-        let limit = match max_buffer {
-            Some(max) => {
-                let largest = 4 * tokens * (heads * tokens).max(inner).max(hidden * 3);
-                max / largest.max(1)
-            }
-            None => {
-                // Inputs, attention scores, the MLP's hidden layer, residuals: with a
-                // factor of 2 for the copies an operation makes.
-                let per_image = 2 * 4 * tokens * (heads * tokens + inner + 6 * hidden)
-                    + 4 * 3 * (v.image_size * v.image_size) as u64;
-                available_memory().map_or(u64::MAX, |m| m / 4) / per_image.max(1)
-            }
+        let limit = if let Some(max) = max_buffer {
+            let largest = 4 * tokens * (heads * tokens).max(inner).max(hidden * 3);
+            max / largest.max(1)
+        } else {
+            // Inputs, attention scores, the MLP's hidden layer, residuals: with a factor
+            // of 2 for the copies an operation makes.
+            let per_image = 2 * 4 * tokens * (heads * tokens + inner + 6 * hidden)
+                + 4 * 3 * (v.image_size * v.image_size) as u64;
+            available_memory().map_or(u64::MAX, |m| m / 4) / per_image.max(1)
         };
         requested
             .min(usize::try_from(limit).unwrap_or(usize::MAX))
