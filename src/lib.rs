@@ -21,5 +21,6 @@ pub mod embed;
 pub mod pipeline;
 pub mod progress;
 pub mod render;
+pub mod rng;
 pub mod store;
 pub mod ui;

@@ -174,6 +174,10 @@ struct CommonArgs {
     /// Where tensor work runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// The outlier score behind `ood_score` and --drop-outliers (all three are in the
+    /// report: `ood_kth`, `ood_mean_knn`, `ood_mahalanobis`).
+    #[arg(long, value_enum, default_value_t = pipeline::OutlierScore::Kth)]
+    outlier_score: pipeline::OutlierScore,
     /// Largest pHash Hamming distance (of 64 bits) for near duplicates.
     #[arg(long, default_value_t = curate::analysis::dedup::DEFAULT_MAX_DISTANCE)]
     phash_distance: u32,
@@ -326,6 +330,7 @@ fn run_analysis(
     let options = Options {
         models,
         max_distance: common.phash_distance,
+        outlier_score: common.outlier_score,
         drop_outliers_percent: common.drop_outliers,
         device: common.device,
         limits: DecodeLimits {

@@ -175,6 +175,27 @@ pub fn outlier_scores(neighbours: &Neighbours, group: &[i64], k: usize) -> Vec<f
         .collect()
 }
 
+/// Outlier score per row: the mean cosine distance to the `k` nearest neighbours outside
+/// the row's own duplicate group (smoother than the `k`-th alone; rows with fewer such
+/// neighbours average what they have).
+#[must_use]
+pub fn mean_knn_scores(neighbours: &Neighbours, group: &[i64], k: usize) -> Vec<f32> {
+    (0..neighbours.len())
+        .into_par_iter()
+        .map(|row| {
+            let own = group[row];
+            let (sum, count) = neighbours
+                .of(row)
+                .filter(|&(index, _)| own < 0 || group[index as usize] != own)
+                .take(k.max(1))
+                .fold((0.0_f32, 0_u32), |(s, c), (_, sim)| {
+                    (s + (1.0 - sim).max(0.0), c + 1)
+                });
+            if count == 0 { 1.0 } else { sum / count as f32 }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

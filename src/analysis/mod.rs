@@ -6,7 +6,9 @@
 
 pub mod dedup;
 pub mod keep;
+pub mod kmeans;
 pub mod knn;
+pub mod mahalanobis;
 pub mod pca;
 pub mod phash;
 pub mod quality;

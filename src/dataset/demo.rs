@@ -61,39 +61,11 @@ impl Family {
     }
 }
 
-/// `SplitMix64`: small, fast, and the same everywhere.
-#[derive(Clone, Debug)]
-struct Rng(u64);
+use crate::rng::SplitMix64 as Rng;
 
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Self {
-        let mut rng = Self(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        rng.next();
-        rng
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1_u64 << 24) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-    fn jitter(&mut self, colour: [f32; 3], amount: f32) -> [f32; 3] {
-        colour.map(|c| (c + self.range(-amount, amount)).clamp(0.0, 1.0))
-    }
+/// `colour` with each channel moved by up to `amount`, kept in `0..=1`.
+fn jitter(rng: &mut Rng, colour: [f32; 3], amount: f32) -> [f32; 3] {
+    colour.map(|c| (c + rng.range(-amount, amount)).clamp(0.0, 1.0))
 }
 
 /// A float RGB canvas with a few antialiased primitives.
@@ -275,11 +247,11 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
     let caption = match theme {
         0 => {
             c.gradient(
-                rng.jitter([0.98, 0.6, 0.2], 0.08),
-                rng.jitter([0.4, 0.15, 0.45], 0.08),
+                jitter(rng, [0.98, 0.6, 0.2], 0.08),
+                jitter(rng, [0.4, 0.15, 0.45], 0.08),
                 rng.range(-0.3, 0.3),
             );
-            let sun = rng.jitter([1.0, 0.85, 0.4], 0.1);
+            let sun = jitter(rng, [1.0, 0.85, 0.4], 0.1);
             c.circle(
                 rng.range(0.2, 0.8) * wf,
                 rng.range(0.3, 0.6) * hf,
@@ -288,7 +260,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                 2.0,
             );
             let horizon = rng.range(0.55, 0.8) * hf;
-            let ground = rng.jitter([0.15, 0.08, 0.12], 0.05);
+            let ground = jitter(rng, [0.15, 0.08, 0.12], 0.05);
             c.terrain(rng, horizon, ground);
             for _ in 0..count {
                 c.triangle(
@@ -302,8 +274,8 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         }
         1 => {
             c.gradient(
-                rng.jitter([0.5, 0.75, 0.95], 0.08),
-                rng.jitter([0.0, 0.25, 0.5], 0.08),
+                jitter(rng, [0.5, 0.75, 0.95], 0.08),
+                jitter(rng, [0.0, 0.25, 0.5], 0.08),
                 rng.range(-0.2, 0.2),
             );
             for _ in 0..count {
@@ -313,15 +285,15 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     rng.range(1.0, 4.0),
                     rng.range(0.0, 6.3),
                     rng.range(2.0, 6.0),
-                    rng.jitter([0.95, 0.97, 1.0], 0.05),
+                    jitter(rng, [0.95, 0.97, 1.0], 0.05),
                 );
             }
             format!("ocean waves, {count} white crests")
         }
         2 => {
             c.gradient(
-                rng.jitter([0.55, 0.75, 0.5], 0.08),
-                rng.jitter([0.1, 0.3, 0.1], 0.06),
+                jitter(rng, [0.55, 0.75, 0.5], 0.08),
+                jitter(rng, [0.1, 0.3, 0.1], 0.06),
                 0.0,
             );
             for _ in 0..count + 3 {
@@ -332,28 +304,28 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     top + 30.0,
                     x + 4.0,
                     hf,
-                    rng.jitter([0.35, 0.22, 0.1], 0.05),
+                    jitter(rng, [0.35, 0.22, 0.1], 0.05),
                 );
                 c.triangle(
                     (x, top),
                     rng.range(15.0, 35.0),
                     rng.range(50.0, 90.0),
-                    rng.jitter([0.1, 0.45, 0.15], 0.08),
+                    jitter(rng, [0.1, 0.45, 0.15], 0.08),
                 );
             }
             format!("a forest of {} pine trees", count + 3)
         }
         3 => {
             c.gradient(
-                rng.jitter([0.7, 0.72, 0.75], 0.08),
-                rng.jitter([0.45, 0.47, 0.5], 0.06),
+                jitter(rng, [0.7, 0.72, 0.75], 0.08),
+                jitter(rng, [0.45, 0.47, 0.5], 0.06),
                 0.0,
             );
             for _ in 0..count + 2 {
                 let x = rng.range(-0.1, 1.0) * wf;
                 let bw = rng.range(20.0, 60.0);
                 let top = rng.range(0.2, 0.7) * hf;
-                c.rect(x, top, x + bw, hf, rng.jitter([0.25, 0.25, 0.3], 0.08));
+                c.rect(x, top, x + bw, hf, jitter(rng, [0.25, 0.25, 0.3], 0.08));
                 for wy in (0..8).map(|i| top + 8.0 + i as f32 * 14.0) {
                     if rng.unit() < 0.6 {
                         c.rect(
@@ -361,7 +333,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                             wy,
                             x + bw - 5.0,
                             wy + 5.0,
-                            rng.jitter([0.95, 0.85, 0.5], 0.05),
+                            jitter(rng, [0.95, 0.85, 0.5], 0.05),
                         );
                     }
                 }
@@ -370,8 +342,8 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         }
         4 => {
             c.gradient(
-                rng.jitter([0.95, 0.85, 0.6], 0.05),
-                rng.jitter([0.8, 0.6, 0.3], 0.06),
+                jitter(rng, [0.95, 0.85, 0.6], 0.05),
+                jitter(rng, [0.8, 0.6, 0.3], 0.06),
                 rng.range(-0.2, 0.2),
             );
             for _ in 0..count {
@@ -381,15 +353,15 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     rng.range(0.5, 2.0),
                     rng.range(0.0, 6.3),
                     rng.range(6.0, 14.0),
-                    rng.jitter([0.7, 0.5, 0.25], 0.06),
+                    jitter(rng, [0.7, 0.5, 0.25], 0.06),
                 );
             }
             format!("desert dunes in {count} ridges")
         }
         5 => {
             c.gradient(
-                rng.jitter([0.8, 0.85, 0.92], 0.04),
-                rng.jitter([0.9, 0.92, 0.95], 0.03),
+                jitter(rng, [0.8, 0.85, 0.92], 0.04),
+                jitter(rng, [0.9, 0.92, 0.95], 0.03),
                 0.0,
             );
             for _ in 0..count {
@@ -397,7 +369,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     (rng.range(0.0, 1.0) * wf, rng.range(0.2, 0.5) * hf),
                     rng.range(30.0, 70.0),
                     rng.range(60.0, 120.0),
-                    rng.jitter([0.45, 0.48, 0.55], 0.08),
+                    jitter(rng, [0.45, 0.48, 0.55], 0.08),
                 );
             }
             for _ in 0..40 {
@@ -413,17 +385,17 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         }
         6 => {
             c.gradient(
-                rng.jitter([0.35, 0.6, 0.25], 0.08),
-                rng.jitter([0.2, 0.4, 0.15], 0.06),
+                jitter(rng, [0.35, 0.6, 0.25], 0.08),
+                jitter(rng, [0.2, 0.4, 0.15], 0.06),
                 0.0,
             );
-            let petal = rng.jitter([0.9, 0.3, 0.5], 0.15);
+            let petal = jitter(rng, [0.9, 0.3, 0.5], 0.15);
             for _ in 0..count * 6 {
                 c.circle(
                     rng.range(0.0, wf),
                     rng.range(0.0, hf),
                     rng.range(3.0, 9.0),
-                    rng.jitter(petal, 0.1),
+                    jitter(rng, petal, 0.1),
                     1.0,
                 );
             }
@@ -431,8 +403,8 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         }
         7 => {
             c.gradient(
-                rng.jitter([0.02, 0.03, 0.12], 0.02),
-                rng.jitter([0.15, 0.2, 0.45], 0.05),
+                jitter(rng, [0.02, 0.03, 0.12], 0.02),
+                jitter(rng, [0.15, 0.2, 0.45], 0.05),
                 0.0,
             );
             for _ in 0..60 {
@@ -448,11 +420,11 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                 rng.range(0.1, 0.9) * wf,
                 rng.range(0.1, 0.5) * hf,
                 rng.range(0.06, 0.16) * wf,
-                rng.jitter([0.95, 0.95, 0.85], 0.04),
+                jitter(rng, [0.95, 0.95, 0.85], 0.04),
                 1.5,
             );
             for _ in 0..2 + rng.below(2) {
-                let grey = rng.jitter([0.35, 0.38, 0.5], 0.1);
+                let grey = jitter(rng, [0.35, 0.38, 0.5], 0.1);
                 c.circle(
                     rng.range(0.0, wf),
                     rng.range(0.0, 0.6 * hf),
@@ -463,7 +435,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
             }
             let (horizon, ground) = (
                 rng.range(0.55, 0.85) * hf,
-                rng.jitter([0.02, 0.02, 0.03], 0.02),
+                jitter(rng, [0.02, 0.02, 0.03], 0.02),
             );
             c.terrain(rng, horizon, ground);
             "a starry night with a full moon over the hills".to_owned()
@@ -471,8 +443,8 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         8 => {
             let angle = rng.range(0.0, std::f32::consts::PI);
             let period = rng.range(24.0, 80.0);
-            let a = rng.jitter([0.95, 0.6, 0.3], 0.08);
-            let b = rng.jitter([0.1, 0.2, 0.5], 0.08);
+            let a = jitter(rng, [0.95, 0.6, 0.3], 0.08);
+            let b = jitter(rng, [0.1, 0.2, 0.5], 0.08);
             let (s, co) = angle.sin_cos();
             c.shape([0.0, 0.0, wf, hf], a, |x, y| {
                 f32::from(u8::from(((x * co + y * s) / period).rem_euclid(1.0) < 0.5))
@@ -486,7 +458,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     rng.range(0.1, 0.9) * wf,
                     rng.range(0.1, 0.9) * hf,
                     rng.range(15.0, 55.0),
-                    rng.jitter([0.95, 0.9, 0.2], 0.05),
+                    jitter(rng, [0.95, 0.9, 0.2], 0.05),
                     1.0,
                 );
             }
@@ -494,8 +466,8 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
         }
         _ => {
             c.gradient(
-                rng.jitter([0.3, 0.1, 0.3], 0.1),
-                rng.jitter([0.1, 0.1, 0.3], 0.1),
+                jitter(rng, [0.3, 0.1, 0.3], 0.1),
+                jitter(rng, [0.1, 0.1, 0.3], 0.1),
                 rng.range(-1.0, 1.0),
             );
             for _ in 0..count + 4 {
@@ -503,7 +475,7 @@ fn scene(theme: usize, rng: &mut Rng, w: usize, h: usize) -> (RgbImage, String) 
                     rng.range(0.0, wf),
                     rng.range(0.0, hf),
                     rng.range(15.0, 45.0),
-                    rng.jitter([0.9, 0.6, 0.7], 0.3),
+                    jitter(rng, [0.9, 0.6, 0.7], 0.3),
                     8.0,
                 );
             }

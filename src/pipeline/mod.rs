@@ -32,6 +32,8 @@ pub struct Options {
     pub max_distance: u32,
     /// The `k` of the outlier score.
     pub outlier_k: usize,
+    /// Which outlier score is `ood_score` (and what `--drop-outliers` ranks by).
+    pub outlier_score: OutlierScore,
     /// Drop this percentage of the most unusual readable images.
     pub drop_outliers_percent: Option<f32>,
     /// Where tensor work runs.
@@ -54,6 +56,7 @@ impl Default for Options {
         Self {
             max_distance: dedup::DEFAULT_MAX_DISTANCE,
             outlier_k: knn::DEFAULT_OUTLIER_K,
+            outlier_score: OutlierScore::Kth,
             drop_outliers_percent: None,
             device: DeviceChoice::Auto,
             limits: DecodeLimits::default(),
@@ -61,6 +64,45 @@ impl Default for Options {
             compute: None,
             preview: None,
             models: semantic::ModelOptions::default(),
+        }
+    }
+}
+
+/// The outlier scores curate computes (all three are in the report).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum OutlierScore {
+    /// Cosine distance to the k-th nearest neighbour outside the image's duplicate group
+    /// (Sun et al. 2022): `ood_kth`.
+    #[default]
+    Kth,
+    /// Mean cosine distance to the k nearest such neighbours: `ood_mean_knn`.
+    #[value(name = "mean")]
+    MeanKnn,
+    /// Mahalanobis distance to one Gaussian fitted on all images: `ood_mahalanobis`.
+    Mahalanobis,
+}
+
+impl OutlierScore {
+    /// All three, in report order.
+    pub const ALL: [Self; 3] = [Self::Kth, Self::MeanKnn, Self::Mahalanobis];
+
+    /// A short human label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Kth => "k-th neighbour distance",
+            Self::MeanKnn => "mean k-NN distance",
+            Self::Mahalanobis => "Mahalanobis distance",
         }
     }
 }
@@ -314,11 +356,34 @@ pub fn analyze(
         .iter()
         .map(|&r| groups.dup_group[r as usize])
         .collect();
-    let readable_ood = knn::outlier_scores(&graph, &readable_groups, options.outlier_k);
-    let mut ood = vec![0.0_f32; records.len()];
-    for (&row, score) in readable.iter().zip(readable_ood) {
-        ood[row as usize] = score;
-    }
+    // The three outlier scores; `ood` is the one chosen for `ood_score` and `--drop-outliers`.
+    let per_row = |scores: Vec<f32>| {
+        let mut out = vec![0.0_f32; records.len()];
+        for (&row, score) in readable.iter().zip(scores) {
+            out[row as usize] = score;
+        }
+        out
+    };
+    let kth = per_row(knn::outlier_scores(
+        &graph,
+        &readable_groups,
+        options.outlier_k,
+    ));
+    let mean_knn = per_row(knn::mean_knn_scores(
+        &graph,
+        &readable_groups,
+        options.outlier_k,
+    ));
+    let mahalanobis = per_row(crate::analysis::mahalanobis::scores(
+        features,
+        dim,
+        &device.device,
+    ));
+    let ood = match options.outlier_score {
+        OutlierScore::Kth => kth.clone(),
+        OutlierScore::MeanKnn => mean_knn.clone(),
+        OutlierScore::Mahalanobis => mahalanobis.clone(),
+    };
 
     progress.send(ProgressEvent::Started {
         stage: Stage::Layout,
@@ -348,6 +413,13 @@ pub fn analyze(
     let mut rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
     if let Some(semantic) = &semantic {
         add_semantic_columns(&mut rows, semantic);
+    }
+    for (row, report) in rows.iter_mut().enumerate() {
+        if report.status == "ok" {
+            report.ood_kth = Some(kth[row]);
+            report.ood_mean_knn = Some(mean_knn[row]);
+            report.ood_mahalanobis = Some(mahalanobis[row]);
+        }
     }
     if let Some(captions) = &caption_semantics {
         for (report, group) in rows.iter_mut().zip(&captions.group) {
@@ -442,13 +514,6 @@ fn readable_features(records: &[FileRecord]) -> (Vec<u32>, Vec<f32>) {
     (readable, features)
 }
 
-/// A bijective 64-bit mix (splitmix64's finaliser).
-fn scramble(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// Quality scores (against the run's own size statistics) and the keep/drop decisions.
 fn judge(
     records: &[FileRecord],
@@ -508,7 +573,7 @@ fn decode_all(
     // A fixed pseudo-random order instead of scan (path) order: whatever has been decoded at
     // any moment is a fair sample of the whole folder, so the live preview (and its layout
     // basis) looks like the final map from the first seconds, not like its first folders.
-    todo.sort_by_key(|&i| scramble(i as u64));
+    todo.sort_by_key(|&i| crate::rng::mix(i as u64));
     let publish = |ready: Vec<(u32, FileRecord)>| {
         if let Some(preview) = &options.preview
             && !ready.is_empty()

@@ -86,6 +86,12 @@ pub struct ReportRow {
     pub label_margin: Option<f32>,
     /// Group of near-identical captions (with `--text-model`).
     pub caption_group: Option<i64>,
+    /// Outlier score: cosine distance to the k-th neighbour outside the duplicate group.
+    pub ood_kth: Option<f32>,
+    /// Outlier score: mean cosine distance to the k nearest such neighbours.
+    pub ood_mean_knn: Option<f32>,
+    /// Outlier score: Mahalanobis distance to a Gaussian fitted on all images.
+    pub ood_mahalanobis: Option<f32>,
 }
 
 fn schema() -> Schema {
@@ -124,6 +130,9 @@ fn schema() -> Schema {
         Field::new("label_entropy", DataType::Float32, true),
         Field::new("label_margin", DataType::Float32, true),
         Field::new("caption_group", DataType::Int64, true),
+        Field::new("ood_kth", DataType::Float32, true),
+        Field::new("ood_mean_knn", DataType::Float32, true),
+        Field::new("ood_mahalanobis", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -174,6 +183,9 @@ fn batch(
     columns.push(Arc::new(
         rows.iter().map(|r| r.caption_group).collect::<Int64Array>(),
     ));
+    columns.push(floats(rows, |r| r.ood_kth));
+    columns.push(floats(rows, |r| r.ood_mean_knn));
+    columns.push(floats(rows, |r| r.ood_mahalanobis));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -264,11 +276,17 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         .then(|| col::f32s(batch, "clip_score"))
         .transpose()?;
     let label = has("label").then(|| s("label")).transpose()?;
-    let label_floats: Vec<Option<&Float32Array>> =
-        ["label_max_logit", "label_entropy", "label_margin"]
-            .iter()
-            .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
-            .collect::<Result<_, _>>()?;
+    let optional_floats: Vec<Option<&Float32Array>> = [
+        "label_max_logit",
+        "label_entropy",
+        "label_margin",
+        "ood_kth",
+        "ood_mean_knn",
+        "ood_mahalanobis",
+    ]
+    .iter()
+    .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
+    .collect::<Result<_, _>>()?;
     let opt_col = |a: Option<&Float32Array>, i: usize| a.and_then(|a| opt_f(a, i));
     let caption_group = has("caption_group")
         .then(|| col::i64s(batch, "caption_group"))
@@ -301,10 +319,13 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             y: opt_f(y, i),
             clip_score: opt_col(clip_score, i),
             label: label.and_then(|a| opt_s(a, i)),
-            label_max_logit: opt_col(label_floats[0], i),
-            label_entropy: opt_col(label_floats[1], i),
-            label_margin: opt_col(label_floats[2], i),
+            label_max_logit: opt_col(optional_floats[0], i),
+            label_entropy: opt_col(optional_floats[1], i),
+            label_margin: opt_col(optional_floats[2], i),
             caption_group: caption_group.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            ood_kth: opt_col(optional_floats[3], i),
+            ood_mean_knn: opt_col(optional_floats[4], i),
+            ood_mahalanobis: opt_col(optional_floats[5], i),
         });
     }
     Ok(())

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::analysis::keep::DropReason;
 use crate::analysis::quality::SCORE_NAMES;
-use crate::pipeline::{Analysis, Summary};
+use crate::pipeline::{Analysis, OutlierScore, Summary};
 use crate::store::cache::ThumbRef;
 use crate::store::report::ReportRow;
 
@@ -94,8 +94,10 @@ pub struct Collection {
     pub group: Vec<i32>,
     /// Duplicate kind per point.
     pub dup_kind: Vec<DupKind>,
-    /// Outlier score per point (higher = more unusual).
+    /// Outlier score per point (higher = more unusual): the one chosen in the app.
     pub ood: Vec<f32>,
+    /// The three outlier scores per point, in [`OutlierScore::ALL`] order (datasets only).
+    pub ood_by: Option<[Vec<f32>; 3]>,
     /// Quality scores per point, `u16` fractions of 1 (see [`Self::quality`]).
     quality: Vec<[u16; MEASURES]>,
     /// Whether the point's image has a caption.
@@ -180,6 +182,7 @@ impl Collection {
         let mut group = Vec::with_capacity(n);
         let mut dup_kind = Vec::with_capacity(n);
         let mut ood = Vec::with_capacity(n);
+        let mut ood_by: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
         let mut quality = Vec::with_capacity(n);
         let mut captioned = Vec::with_capacity(n);
         let mut auto_drop = Vec::with_capacity(n);
@@ -210,6 +213,14 @@ impl Collection {
                 None => DupKind::None,
             });
             ood.push(r.ood_score.unwrap_or(0.0));
+            for (kind, column) in OutlierScore::ALL.iter().zip(&mut ood_by) {
+                let value = match kind {
+                    OutlierScore::Kth => r.ood_kth,
+                    OutlierScore::MeanKnn => r.ood_mean_knn,
+                    OutlierScore::Mahalanobis => r.ood_mahalanobis,
+                };
+                column.push(value.or(r.ood_score).unwrap_or(0.0));
+            }
             quality.push(r.quality.unwrap_or_default().map(quantize));
             captioned.push(r.caption.is_some());
             auto_drop.push(r.drop_reason.as_deref().and_then(DropReason::parse));
@@ -258,6 +269,7 @@ impl Collection {
             problems,
             warnings,
             summary: Some(summary),
+            ood_by: Some(ood_by),
             preview: None,
             embeddings,
             source: Arc::new(Source::Dataset {
@@ -319,6 +331,10 @@ impl Collection {
             + self.group.capacity() * 4
             + self.dup_kind.capacity()
             + self.ood.capacity() * 4
+            + self
+                .ood_by
+                .as_ref()
+                .map_or(0, |by| by.iter().map(|v| v.capacity() * 4).sum())
             + self.quality.capacity() * std::mem::size_of::<[u16; MEASURES]>()
             + self.captioned.capacity()
             + self.auto_drop.capacity() * std::mem::size_of::<Option<DropReason>>()
@@ -443,6 +459,7 @@ impl Collection {
             problems: Vec::new(),
             warnings: Vec::new(),
             summary: None,
+            ood_by: None,
             preview: None,
             embeddings: None,
             source: Arc::new(Source::Synthetic { seed, cluster }),
@@ -490,14 +507,7 @@ pub fn bounds(positions: &[[f32; 2]]) -> [f32; 4] {
     }
 }
 
-/// `SplitMix64`: a well-mixed hash of `x`.
-#[must_use]
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+pub use crate::rng::mix;
 
 /// A uniform float in `0..1` from hash bits.
 #[must_use]

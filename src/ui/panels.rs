@@ -1,6 +1,7 @@
 //! The side panels: Duplicates, Outliers, Quality, Problems on the left; Inspector and the
 //! Selection grid on the right; and the map legend.
 
+use crate::pipeline::OutlierScore;
 use eframe::egui::{self, Color32, RichText, Sense, Vec2};
 use egui_plot::{Bar, BarChart, Plot, VLine};
 
@@ -251,7 +252,26 @@ fn gallery(
 }
 
 fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
-    ui.label("Outlier score: distance to the 5th nearest image outside the image's own duplicate group (cosine, built-in features). Drag on the histogram to set the threshold.");
+    if ws.collection.ood_by.is_some() {
+        let mut kind = ws.ood_kind;
+        egui::ComboBox::from_id_salt("ood-kind")
+            .selected_text(kind.label())
+            .show_ui(ui, |ui| {
+                for k in OutlierScore::ALL {
+                    ui.selectable_value(&mut kind, k, k.label());
+                }
+            });
+        if kind != ws.ood_kind {
+            ws.set_outlier_score(kind);
+            ws.mode = ColourMode::Outliers;
+        }
+    }
+    ui.label(match ws.ood_kind {
+        OutlierScore::Kth => "Cosine distance to the 5th nearest image outside the image's own duplicate group (Sun et al. 2022).",
+        OutlierScore::MeanKnn => "Mean cosine distance to the 5 nearest images outside the image's own duplicate group.",
+        OutlierScore::Mahalanobis => "Mahalanobis distance to the nearest k-means cluster mean under one shared covariance (Lee et al. 2018).",
+    });
+    ui.label("Drag on the histogram to set the threshold.");
     if let Some(p) = ws.collection.preview {
         ui.add_space(8.0);
         ui.label(

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::analysis::keep::DropReason;
 use crate::analysis::quality::SCORE_NAMES;
+use crate::pipeline::OutlierScore;
 use crate::render::colormap;
 use crate::render::gpu::{DROPPED, SELECTED};
 use crate::store::{keeplist, report};
@@ -217,6 +218,8 @@ pub struct Workspace {
     pub mode: ColourMode,
     /// Outlier threshold.
     pub ood_threshold: f32,
+    /// Which outlier score the Outliers panel, colours and threshold use.
+    pub ood_kind: OutlierScore,
     /// The quality measure shown in the Quality panel.
     pub measure: usize,
     /// Quality thresholds, per measure.
@@ -292,6 +295,7 @@ impl Workspace {
             thumbs,
             mode: ColourMode::Groups,
             ood_threshold,
+            ood_kind: OutlierScore::Kth,
             measure: 2,
             quality_threshold: [0.5, 0.95, 0.5, 0.7, 0.8, 0.5, 0.5],
             selected: Vec::new(),
@@ -347,6 +351,9 @@ impl Workspace {
         }
         self.left = previous.left;
         self.right = previous.right;
+        if previous.ood_kind != self.ood_kind {
+            self.set_outlier_score(previous.ood_kind);
+        }
         self.search.query.clone_from(&previous.search.query);
         if self.mode == ColourMode::Similarity {
             self.mode = ColourMode::Groups;
@@ -410,6 +417,24 @@ impl Workspace {
             }
             Err(err) => Some(format!("search failed: {err}")),
         }
+    }
+
+    /// Switches the outlier score behind the Outliers panel, the colours and the threshold
+    /// (which resets to the new score's top 1 %).
+    pub fn set_outlier_score(&mut self, kind: OutlierScore) {
+        let Some(by) = &self.collection.ood_by else {
+            return;
+        };
+        let index = OutlierScore::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("one of ALL");
+        self.collection.ood.clone_from(&by[index]);
+        self.ood_hist = Histogram::new(self.collection.ood.clone());
+        self.ood_threshold = self.ood_hist.quantile(0.99);
+        self.ood_kind = kind;
+        self.worst[0] = None;
+        self.drawn = None;
     }
 
     /// The histogram of quality measure `m` (computed on first use).
