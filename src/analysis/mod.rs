@@ -12,3 +12,4 @@ pub mod mahalanobis;
 pub mod pca;
 pub mod phash;
 pub mod quality;
+pub mod semdedup;

@@ -345,9 +345,34 @@ pub fn analyze(
         stage: Stage::Dedup,
         total: records.len() as u64,
     });
-    let links = semantic.as_ref().map_or_else(Vec::new, |_| {
-        semantic::links(&graph, &readable, options.models.semantic_threshold)
-    });
+    // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP embeddings,
+    // star-linked from the largest images (the usual keepers) outwards.
+    let links = if semantic.is_some() {
+        let threshold = options.models.semantic_threshold;
+        let floor = threshold.min(crate::analysis::semdedup::DEFAULT_FLOOR);
+        let n = readable.len();
+        let found = crate::analysis::semdedup::run(
+            features,
+            dim,
+            floor,
+            crate::analysis::semdedup::default_clusters(n),
+            &device.device,
+        );
+        let pixels = |p: u32| {
+            records[readable[p as usize] as usize]
+                .facts()
+                .map_or(0, |f| u64::from(f.width) * u64::from(f.height))
+        };
+        let mut priority: Vec<u32> = (0..n as u32).collect();
+        priority.sort_by_key(|&p| (std::cmp::Reverse(pixels(p)), p));
+        found
+            .links(1.0 - threshold, &priority)
+            .into_iter()
+            .map(|(a, b)| (readable[a as usize], readable[b as usize]))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let groups = dedup::group_with(&content, &phashes, options.max_distance, &links);
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
