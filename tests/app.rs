@@ -20,11 +20,18 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
 fn open(dir: &std::path::Path) -> Harness<'static, CurateApp> {
+    open_with(dir, None)
+}
+
+fn open_with(
+    dir: &std::path::Path,
+    model: Option<std::path::PathBuf>,
+) -> Harness<'static, CurateApp> {
     let config = AppConfig {
         launch: Launch::Folder(dir.to_owned()),
         device: DeviceChoice::Cpu,
         remember_recent: false,
-        model: None,
+        model,
     };
     let mut harness = Harness::builder()
         .with_size([1400.0, 860.0])
@@ -264,4 +271,63 @@ fn zooming_in_shows_thumbnails_and_snapshots_of_each_colour_mode() {
         );
     }
     harness.run_steps(2);
+}
+
+/// With a CLIP model the app embeds a text query and selects the closest images: the
+/// selection is exactly the top of a brute-force ranking of the stored embeddings.
+#[test]
+fn text_search_selects_the_closest_images() {
+    let (_tmp, dir) = common::copy_of_demo();
+    let tiny = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip");
+    let mut harness = open_with(&dir, Some(tiny.clone()));
+    let started = Instant::now();
+    while !harness
+        .state()
+        .workspace
+        .as_ref()
+        .unwrap()
+        .search
+        .text_ready()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "text model never loaded"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.state_mut().workspace.as_mut().unwrap().search.query = "a city skyline".to_owned();
+    harness.run_steps(2);
+    harness.get_by_label("Search").click();
+    let started = Instant::now();
+    while harness
+        .state()
+        .workspace
+        .as_ref()
+        .unwrap()
+        .similarity
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the search never finished"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run_steps(2);
+    let ws = harness.state().workspace.as_ref().unwrap();
+    assert_eq!(ws.mode, ColourMode::Similarity);
+    assert_eq!(ws.selected.len(), curate::ui::search::RESULTS);
+
+    // Reference: the same query through the model, ranked by brute force.
+    let model = curate::embed::clip::ClipModel::load(&tiny, &burn::tensor::Device::flex()).unwrap();
+    let tokenizer = curate::embed::clip::tokenizer::ClipTokenizer::from_folder(&tiny).unwrap();
+    let mut query = model.embed_token_ids(&[tokenizer.tokenize("a city skyline")]);
+    curate::embed::clip::normalize_rows(&mut query, model.dim());
+    let (embeddings, _) = ws.collection.embeddings.as_ref().unwrap();
+    let sims = embeddings.similarities(&query);
+    let mut expected = curate::ui::search::top(&sims, curate::ui::search::RESULTS);
+    expected.sort_unstable();
+    assert_eq!(ws.selected, expected);
 }
