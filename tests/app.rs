@@ -56,6 +56,23 @@ fn open_with(
     harness
 }
 
+/// Steps the app until `done` holds (at most a minute).
+fn wait_until(
+    harness: &mut Harness<'static, CurateApp>,
+    what: &str,
+    done: impl Fn(&CurateApp) -> bool,
+) {
+    let started = Instant::now();
+    while !done(harness.state()) {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "waited too long for {what}"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn press(harness: &Harness<'_, CurateApp>, pos: Pos2, pressed: bool, modifiers: Modifiers) {
     harness.event(egui::Event::PointerButton {
         pos,
@@ -280,41 +297,15 @@ fn text_search_selects_the_closest_images() {
     let (_tmp, dir) = common::copy_of_demo();
     let tiny = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip");
     let mut harness = open_with(&dir, Some(tiny.clone()));
-    let started = Instant::now();
-    while !harness
-        .state()
-        .workspace
-        .as_ref()
-        .unwrap()
-        .search
-        .text_ready()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "text model never loaded"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&mut harness, "the text model to load", |app| {
+        app.workspace.as_ref().unwrap().search.text_ready()
+    });
     harness.state_mut().workspace.as_mut().unwrap().search.query = "a city skyline".to_owned();
     harness.run_steps(2);
     harness.get_by_label("Search").click();
-    let started = Instant::now();
-    while harness
-        .state()
-        .workspace
-        .as_ref()
-        .unwrap()
-        .similarity
-        .is_none()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the search never finished"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&mut harness, "the search to finish", |app| {
+        app.workspace.as_ref().unwrap().similarity.is_some()
+    });
     harness.run_steps(2);
     let ws = harness.state().workspace.as_ref().unwrap();
     assert_eq!(ws.mode, ColourMode::Similarity);
