@@ -92,6 +92,27 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
         );
     }
 
+    // Regrouping from the cached pairs at the run's threshold reproduces the run; at
+    // ε = 0 no semantic group is left, and the outlier-free keep-list only grows.
+    let pairs = analysis.semantic_pairs.as_ref().expect("pairs cached");
+    let same = pipeline::semantic::regroup(&analysis.rows, pairs, pairs.threshold);
+    for (a, b) in same.iter().zip(&analysis.rows) {
+        assert_eq!(
+            (&a.dup_group, &a.dup_kind, &a.keeper, a.keep, &a.drop_reason),
+            (&b.dup_group, &b.dup_kind, &b.keeper, b.keep, &b.drop_reason),
+            "{}",
+            a.path
+        );
+    }
+    let strict = pipeline::semantic::regroup(&analysis.rows, pairs, 1.0);
+    assert!(
+        strict
+            .iter()
+            .all(|r| r.dup_kind.as_deref() != Some(DupKind::Semantic.as_str()))
+    );
+    let kept = |rows: &[report::ReportRow]| rows.iter().filter(|r| r.keep).count();
+    assert!(kept(&strict) > kept(&analysis.rows));
+
     // The report keeps the new columns.
     let saved = report::read(&store::default_report_path(&root)).unwrap();
     assert_eq!(saved, analysis.rows);

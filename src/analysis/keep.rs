@@ -68,7 +68,8 @@ pub struct KeeperFacts {
 
 impl KeeperFacts {
     /// Orders candidates: more pixels, then well exposed, then sharper, then larger file.
-    fn better_than(&self, other: &Self) -> bool {
+    #[must_use]
+    pub fn better_than(&self, other: &Self) -> bool {
         let key = |f: &Self| (f.pixels, !f.badly_exposed);
         if key(self) != key(other) {
             return key(self) > key(other);

@@ -164,6 +164,8 @@ pub struct Analysis {
     pub semantic: Option<semantic::Semantic>,
     /// Caption embeddings and groups (`--text-model`).
     pub captions: Option<semantic::CaptionSemantics>,
+    /// The cached semantic pairs, for regrouping at another threshold (`--model`).
+    pub semantic_pairs: Option<std::sync::Arc<semantic::SemanticPairs>>,
 }
 
 /// Counts and timings of a run (printed by the command line, `--json` for machines).
@@ -347,6 +349,7 @@ pub fn analyze(
     });
     // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP embeddings,
     // star-linked from the largest images (the usual keepers) outwards.
+    let mut semantic_pairs = None;
     let links = if semantic.is_some() {
         let threshold = options.models.semantic_threshold;
         let floor = threshold.min(crate::analysis::semdedup::DEFAULT_FLOOR);
@@ -365,11 +368,18 @@ pub fn analyze(
         };
         let mut priority: Vec<u32> = (0..n as u32).collect();
         priority.sort_by_key(|&p| (std::cmp::Reverse(pixels(p)), p));
-        found
+        let links = found
             .links(1.0 - threshold, &priority)
             .into_iter()
             .map(|(a, b)| (readable[a as usize], readable[b as usize]))
-            .collect()
+            .collect();
+        semantic_pairs = Some(std::sync::Arc::new(semantic::SemanticPairs {
+            found,
+            threshold,
+            floor,
+            max_distance: options.max_distance,
+        }));
+        links
     } else {
         Vec::new()
     };
@@ -511,6 +521,7 @@ pub fn analyze(
         thumbnail_pack,
         semantic,
         captions: caption_semantics,
+        semantic_pairs,
     })
 }
 

@@ -169,6 +169,7 @@ impl PreviewBuilder {
             thumbnail_pack: self.pack.clone(),
             semantic: None,
             captions: None,
+            semantic_pairs: None,
         }
     }
 }
