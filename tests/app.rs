@@ -321,4 +321,26 @@ fn text_search_selects_the_closest_images() {
     let mut expected = curate::ui::search::top(&sims, curate::ui::search::RESULTS);
     expected.sort_unstable();
     assert_eq!(ws.selected, expected);
+
+    // The semantic threshold moves live: at cosine 1 no group is semantic any more, the
+    // keep-list grows, and the user's selection and marks are untouched.
+    let kept_before = ws.counts.kept;
+    let semantic = |app: &CurateApp| {
+        let c = &app.workspace.as_ref().unwrap().collection;
+        c.dup_kind
+            .iter()
+            .filter(|k| **k == curate::ui::model::DupKind::Semantic)
+            .count()
+    };
+    assert!(semantic(harness.state()) > 0);
+    harness.state_mut().workspace.as_mut().unwrap().regroup(1.0);
+    wait_until(&mut harness, "the regrouping", |app| {
+        !app.workspace.as_ref().unwrap().regrouping()
+    });
+    harness.run_steps(2);
+    assert_eq!(semantic(harness.state()), 0);
+    let ws = harness.state().workspace.as_ref().unwrap();
+    assert!((ws.semantic_threshold - 1.0).abs() < f32::EPSILON);
+    assert!(ws.counts.kept > kept_before);
+    assert_eq!(ws.selected, expected);
 }

@@ -907,7 +907,10 @@ impl CurateApp {
         if let Some(note) = ws.poll_search() {
             self.notes.push((note, Instant::now()));
         }
-        if ws.search.busy() || ws.search.loading() {
+        if let Some(note) = ws.poll_regroup() {
+            self.notes.push((note, Instant::now()));
+        }
+        if ws.search.busy() || ws.search.loading() || ws.regrouping() {
             ctx.request_repaint_after(Duration::from_millis(100));
         }
         ws.hovered = None;

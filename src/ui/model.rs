@@ -15,6 +15,7 @@ use crate::store::cache::ThumbRef;
 use crate::store::report::ReportRow;
 
 use super::search::PointEmbeddings;
+use crate::pipeline::semantic::SemanticPairs;
 
 /// Number of quality measures.
 pub const MEASURES: usize = SCORE_NAMES.len();
@@ -119,6 +120,8 @@ pub struct Collection {
     pub preview: Option<PreviewState>,
     /// CLIP image embeddings of the points and the model folder (with `--model`).
     pub embeddings: Option<(Arc<PointEmbeddings>, PathBuf)>,
+    /// The cached semantic pairs, for regrouping at another threshold (with `--model`).
+    pub semantic_pairs: Option<Arc<SemanticPairs>>,
 }
 
 /// How far the analysis behind a preview collection has got.
@@ -166,6 +169,7 @@ impl Collection {
             warnings,
             thumbnail_pack,
             semantic,
+            semantic_pairs,
             ..
         } = analysis;
         let embeddings =
@@ -179,39 +183,15 @@ impl Collection {
         }
         let n = readable.len();
         let mut positions = Vec::with_capacity(n);
-        let mut group = Vec::with_capacity(n);
-        let mut dup_kind = Vec::with_capacity(n);
         let mut ood = Vec::with_capacity(n);
         let mut ood_by: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
         let mut quality = Vec::with_capacity(n);
         let mut captioned = Vec::with_capacity(n);
-        let mut auto_drop = Vec::with_capacity(n);
         let mut thumbs = Vec::with_capacity(n);
-        let mut groups: Vec<Group> = Vec::new();
-        for (point, &row) in readable.iter().enumerate() {
+        let (group, dup_kind, groups, auto_drop) = group_columns(&rows, &readable);
+        for &row in &readable {
             let r = &rows[row as usize];
             positions.push([r.x.unwrap_or(0.0), r.y.unwrap_or(0.0)]);
-            let g = r.dup_group;
-            group.push(g as i32);
-            if g >= 0 {
-                let g = g as usize;
-                if groups.len() <= g {
-                    groups.resize(
-                        g + 1,
-                        Group {
-                            members: Vec::new(),
-                            keeper: u32::MAX,
-                        },
-                    );
-                }
-                groups[g].members.push(point as u32);
-            }
-            dup_kind.push(match r.dup_kind.as_deref() {
-                Some("exact") => DupKind::Exact,
-                Some("semantic") => DupKind::Semantic,
-                Some(_) => DupKind::Near,
-                None => DupKind::None,
-            });
             ood.push(r.ood_score.unwrap_or(0.0));
             for (kind, column) in OutlierScore::ALL.iter().zip(&mut ood_by) {
                 let value = match kind {
@@ -223,28 +203,12 @@ impl Collection {
             }
             quality.push(r.quality.unwrap_or_default().map(quantize));
             captioned.push(r.caption.is_some());
-            auto_drop.push(r.drop_reason.as_deref().and_then(DropReason::parse));
             thumbs.push(
                 records[row as usize]
                     .facts()
                     .map(|f| f.thumb)
                     .unwrap_or_default(),
             );
-        }
-        for g in &mut groups {
-            let keeper_path = g
-                .members
-                .iter()
-                .find_map(|&p| rows[readable[p as usize] as usize].keeper.clone());
-            g.keeper = keeper_path
-                .and_then(|path| {
-                    g.members
-                        .iter()
-                        .copied()
-                        .find(|&p| rows[readable[p as usize] as usize].path == path)
-                })
-                .or_else(|| g.members.first().copied())
-                .unwrap_or(0);
         }
         let problems = rows
             .iter()
@@ -272,6 +236,7 @@ impl Collection {
             ood_by: Some(ood_by),
             preview: None,
             embeddings,
+            semantic_pairs,
             source: Arc::new(Source::Dataset {
                 root,
                 rows,
@@ -280,6 +245,34 @@ impl Collection {
                 thumbs,
             }),
         }
+    }
+
+    /// Takes regrouped report rows (same files, same order; see
+    /// [`crate::pipeline::semantic::regroup`]): groups, kinds, keepers and the analysis'
+    /// own keep/drop change, points and the user's marks stay.
+    pub fn apply_rows(&mut self, rows: Vec<ReportRow>) {
+        let Source::Dataset {
+            root,
+            point_row,
+            pack,
+            thumbs,
+            ..
+        } = &*self.source
+        else {
+            return;
+        };
+        let (group, dup_kind, groups, auto_drop) = group_columns(&rows, point_row);
+        self.group = group;
+        self.dup_kind = dup_kind;
+        self.groups = groups;
+        self.auto_drop = auto_drop;
+        self.source = Arc::new(Source::Dataset {
+            root: root.clone(),
+            point_row: point_row.clone(),
+            pack: pack.clone(),
+            thumbs: thumbs.clone(),
+            rows,
+        });
     }
 
     /// The report row of point `i` (datasets only).
@@ -462,6 +455,7 @@ impl Collection {
             ood_by: None,
             preview: None,
             embeddings: None,
+            semantic_pairs: None,
             source: Arc::new(Source::Synthetic { seed, cluster }),
         }
     }
@@ -508,6 +502,60 @@ pub fn bounds(positions: &[[f32; 2]]) -> [f32; 4] {
 }
 
 pub use crate::rng::mix;
+
+/// Per point (the `readable` rows, in order): duplicate group, kind, and the analysis' own
+/// drop reason; and the groups with their keepers.
+fn group_columns(
+    rows: &[ReportRow],
+    readable: &[u32],
+) -> (Vec<i32>, Vec<DupKind>, Vec<Group>, Vec<Option<DropReason>>) {
+    let n = readable.len();
+    let mut group = Vec::with_capacity(n);
+    let mut dup_kind = Vec::with_capacity(n);
+    let mut auto_drop = Vec::with_capacity(n);
+    let mut groups: Vec<Group> = Vec::new();
+    for (point, &row) in readable.iter().enumerate() {
+        let r = &rows[row as usize];
+        let g = r.dup_group;
+        group.push(g as i32);
+        if g >= 0 {
+            let g = g as usize;
+            if groups.len() <= g {
+                groups.resize(
+                    g + 1,
+                    Group {
+                        members: Vec::new(),
+                        keeper: u32::MAX,
+                    },
+                );
+            }
+            groups[g].members.push(point as u32);
+        }
+        dup_kind.push(match r.dup_kind.as_deref() {
+            Some("exact") => DupKind::Exact,
+            Some("semantic") => DupKind::Semantic,
+            Some(_) => DupKind::Near,
+            None => DupKind::None,
+        });
+        auto_drop.push(r.drop_reason.as_deref().and_then(DropReason::parse));
+    }
+    for g in &mut groups {
+        let keeper_path = g
+            .members
+            .iter()
+            .find_map(|&p| rows[readable[p as usize] as usize].keeper.clone());
+        g.keeper = keeper_path
+            .and_then(|path| {
+                g.members
+                    .iter()
+                    .copied()
+                    .find(|&p| rows[readable[p as usize] as usize].path == path)
+            })
+            .or_else(|| g.members.first().copied())
+            .unwrap_or(0);
+    }
+    (group, dup_kind, groups, auto_drop)
+}
 
 /// A uniform float in `0..1` from hash bits.
 #[must_use]

@@ -104,6 +104,28 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
     let groups = ws.collection.groups.len();
     let members: usize = ws.collection.groups.iter().map(|g| g.members.len()).sum();
     ui.label(format!("{groups} groups · {members} images in them"));
+    if let Some(pairs) = ws.collection.semantic_pairs.clone() {
+        ui.horizontal(|ui| {
+            let slider = ui
+                .add_enabled(
+                    !ws.regrouping(),
+                    egui::Slider::new(&mut ws.semantic_slider, pairs.floor..=1.0)
+                        .text("semantic cosine"),
+                )
+                .on_hover_text(
+                    "Images whose CLIP embeddings are at least this similar are semantic duplicates (epsilon = 1 - cosine). Groups are recomputed from the cached pairs when you let go.",
+                );
+            let t = ws.semantic_slider;
+            if (slider.drag_stopped() || (slider.changed() && !slider.dragged()))
+                && (t - ws.semantic_threshold).abs() > f32::EPSILON
+            {
+                ws.regroup(t);
+            }
+            if ws.regrouping() {
+                ui.spinner();
+            }
+        });
+    }
     ui.horizontal(|ui| {
         if ui
             .add_enabled(groups > 0, egui::Button::new("Drop all but keepers"))

@@ -264,6 +264,12 @@ pub struct Workspace {
     pub search: Search,
     /// The last search: what it was and every point's similarity to it.
     pub similarity: Option<(String, Arc<Vec<f32>>)>,
+    /// The semantic-duplicate threshold (cosine) the groups were made with.
+    pub semantic_threshold: f32,
+    /// The threshold slider's value (applied when the user lets go).
+    pub semantic_slider: f32,
+    /// A regrouping running for a new threshold.
+    regrouping: Option<(f32, Receiver<Vec<report::ReportRow>>)>,
 }
 
 impl Workspace {
@@ -287,10 +293,19 @@ impl Workspace {
         let ood_threshold = ood_hist.quantile(0.99);
         let counts = decisions.counts(&collection);
         let saved_generation = decisions.generation;
+        let semantic_threshold = collection
+            .semantic_pairs
+            .as_ref()
+            .map_or(crate::pipeline::semantic::DEFAULT_SEMANTIC_THRESHOLD, |p| {
+                p.threshold
+            });
         let search = Search::new(collection.embeddings.as_ref().map(|(_, dir)| dir.clone()));
         Self {
             search,
             similarity: None,
+            semantic_threshold,
+            semantic_slider: semantic_threshold,
+            regrouping: None,
             map,
             thumbs,
             mode: ColourMode::Groups,
@@ -435,6 +450,55 @@ impl Workspace {
         self.ood_kind = kind;
         self.worst[0] = None;
         self.drawn = None;
+    }
+
+    /// Regroups the semantic duplicates for `threshold` in the background (from the cached
+    /// pairs: no re-clustering); [`Self::poll_regroup`] applies the result.
+    pub fn regroup(&mut self, threshold: f32) {
+        let Some(pairs) = self.collection.semantic_pairs.clone() else {
+            return;
+        };
+        let source = Arc::clone(&self.collection.source);
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Source::Dataset { rows, .. } = &*source {
+                send.send(crate::pipeline::semantic::regroup(rows, &pairs, threshold))
+                    .ok();
+            }
+        });
+        self.regrouping = Some((threshold, receive));
+    }
+
+    /// Whether a regrouping is running.
+    #[must_use]
+    pub fn regrouping(&self) -> bool {
+        self.regrouping.is_some()
+    }
+
+    /// Applies a finished regrouping; returns a note for the user.
+    pub fn poll_regroup(&mut self) -> Option<String> {
+        let (threshold, receive) = self.regrouping.as_ref()?;
+        let rows = receive.try_recv().ok()?;
+        let threshold = *threshold;
+        self.regrouping = None;
+        self.collection.apply_rows(rows);
+        self.semantic_threshold = threshold;
+        let c = &self.collection;
+        let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
+        order.sort_by_key(|&g| std::cmp::Reverse(c.groups[g as usize].members.len()));
+        self.group_order = order;
+        self.counts = self.decisions.counts(&self.collection);
+        self.drawn = None;
+        self.flags_drawn = None;
+        let semantic = c
+            .dup_kind
+            .iter()
+            .filter(|k| **k == super::model::DupKind::Semantic)
+            .count();
+        Some(format!(
+            "semantic threshold {threshold:.3}: {} groups, {semantic} images grouped by content only",
+            c.groups.len()
+        ))
     }
 
     /// The histogram of quality measure `m` (computed on first use).
