@@ -80,6 +80,11 @@ struct AnalyzeArgs {
     common: CommonArgs,
     #[command(flatten)]
     models: ModelArgs,
+    /// A CSV of `path,label` lines (label `good` or `bad`): the ensemble score is then a
+    /// logistic model of every operator fitted on these images, and its weights are
+    /// printed.
+    #[arg(long, value_name = "FILE")]
+    quality_labels: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -269,11 +274,16 @@ fn run() -> Result<()> {
             )?;
         }
         Command::Analyze(args) => {
-            let analysis = run_analysis(
+            let labels = match &args.quality_labels {
+                Some(file) => read_labels(file)?,
+                None => Vec::new(),
+            };
+            let analysis = run_analysis_with(
                 &args.dir,
                 &args.common,
                 args.report.clone(),
                 args.models.options()?,
+                labels,
             )?;
             if let Some(path) = &args.keep_list {
                 write_keep_list(&analysis, path)?;
@@ -327,8 +337,51 @@ fn run_analysis(
     report: Option<PathBuf>,
     models: pipeline::semantic::ModelOptions,
 ) -> Result<Analysis> {
+    run_analysis_with(dir, common, report, models, Vec::new())
+}
+
+/// `path,label` lines, label `good`/`bad` (or `0`/`1`); a header line is allowed.
+fn read_labels(file: &Path) -> Result<Vec<(String, bool)>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the labels file {}", file.display()))?;
+    let mut labels = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((path, label)) = line.rsplit_once(',') else {
+            bail!(
+                "{}: line {}: expected `path,good|bad`",
+                file.display(),
+                n + 1
+            );
+        };
+        let bad = match label.trim().to_ascii_lowercase().as_str() {
+            "bad" | "1" => true,
+            "good" | "0" => false,
+            _ if n == 0 => continue,
+            other => bail!(
+                "{}: line {}: label `{other}` is not good or bad",
+                file.display(),
+                n + 1
+            ),
+        };
+        labels.push((path.trim().to_owned(), bad));
+    }
+    Ok(labels)
+}
+
+fn run_analysis_with(
+    dir: &Path,
+    common: &CommonArgs,
+    report: Option<PathBuf>,
+    models: pipeline::semantic::ModelOptions,
+    quality_labels: Vec<(String, bool)>,
+) -> Result<Analysis> {
     let options = Options {
         models,
+        quality_labels,
         max_distance: common.phash_distance,
         outlier_score: common.outlier_score,
         drop_outliers_percent: common.drop_outliers,
@@ -419,6 +472,14 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
             "  model      {model}  ·  embedded {}  ·  semantic duplicates {}",
             s.embedded, s.semantic_duplicates
         );
+    }
+    if !s.ensemble_weights.is_empty() {
+        let weights: Vec<String> = s
+            .ensemble_weights
+            .iter()
+            .map(|(name, w)| format!("{name} {w:+.2}"))
+            .collect();
+        println!("  ensemble   learned weights: {}", weights.join(", "));
     }
     println!("  kept       {:>8}", s.kept);
     for (reason, count) in &s.dropped {

@@ -5,6 +5,7 @@
 //! scores ([`knn`]), the 2-D layout ([`pca`]) and the keep/drop decision ([`keep`]).
 
 pub mod dedup;
+pub mod ensemble;
 pub mod keep;
 pub mod kmeans;
 pub mod knn;

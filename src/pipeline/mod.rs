@@ -34,6 +34,9 @@ pub struct Options {
     pub outlier_k: usize,
     /// Which outlier score is `ood_score` (and what `--drop-outliers` ranks by).
     pub outlier_score: OutlierScore,
+    /// Images labelled good (`false`) or bad (`true`) by relative path: the ensemble score
+    /// is then learned from them.
+    pub quality_labels: Vec<(String, bool)>,
     /// Drop this percentage of the most unusual readable images.
     pub drop_outliers_percent: Option<f32>,
     /// Where tensor work runs.
@@ -57,6 +60,7 @@ impl Default for Options {
             max_distance: dedup::DEFAULT_MAX_DISTANCE,
             outlier_k: knn::DEFAULT_OUTLIER_K,
             outlier_score: OutlierScore::Kth,
+            quality_labels: Vec::new(),
             drop_outliers_percent: None,
             device: DeviceChoice::Auto,
             limits: DecodeLimits::default(),
@@ -209,6 +213,8 @@ pub struct Summary {
     pub semantic_duplicates: usize,
     /// Groups of near-identical captions (`--text-model`).
     pub caption_groups: usize,
+    /// The ensemble's learned weights per operator (with quality labels), for the user.
+    pub ensemble_weights: Vec<(String, f32)>,
 }
 
 /// How often the cache index is saved during a long decode, so a killed run keeps its work.
@@ -456,6 +462,7 @@ pub fn analyze(
             report.ood_mahalanobis = Some(mahalanobis[row]);
         }
     }
+    let ensemble_weights = add_ensemble(&mut rows, &readable, &options.quality_labels);
     if let Some(captions) = &caption_semantics {
         for (report, group) in rows.iter_mut().zip(&captions.group) {
             report.caption_group = *group;
@@ -493,6 +500,7 @@ pub fn analyze(
         model: semantic.as_ref().map(|s| s.model.clone()),
         embedded: semantic.as_ref().map_or(0, |s| s.embedded),
         caption_groups: caption_semantics.as_ref().map_or(0, |c| c.groups),
+        ensemble_weights,
         semantic_duplicates: groups
             .dup_kind
             .iter()
@@ -523,6 +531,93 @@ pub fn analyze(
         captions: caption_semantics,
         semantic_pairs,
     })
+}
+
+/// The ensemble's features of the readable rows (see [`crate::analysis::ensemble`]):
+/// the quality measures, two outlier scores, the CLIP score when there is one (low = bad),
+/// and the duplicate-group size.
+#[must_use]
+pub fn ensemble_features(
+    rows: &[ReportRow],
+    readable: &[u32],
+) -> crate::analysis::ensemble::Features {
+    let column = |f: &dyn Fn(&ReportRow) -> f32| -> Vec<f32> {
+        readable.iter().map(|&r| f(&rows[r as usize])).collect()
+    };
+    let mut columns: Vec<(String, Vec<f32>)> = SCORE_NAMES
+        .iter()
+        .enumerate()
+        .map(|(m, name)| {
+            (
+                (*name).to_owned(),
+                column(&|r| r.quality.map_or(0.0, |q| q[m])),
+            )
+        })
+        .collect();
+    columns.push((
+        "outlier_kth".to_owned(),
+        column(&|r| r.ood_kth.unwrap_or(0.0)),
+    ));
+    columns.push((
+        "outlier_mahalanobis".to_owned(),
+        column(&|r| r.ood_mahalanobis.unwrap_or(0.0)),
+    ));
+    if readable
+        .iter()
+        .any(|&r| rows[r as usize].clip_score.is_some())
+    {
+        columns.push((
+            "low_clip_score".to_owned(),
+            column(&|r| r.clip_score.map_or(f32::NAN, |s| -s)),
+        ));
+    }
+    let mut sizes = std::collections::HashMap::new();
+    for r in rows.iter().filter(|r| r.dup_group >= 0) {
+        *sizes.entry(r.dup_group).or_insert(0_u32) += 1;
+    }
+    columns.push((
+        "duplicate_group_size".to_owned(),
+        column(&|r| sizes.get(&r.dup_group).map_or(1.0, |&s| s as f32)),
+    ));
+    crate::analysis::ensemble::Features::from_columns(columns)
+}
+
+/// Fills `ensemble_score`: the rank average, or a logistic model fitted on `labels` (by
+/// path) when they name at least one good and one bad readable image. Returns the learned
+/// weights (empty without a model).
+fn add_ensemble(
+    rows: &mut [ReportRow],
+    readable: &[u32],
+    labels: &[(String, bool)],
+) -> Vec<(String, f32)> {
+    use crate::analysis::ensemble::Logistic;
+    let features = ensemble_features(rows, readable);
+    let point: std::collections::HashMap<&str, usize> = readable
+        .iter()
+        .enumerate()
+        .map(|(p, &r)| (rows[r as usize].path.as_str(), p))
+        .collect();
+    let labelled: Vec<(usize, bool)> = labels
+        .iter()
+        .filter_map(|(path, bad)| point.get(path.as_str()).map(|&p| (p, *bad)))
+        .collect();
+    let learn = labelled.iter().any(|l| l.1) && labelled.iter().any(|l| !l.1);
+    let (scores, weights) = if learn {
+        let model = Logistic::fit(&features, &labelled, 1e-2);
+        let weights = features
+            .names
+            .iter()
+            .cloned()
+            .zip(model.weights.clone())
+            .collect();
+        (model.score(&features), weights)
+    } else {
+        (features.rank_average(), Vec::new())
+    };
+    for (&r, score) in readable.iter().zip(scores) {
+        rows[r as usize].ensemble_score = Some(score);
+    }
+    weights
 }
 
 /// Fills the model columns of the report.

@@ -92,6 +92,9 @@ pub struct ReportRow {
     pub ood_mean_knn: Option<f32>,
     /// Outlier score: Mahalanobis distance to a Gaussian fitted on all images.
     pub ood_mahalanobis: Option<f32>,
+    /// The ensemble of every operator (0..1, higher = worse): mean rank, or the
+    /// probability of "bad" learned from labels.
+    pub ensemble_score: Option<f32>,
 }
 
 fn schema() -> Schema {
@@ -133,6 +136,7 @@ fn schema() -> Schema {
         Field::new("ood_kth", DataType::Float32, true),
         Field::new("ood_mean_knn", DataType::Float32, true),
         Field::new("ood_mahalanobis", DataType::Float32, true),
+        Field::new("ensemble_score", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -186,6 +190,7 @@ fn batch(
     columns.push(floats(rows, |r| r.ood_kth));
     columns.push(floats(rows, |r| r.ood_mean_knn));
     columns.push(floats(rows, |r| r.ood_mahalanobis));
+    columns.push(floats(rows, |r| r.ensemble_score));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -283,6 +288,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         "ood_kth",
         "ood_mean_knn",
         "ood_mahalanobis",
+        "ensemble_score",
     ]
     .iter()
     .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
@@ -326,6 +332,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             ood_kth: opt_col(optional_floats[3], i),
             ood_mean_knn: opt_col(optional_floats[4], i),
             ood_mahalanobis: opt_col(optional_floats[5], i),
+            ensemble_score: opt_col(optional_floats[6], i),
         });
     }
     Ok(())
