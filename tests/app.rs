@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use curate::analysis::keep::DropReason;
 use curate::embed::DeviceChoice;
 use curate::store::keeplist;
-use curate::ui::map_view::Tool;
+use curate::ui::map_view::{SelectOp, Tool};
 use curate::ui::select::lasso_reference;
 use curate::ui::workspace::ColourMode;
 use curate::ui::{AppConfig, CurateApp, Launch};
@@ -343,4 +343,59 @@ fn text_search_selects_the_closest_images() {
     assert!((ws.semantic_threshold - 1.0).abs() < f32::EPSILON);
     assert!(ws.counts.kept > kept_before);
     assert_eq!(ws.selected, expected);
+}
+
+/// G / B label the selected images; the ensemble score refits on the labels, shows its
+/// weights, and ranks the unlabelled planted outliers above the rest.
+#[test]
+fn good_and_bad_labels_teach_the_ensemble() {
+    let (_tmp, dir) = common::copy_of_demo();
+    let (_, truth) = common::pristine();
+    let mut harness = open(&dir);
+    let point_of = |app: &CurateApp, path: &str| -> u32 {
+        let c = &app.workspace.as_ref().unwrap().collection;
+        (0..c.len()).find(|&i| c.path(i) == path).expect("a point") as u32
+    };
+    let bad: Vec<u32> = truth.outliers[..10]
+        .iter()
+        .map(|p| point_of(harness.state(), p))
+        .collect();
+    let outliers: std::collections::HashSet<&String> = truth.outliers.iter().collect();
+    let good: Vec<u32> = truth
+        .images
+        .iter()
+        .filter(|p| !outliers.contains(p))
+        .step_by(50)
+        .take(20)
+        .map(|p| point_of(harness.state(), p))
+        .collect();
+    for (points, key) in [(bad, Key::B), (good, Key::G)] {
+        let mut points = points;
+        points.sort_unstable();
+        harness
+            .state_mut()
+            .workspace
+            .as_mut()
+            .unwrap()
+            .select(points, SelectOp::Replace);
+        harness.step();
+        harness.key_press(key);
+        harness.step();
+    }
+    wait_until(&mut harness, "the ensemble to learn", |app| {
+        let ws = app.workspace.as_ref().unwrap();
+        !ws.refitting() && !ws.ensemble.1.is_empty()
+    });
+    harness.run_steps(2);
+    let ws = harness.state().workspace.as_ref().unwrap();
+    assert_eq!(ws.quality_labels.len(), 30);
+    assert_eq!(ws.mode, ColourMode::Ensemble);
+    let scores = &ws.ensemble.0;
+    let held: Vec<f32> = truth.outliers[10..]
+        .iter()
+        .map(|p| scores[point_of(harness.state(), p) as usize])
+        .collect();
+    let mean_held = held.iter().sum::<f32>() / held.len() as f32;
+    let mean_all = scores.iter().sum::<f32>() / scores.len() as f32;
+    assert!(mean_held > mean_all + 0.3, "{mean_held} vs {mean_all}");
 }

@@ -522,11 +522,25 @@ impl CurateApp {
             if pressed(Key::U) {
                 ws.reset_selection();
             }
-            if pressed(Key::G)
+            if ctx.input(|i| i.key_pressed(Key::G) && i.modifiers.shift_only())
                 && let Some(p) = ws.hovered.or(ws.inspected)
                 && !ws.select_group_of(p, SelectOp::Replace)
             {
                 note = Some("no duplicate group here".to_owned());
+            }
+            for (key, bad) in [(Key::G, false), (Key::B, true)] {
+                if pressed(key) {
+                    let points = if ws.selected.is_empty() {
+                        ws.hovered.or(ws.inspected).into_iter().collect()
+                    } else {
+                        ws.selected.clone()
+                    };
+                    let n = ws.label_quality(&points, bad);
+                    note = Some(format!(
+                        "labelled {n} {} for the ensemble score",
+                        if bad { "bad" } else { "good" }
+                    ));
+                }
             }
             if pressed(Key::L) {
                 ws.map.tool = Tool::Lasso;
@@ -690,6 +704,10 @@ impl CurateApp {
                             let mode = ColourMode::Similarity;
                             ui.selectable_value(&mut ws.mode, mode, mode.label());
                         }
+                        if ws.collection.summary.is_some() {
+                            let mode = ColourMode::Ensemble;
+                            ui.selectable_value(&mut ws.mode, mode, mode.label());
+                        }
                     });
                 if let Some((embeddings, _)) = ws.collection.embeddings.clone() {
                     ui.separator();
@@ -785,7 +803,8 @@ impl CurateApp {
                         ("Shift + lasso/box/click", "add to the selection"),
                         ("Alt or Ctrl + lasso/box/click", "remove from the selection"),
                         ("click", "select and inspect an image"),
-                        ("G", "select the hovered image's duplicate group"),
+                        ("Shift+G", "select the hovered image's duplicate group"),
+                        ("G / B", "label the hovered (or selected) images good / bad: the ensemble score learns from them"),
                         ("Ctrl+A / Ctrl+I / Esc", "select all / invert / clear"),
                         ("D or Delete / K / U", "drop / keep / reset the selection"),
                         ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
@@ -910,7 +929,10 @@ impl CurateApp {
         if let Some(note) = ws.poll_regroup() {
             self.notes.push((note, Instant::now()));
         }
-        if ws.search.busy() || ws.search.loading() || ws.regrouping() {
+        if let Some(note) = ws.poll_ensemble() {
+            self.notes.push((note, Instant::now()));
+        }
+        if ws.search.busy() || ws.search.loading() || ws.regrouping() || ws.refitting() {
             ctx.request_repaint_after(Duration::from_millis(100));
         }
         ws.hovered = None;

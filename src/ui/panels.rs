@@ -337,7 +337,45 @@ fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
         });
 }
 
+/// The ensemble of every operator: labels, learned weights, a button to colour by it.
+fn ensemble(ui: &mut egui::Ui, ws: &mut Workspace) {
+    ui.label(RichText::new("Ensemble of all operators").strong());
+    let bad = ws.quality_labels.values().filter(|b| **b).count();
+    let good = ws.quality_labels.len() - bad;
+    ui.label(format!(
+        "{good} good / {bad} bad labels (G / B on the hovered or selected images). {}",
+        if ws.ensemble.1.is_empty() {
+            "Score: the mean rank of every quality measure, outlier score, CLIP score and group size."
+        } else {
+            "Score: P(bad) of a logistic model fitted on your labels; weights:"
+        }
+    ));
+    if !ws.ensemble.1.is_empty() {
+        egui::Grid::new("ensemble-weights")
+            .striped(true)
+            .show(ui, |ui| {
+                for (name, w) in &ws.ensemble.1 {
+                    ui.label(name.replace('_', " "));
+                    ui.label(format!("{w:+.2}"));
+                    ui.end_row();
+                }
+            });
+    }
+    ui.horizontal(|ui| {
+        if ui.button("Colour by ensemble").clicked() {
+            ws.mode = ColourMode::Ensemble;
+        }
+        if ws.refitting() {
+            ui.spinner();
+        }
+    });
+    ui.separator();
+}
+
 fn quality(ui: &mut egui::Ui, ws: &mut Workspace) {
+    if ws.collection.summary.is_some() {
+        ensemble(ui, ws);
+    }
     let before = ws.measure;
     egui::ComboBox::from_label("measure")
         .selected_text(SCORE_NAMES[ws.measure].replace('_', " "))
@@ -694,6 +732,10 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
                 );
             }
             swatch(ui, Color32::from_gray(140), "no duplicates");
+        }
+        ColourMode::Ensemble => {
+            ui.label("0 = fine, 1 = bad; labelled images green (good) / red (bad)");
+            gradient(ui, 0.0, 1.0, 0.5);
         }
         ColourMode::Similarity => {
             let (lo, hi, t) = ws.similarity_range();

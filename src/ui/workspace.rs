@@ -24,6 +24,10 @@ use super::search::{self, Found, Search};
 use super::select::{Grid, Picker};
 use super::thumbs::Thumbs;
 
+/// A fitted ensemble: the score per point and the learned weights per operator (empty for
+/// the rank average).
+pub type EnsembleFit = (Vec<f32>, Vec<(String, f32)>);
+
 /// What the point colours show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColourMode {
@@ -41,6 +45,8 @@ pub enum ColourMode {
     Caption,
     /// Similarity to the last search (with `--model`; not in [`Self::all`]).
     Similarity,
+    /// The ensemble score of every operator (datasets; not in [`Self::all`]).
+    Ensemble,
 }
 
 impl ColourMode {
@@ -64,6 +70,7 @@ impl ColourMode {
             Self::Selection => "Selection".to_owned(),
             Self::Caption => "Caption present".to_owned(),
             Self::Similarity => "Search similarity".to_owned(),
+            Self::Ensemble => "Ensemble score".to_owned(),
         }
     }
 
@@ -78,6 +85,7 @@ impl ColourMode {
             Self::Selection => "selection".to_owned(),
             Self::Caption => "caption".to_owned(),
             Self::Similarity => "similarity".to_owned(),
+            Self::Ensemble => "ensemble".to_owned(),
         }
     }
 }
@@ -270,6 +278,12 @@ pub struct Workspace {
     pub semantic_slider: f32,
     /// A regrouping running for a new threshold.
     regrouping: Option<(f32, Receiver<Vec<report::ReportRow>>)>,
+    /// Images the user labelled for the ensemble score: point → bad.
+    pub quality_labels: std::collections::BTreeMap<u32, bool>,
+    /// The ensemble score per point, and the learned weights (empty: the rank average).
+    pub ensemble: (Arc<Vec<f32>>, Vec<(String, f32)>),
+    /// A refit running.
+    refitting: Option<Receiver<EnsembleFit>>,
 }
 
 impl Workspace {
@@ -306,6 +320,21 @@ impl Workspace {
             semantic_threshold,
             semantic_slider: semantic_threshold,
             regrouping: None,
+            quality_labels: std::collections::BTreeMap::new(),
+            ensemble: (
+                Arc::new(
+                    (0..collection.len())
+                        .map(|i| {
+                            collection
+                                .row(i)
+                                .and_then(|r| r.ensemble_score)
+                                .unwrap_or(0.5)
+                        })
+                        .collect(),
+                ),
+                Vec::new(),
+            ),
+            refitting: None,
             map,
             thumbs,
             mode: ColourMode::Groups,
@@ -501,6 +530,75 @@ impl Workspace {
         ))
     }
 
+    /// Labels `points` good or bad for the ensemble score and refits it in the background
+    /// (a logistic model of every operator once both kinds are labelled). Returns how many
+    /// points were labelled.
+    pub fn label_quality(&mut self, points: &[u32], bad: bool) -> usize {
+        let Source::Dataset { .. } = &*self.collection.source else {
+            return 0;
+        };
+        for &p in points {
+            self.quality_labels.insert(p, bad);
+        }
+        let source = Arc::clone(&self.collection.source);
+        let labels: Vec<(usize, bool)> = self
+            .quality_labels
+            .iter()
+            .map(|(&p, &b)| (p as usize, b))
+            .collect();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Source::Dataset {
+                rows, point_row, ..
+            } = &*source
+            else {
+                return;
+            };
+            let features = crate::pipeline::ensemble_features(rows, point_row);
+            let learn = labels.iter().any(|l| l.1) && labels.iter().any(|l| !l.1);
+            let out = if learn {
+                let model = crate::analysis::ensemble::Logistic::fit(&features, &labels, 1e-2);
+                let weights = features
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(model.weights.clone())
+                    .collect();
+                (model.score(&features), weights)
+            } else {
+                (features.rank_average(), Vec::new())
+            };
+            send.send(out).ok();
+        });
+        self.refitting = Some(receive);
+        points.len()
+    }
+
+    /// Whether the ensemble is being refitted.
+    #[must_use]
+    pub fn refitting(&self) -> bool {
+        self.refitting.is_some()
+    }
+
+    /// Takes a finished refit; returns a note for the user.
+    pub fn poll_ensemble(&mut self) -> Option<String> {
+        let (scores, weights) = self.refitting.as_ref()?.try_recv().ok()?;
+        self.refitting = None;
+        let learned = !weights.is_empty();
+        self.ensemble = (Arc::new(scores), weights);
+        self.mode = ColourMode::Ensemble;
+        self.drawn = None;
+        let bad = self.quality_labels.values().filter(|b| **b).count();
+        let good = self.quality_labels.len() - bad;
+        Some(if learned {
+            format!("ensemble learned from {good} good and {bad} bad images")
+        } else {
+            format!(
+                "{good} good and {bad} bad labels: the ensemble learns once both kinds are labelled"
+            )
+        })
+    }
+
     /// The histogram of quality measure `m` (computed on first use).
     pub fn quality_hist(&mut self, m: usize) -> Arc<Histogram> {
         let c = &self.collection;
@@ -543,6 +641,10 @@ impl Workspace {
                     .similarity
                     .as_ref()
                     .map_or(0, |(_, s)| Arc::as_ptr(s) as usize as u32),
+                ColourMode::Ensemble => {
+                    (Arc::as_ptr(&self.ensemble.0) as usize as u32)
+                        ^ self.quality_labels.len() as u32
+                }
                 _ => 0,
             },
             if self.mode == ColourMode::Decision {
@@ -607,6 +709,18 @@ impl Workspace {
                     _ => pack(neutral, 110),
                 })
                 .collect(),
+            ColourMode::Ensemble => {
+                let scores = &self.ensemble.0;
+                let mut colours: Vec<u32> = scores
+                    .par_iter()
+                    .map(|&s| scalar_colour(s, 0.0, 1.0, 0.5))
+                    .collect();
+                for (&p, &bad) in &self.quality_labels {
+                    colours[p as usize] =
+                        pack(if bad { [240, 70, 70] } else { [70, 220, 120] }, 255);
+                }
+                colours
+            }
             ColourMode::Similarity => match &self.similarity {
                 Some((_, sim)) => {
                     let (lo, hi, t) = self.similarity_range();
