@@ -582,6 +582,28 @@ pub fn ensemble_features(
     crate::analysis::ensemble::Features::from_columns(columns)
 }
 
+/// The ensemble score of every row of `features` and the learned weights per operator: a
+/// logistic model when `labels` (row, bad) hold both kinds, else the rank average (and no
+/// weights).
+#[must_use]
+pub fn fit_ensemble(
+    features: &crate::analysis::ensemble::Features,
+    labels: &[(usize, bool)],
+) -> (Vec<f32>, Vec<(String, f32)>) {
+    if labels.iter().any(|l| l.1) && labels.iter().any(|l| !l.1) {
+        let model = crate::analysis::ensemble::Logistic::fit(features, labels, 1e-2);
+        let weights = features
+            .names
+            .iter()
+            .cloned()
+            .zip(model.weights.clone())
+            .collect();
+        (model.score(features), weights)
+    } else {
+        (features.rank_average(), Vec::new())
+    }
+}
+
 /// Fills `ensemble_score`: the rank average, or a logistic model fitted on `labels` (by
 /// path) when they name at least one good and one bad readable image. Returns the learned
 /// weights (empty without a model).
@@ -590,7 +612,6 @@ fn add_ensemble(
     readable: &[u32],
     labels: &[(String, bool)],
 ) -> Vec<(String, f32)> {
-    use crate::analysis::ensemble::Logistic;
     let features = ensemble_features(rows, readable);
     let point: std::collections::HashMap<&str, usize> = readable
         .iter()
@@ -601,19 +622,7 @@ fn add_ensemble(
         .iter()
         .filter_map(|(path, bad)| point.get(path.as_str()).map(|&p| (p, *bad)))
         .collect();
-    let learn = labelled.iter().any(|l| l.1) && labelled.iter().any(|l| !l.1);
-    let (scores, weights) = if learn {
-        let model = Logistic::fit(&features, &labelled, 1e-2);
-        let weights = features
-            .names
-            .iter()
-            .cloned()
-            .zip(model.weights.clone())
-            .collect();
-        (model.score(&features), weights)
-    } else {
-        (features.rank_average(), Vec::new())
-    };
+    let (scores, weights) = fit_ensemble(&features, &labelled);
     for (&r, score) in readable.iter().zip(scores) {
         rows[r as usize].ensemble_score = Some(score);
     }

@@ -555,20 +555,8 @@ impl Workspace {
                 return;
             };
             let features = crate::pipeline::ensemble_features(rows, point_row);
-            let learn = labels.iter().any(|l| l.1) && labels.iter().any(|l| !l.1);
-            let out = if learn {
-                let model = crate::analysis::ensemble::Logistic::fit(&features, &labels, 1e-2);
-                let weights = features
-                    .names
-                    .iter()
-                    .cloned()
-                    .zip(model.weights.clone())
-                    .collect();
-                (model.score(&features), weights)
-            } else {
-                (features.rank_average(), Vec::new())
-            };
-            send.send(out).ok();
+            send.send(crate::pipeline::fit_ensemble(&features, &labels))
+                .ok();
         });
         self.refitting = Some(receive);
         points.len()
