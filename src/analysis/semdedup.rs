@@ -105,25 +105,37 @@ impl SemDeDup {
             partners[p.a as usize].push(p.b);
             partners[p.b as usize].push(p.a);
         }
-        let mut taken = vec![false; n];
-        let mut centre = vec![false; n];
-        let mut links = Vec::new();
-        for &row in priority {
-            let i = row as usize;
-            if taken[i] {
-                continue;
-            }
-            for &j in &partners[i] {
-                let j = j as usize;
-                if !taken[j] && !centre[j] {
-                    taken[j] = true;
-                    centre[i] = true;
-                    links.push((row, j as u32));
-                }
+        star_links(&partners, priority.iter().map(|&p| p as usize))
+    }
+}
+
+/// Star-shaped links over `partners` (each row's similar rows), visiting rows in `order`:
+/// a row not yet taken claims its partners that are neither taken nor claiming themselves,
+/// so similarity never chains (`a ~ b ~ c` does not put `a` and `c` together through `b`).
+/// Returns `(claimer, claimed)` pairs.
+#[must_use]
+pub fn star_links(
+    partners: &[Vec<u32>],
+    order: impl IntoIterator<Item = usize>,
+) -> Vec<(u32, u32)> {
+    let n = partners.len();
+    let mut taken = vec![false; n];
+    let mut centre = vec![false; n];
+    let mut links = Vec::new();
+    for i in order {
+        if taken[i] {
+            continue;
+        }
+        for &j in &partners[i] {
+            let j = j as usize;
+            if j != i && !taken[j] && !centre[j] {
+                taken[j] = true;
+                centre[i] = true;
+                links.push((i as u32, j as u32));
             }
         }
-        links
     }
+    links
 }
 
 #[cfg(test)]

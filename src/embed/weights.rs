@@ -140,9 +140,18 @@ pub fn load_safetensors<M: Module>(
     }
 }
 
-/// Checks that `file` is a complete safetensors file: an 8-byte header length, a JSON header
-/// of that length, and data covering every tensor's offsets.
-fn check_header(file: &Path) -> Result<(), String> {
+/// An open safetensors file with its parsed header.
+struct Header {
+    file: std::fs::File,
+    /// Bytes of the JSON header (data starts at `8 + len`).
+    len: u64,
+    /// Size of the whole file.
+    size: u64,
+    json: serde_json::Value,
+}
+
+/// Opens `file` and reads its header: an 8-byte length, then that much JSON.
+fn read_header(file: &Path) -> Result<Header, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(file).map_err(|err| format!("cannot open: {err}"))?;
     let size = f
@@ -152,17 +161,30 @@ fn check_header(file: &Path) -> Result<(), String> {
     let mut len = [0_u8; 8];
     f.read_exact(&mut len)
         .map_err(|_| "not a safetensors file (shorter than its header)".to_owned())?;
-    let header_len = u64::from_le_bytes(len);
-    if header_len > 100_000_000 || 8 + header_len > size {
+    let len = u64::from_le_bytes(len);
+    if len > 100_000_000 || 8 + len > size {
         return Err("not a safetensors file, or truncated (bad header length)".to_owned());
     }
-    let mut header = vec![0_u8; header_len as usize];
+    let mut header = vec![0_u8; len as usize];
     f.read_exact(&mut header)
         .map_err(|_| "truncated safetensors header".to_owned())?;
-    let header: serde_json::Value = serde_json::from_slice(&header)
+    let json = serde_json::from_slice(&header)
         .map_err(|err| format!("not a safetensors file (header is not JSON: {err})"))?;
-    let data = size - 8 - header_len;
+    Ok(Header {
+        file: f,
+        len,
+        size,
+        json,
+    })
+}
+
+/// Checks that `file` is a complete safetensors file: an 8-byte header length, a JSON header
+/// of that length, and data covering every tensor's offsets.
+fn check_header(file: &Path) -> Result<(), String> {
+    let header = read_header(file)?;
+    let data = header.size - 8 - header.len;
     let end = header
+        .json
         .as_object()
         .ok_or("not a safetensors file (header is not a JSON object)")?
         .iter()
@@ -183,40 +205,21 @@ fn check_header(file: &Path) -> Result<(), String> {
 #[must_use]
 pub fn read_scalar(file: &Path, name: &str) -> Option<f32> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(file).ok()?;
-    let mut len = [0_u8; 8];
-    f.read_exact(&mut len).ok()?;
-    let header_len = u64::from_le_bytes(len);
-    if header_len > 100_000_000 {
-        return None;
-    }
-    let mut header = vec![0_u8; header_len as usize];
-    f.read_exact(&mut header).ok()?;
-    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    let entry = header.get(name)?;
+    let mut header = read_header(file).ok()?;
+    let entry = header.json.get(name)?;
     let dtype = entry.get("dtype")?.as_str()?;
     let start = entry.get("data_offsets")?.get(0)?.as_u64()?;
     let end = entry.get("data_offsets")?.get(1)?.as_u64()?;
-    f.seek(SeekFrom::Start(8 + header_len + start)).ok()?;
+    header
+        .file
+        .seek(SeekFrom::Start(8 + header.len + start))
+        .ok()?;
     let mut bytes = vec![0_u8; usize::try_from(end.checked_sub(start)?).ok()?];
-    f.read_exact(&mut bytes).ok()?;
+    header.file.read_exact(&mut bytes).ok()?;
     match (dtype, bytes.as_slice()) {
         ("F32", &[a, b, c, d]) => Some(f32::from_le_bytes([a, b, c, d])),
-        ("F16", &[a, b]) => Some(half_to_f32(u16::from_le_bytes([a, b]))),
-        ("BF16", &[a, b]) => Some(f32::from_bits(u32::from(u16::from_le_bytes([a, b])) << 16)),
+        ("F16", &[a, b]) => Some(half::f16::from_le_bytes([a, b]).to_f32()),
+        ("BF16", &[a, b]) => Some(half::bf16::from_le_bytes([a, b]).to_f32()),
         _ => None,
-    }
-}
-
-/// IEEE half → single precision.
-fn half_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 == 0 { 1.0 } else { -1.0 };
-    let exponent = i32::from((h >> 10) & 0x1f);
-    let mantissa = f32::from(h & 0x3ff);
-    sign * match exponent {
-        0 => mantissa * 2f32.powi(-24),
-        31 if mantissa == 0.0 => f32::INFINITY,
-        31 => f32::NAN,
-        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
     }
 }

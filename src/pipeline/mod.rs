@@ -372,8 +372,7 @@ pub fn analyze(
                 .facts()
                 .map_or(0, |f| u64::from(f.width) * u64::from(f.height))
         };
-        let mut priority: Vec<u32> = (0..n as u32).collect();
-        priority.sort_by_key(|&p| (std::cmp::Reverse(pixels(p)), p));
+        let priority = semantic::largest_first(n, pixels);
         let links = found
             .links(1.0 - threshold, &priority)
             .into_iter()

@@ -487,6 +487,15 @@ pub struct SemanticPairs {
     pub max_distance: u32,
 }
 
+/// Points `0..n` largest image first (ties in index order): the order semantic groups are
+/// claimed in, so the usual keeper (most pixels) is the claimer.
+#[must_use]
+pub fn largest_first(n: usize, pixels: impl Fn(u32) -> u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by_key(|&p| (std::cmp::Reverse(pixels(p)), p));
+    order
+}
+
 /// The report rows regrouped for semantic threshold `threshold` (clamped to the cached
 /// floor): duplicate groups, kinds, keepers and keep/drop recomputed by the same rules as
 /// the run (`dedup::group_with`, `keep::decide`). Outlier drops of the run are kept.
@@ -523,8 +532,7 @@ pub fn regroup(rows: &[ReportRow], pairs: &SemanticPairs, threshold: f32) -> Vec
         })
         .collect();
     let pixels = |p: u32| facts[readable[p as usize] as usize].map_or(0, |f| f.pixels);
-    let mut priority: Vec<u32> = (0..readable.len() as u32).collect();
-    priority.sort_by_key(|&p| (std::cmp::Reverse(pixels(p)), p));
+    let priority = largest_first(readable.len(), pixels);
     let links: Vec<(u32, u32)> = pairs
         .found
         .links(1.0 - threshold, &priority)
@@ -605,27 +613,21 @@ pub fn zero_shot(logits: &[f32]) -> LabelScores {
 pub fn links(graph: &Neighbours, readable: &[u32], threshold: f32) -> Vec<(u32, u32)> {
     let n = graph.len();
     let k = graph.k.max(1);
-    let mut taken = vec![false; n];
-    let mut centre = vec![false; n];
-    let mut pairs = Vec::new();
-    for i in 0..n {
-        if taken[i] {
-            continue;
-        }
-        let row = i * k..(i + 1) * k;
-        for (&j, &sim) in graph.indices[row.clone()]
-            .iter()
-            .zip(&graph.similarities[row])
-        {
-            let j = j as usize;
-            if j < n && j != i && sim >= threshold && !taken[j] && !centre[j] {
-                taken[j] = true;
-                centre[i] = true;
-                pairs.push((readable[i], readable[j]));
-            }
-        }
-    }
-    pairs
+    let partners: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
+            let row = i * k..(i + 1) * k;
+            graph.indices[row.clone()]
+                .iter()
+                .zip(&graph.similarities[row])
+                .filter(|&(&j, &sim)| (j as usize) < n && sim >= threshold)
+                .map(|(&j, _)| j)
+                .collect()
+        })
+        .collect();
+    crate::analysis::semdedup::star_links(&partners, 0..n)
+        .into_iter()
+        .map(|(a, b)| (readable[a as usize], readable[b as usize]))
+        .collect()
 }
 
 #[cfg(test)]

@@ -272,6 +272,8 @@ pub struct Workspace {
     pub search: Search,
     /// The last search: what it was and every point's similarity to it.
     pub similarity: Option<(String, Arc<Vec<f32>>)>,
+    /// Its colour range, see [`Self::similarity_range`].
+    similarity_range: (f32, f32, f32),
     /// The semantic-duplicate threshold (cosine) the groups were made with.
     pub semantic_threshold: f32,
     /// The threshold slider's value (applied when the user lets go).
@@ -317,6 +319,7 @@ impl Workspace {
         Self {
             search,
             similarity: None,
+            similarity_range: (0.0, 1.0, 1.0),
             semantic_threshold,
             semantic_slider: semantic_threshold,
             regrouping: None,
@@ -417,17 +420,11 @@ impl Workspace {
     }
 
     /// The colour range of the similarity mode: `(low, high, threshold)`, the threshold
-    /// being the similarity of the last of the [`search::RESULTS`] closest points.
+    /// being the similarity of the last of the [`search::RESULTS`] closest points (computed
+    /// once per search: the legend asks every frame).
     #[must_use]
     pub fn similarity_range(&self) -> (f32, f32, f32) {
-        let Some((_, sim)) = &self.similarity else {
-            return (0.0, 1.0, 1.0);
-        };
-        let top = search::top(sim, search::RESULTS);
-        let hi = top.first().map_or(1.0, |&p| sim[p as usize]);
-        let t = top.last().map_or(hi, |&p| sim[p as usize]);
-        let lo = sim.iter().copied().fold(f32::INFINITY, f32::min).min(t);
-        (lo, hi, t)
+        self.similarity_range
     }
 
     /// Takes a finished search: colours the map by similarity, selects the closest images
@@ -440,6 +437,14 @@ impl Workspace {
                 }
                 let mut closest = search::top(&similarity, search::RESULTS);
                 let best = closest.first().map(|&p| similarity[p as usize]);
+                let hi = best.unwrap_or(1.0);
+                let t = closest.last().map_or(hi, |&p| similarity[p as usize]);
+                let lo = similarity
+                    .iter()
+                    .copied()
+                    .fold(f32::INFINITY, f32::min)
+                    .min(t);
+                self.similarity_range = (lo, hi, t);
                 self.similarity = Some((what.clone(), similarity));
                 self.mode = ColourMode::Similarity;
                 let fly = super::model::bounds(
