@@ -183,6 +183,11 @@ struct CommonArgs {
     /// report: `ood_kth`, `ood_mean_knn`, `ood_mahalanobis`).
     #[arg(long, value_enum, default_value_t = pipeline::OutlierScore::Kth)]
     outlier_score: pipeline::OutlierScore,
+    /// How each duplicate group's keeper is chosen: `quality` (the best image; the learned
+    /// ensemble score when --quality-labels are given), `central` (closest to its k-means
+    /// cluster centre) or `farthest` (SemDeDup's hard choice).
+    #[arg(long, value_enum, default_value_t = curate::analysis::keep::KeeperPolicy::Quality)]
+    keeper: curate::analysis::keep::KeeperPolicy,
     /// Largest pHash Hamming distance (of 64 bits) for near duplicates.
     #[arg(long, default_value_t = curate::analysis::dedup::DEFAULT_MAX_DISTANCE)]
     phash_distance: u32,
@@ -384,6 +389,7 @@ fn run_analysis_with(
         quality_labels,
         max_distance: common.phash_distance,
         outlier_score: common.outlier_score,
+        keeper_policy: common.keeper,
         drop_outliers_percent: common.drop_outliers,
         device: common.device,
         limits: DecodeLimits {

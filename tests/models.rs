@@ -95,7 +95,13 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
     // Regrouping from the cached pairs at the run's threshold reproduces the run; at
     // ε = 0 no semantic group is left, and the outlier-free keep-list only grows.
     let pairs = analysis.semantic_pairs.as_ref().expect("pairs cached");
-    let same = pipeline::semantic::regroup(&analysis.rows, pairs, pairs.threshold);
+    let same = pipeline::semantic::regroup(
+        &analysis.rows,
+        pairs,
+        pairs.threshold,
+        curate::analysis::keep::KeeperPolicy::Quality,
+        None,
+    );
     for (a, b) in same.iter().zip(&analysis.rows) {
         assert_eq!(
             (&a.dup_group, &a.dup_kind, &a.keeper, a.keep, &a.drop_reason),
@@ -104,7 +110,13 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
             a.path
         );
     }
-    let strict = pipeline::semantic::regroup(&analysis.rows, pairs, 1.0);
+    let strict = pipeline::semantic::regroup(
+        &analysis.rows,
+        pairs,
+        1.0,
+        curate::analysis::keep::KeeperPolicy::Quality,
+        None,
+    );
     assert!(
         strict
             .iter()

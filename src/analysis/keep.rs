@@ -53,6 +53,48 @@ impl DropReason {
     }
 }
 
+/// How the keeper of a duplicate group is chosen.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KeeperPolicy {
+    /// The best image (EcoDatum's quality-guided deduplication): the lowest learned
+    /// ensemble score when quality labels taught one, else more pixels, well exposed,
+    /// sharper, larger file.
+    #[default]
+    Quality,
+    /// The member closest to its k-means cluster centre (the most typical one).
+    Central,
+    /// The member farthest from its cluster centre (SemDeDup's "hard" choice: keeps the
+    /// least prototypical example).
+    Farthest,
+}
+
+impl KeeperPolicy {
+    /// All policies, in menu order.
+    pub const ALL: [Self; 3] = [Self::Quality, Self::Central, Self::Farthest];
+
+    /// A short human label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Quality => "best quality",
+            Self::Central => "closest to centre",
+            Self::Farthest => "farthest from centre",
+        }
+    }
+}
+
 /// What the keeper choice looks at for one readable image.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct KeeperFacts {
@@ -64,10 +106,15 @@ pub struct KeeperFacts {
     pub badly_exposed: bool,
     /// File size: at equal resolution and sharpness, less compression wins.
     pub bytes: u64,
+    /// The learned ensemble score (higher = worse), when quality labels taught one.
+    pub learned: Option<f32>,
+    /// Cosine similarity to the image's k-means cluster centre, when known.
+    pub centrality: Option<f32>,
 }
 
 impl KeeperFacts {
-    /// Orders candidates: more pixels, then well exposed, then sharper, then larger file.
+    /// Orders candidates under [`KeeperPolicy::Quality`] without a learned score: more
+    /// pixels, then well exposed, then sharper, then larger file.
     #[must_use]
     pub fn better_than(&self, other: &Self) -> bool {
         let key = |f: &Self| (f.pixels, !f.badly_exposed);
@@ -78,6 +125,31 @@ impl KeeperFacts {
             return self.blurry < other.blurry;
         }
         self.bytes > other.bytes
+    }
+
+    /// Orders candidates under `policy`; ties (or facts the policy needs but lacks) fall
+    /// back to [`Self::better_than`].
+    #[must_use]
+    pub fn better_under(&self, other: &Self, policy: KeeperPolicy) -> bool {
+        const TIE: f32 = 1e-6;
+        let decided = match policy {
+            KeeperPolicy::Quality => self
+                .learned
+                .zip(other.learned)
+                .filter(|(a, b)| (a - b).abs() > TIE)
+                .map(|(a, b)| a < b),
+            KeeperPolicy::Central => self
+                .centrality
+                .zip(other.centrality)
+                .filter(|(a, b)| (a - b).abs() > TIE)
+                .map(|(a, b)| a > b),
+            KeeperPolicy::Farthest => self
+                .centrality
+                .zip(other.centrality)
+                .filter(|(a, b)| (a - b).abs() > TIE)
+                .map(|(a, b)| a < b),
+        };
+        decided.unwrap_or_else(|| self.better_than(other))
     }
 }
 
@@ -92,7 +164,8 @@ pub struct Decisions {
     pub keeper: Vec<Option<u32>>,
 }
 
-/// Chooses keepers and drops. `facts[row]` is `None` for unreadable rows (never kept).
+/// Chooses keepers (by `policy`) and drops. `facts[row]` is `None` for unreadable rows
+/// (never kept).
 /// `content` tells exact copies of the keeper from near ones. With `drop_outliers_percent`,
 /// that share of the readable rows with the highest `ood` scores is dropped as well.
 #[must_use]
@@ -102,6 +175,7 @@ pub fn decide(
     content: &[Option<[u8; 32]>],
     ood: &[f32],
     drop_outliers_percent: Option<f32>,
+    policy: KeeperPolicy,
 ) -> Decisions {
     let n = facts.len();
     let mut decisions = Decisions {
@@ -112,7 +186,7 @@ pub fn decide(
     for members in &groups.members {
         let Some(keeper) = members.iter().copied().reduce(|best, row| {
             match (&facts[row as usize], &facts[best as usize]) {
-                (Some(candidate), Some(current)) if candidate.better_than(current) => row,
+                (Some(candidate), Some(current)) if candidate.better_under(current, policy) => row,
                 _ => best,
             }
         }) else {
@@ -184,6 +258,7 @@ mod tests {
                 blurry,
                 badly_exposed: false,
                 bytes: 10,
+                ..KeeperFacts::default()
             })
         };
         let facts = [
@@ -199,6 +274,7 @@ mod tests {
             &content,
             &[0.0, 0.0, 0.0, 0.9, 0.0],
             Some(25.0),
+            KeeperPolicy::Quality,
         );
         assert_eq!(decisions.keep, [false, false, true, false, false]);
         assert_eq!(
@@ -212,5 +288,50 @@ mod tests {
             ]
         );
         assert_eq!(decisions.keeper[0], Some(2));
+    }
+
+    #[test]
+    fn policies_pick_the_best_the_most_central_or_the_farthest() {
+        // One group of three near copies: the largest image is the least central one, and a
+        // learned score prefers the middle one.
+        let content = [Some([1; 32]), Some([2; 32]), Some([3; 32])];
+        let groups = group(&content, &[Some(0), Some(1), Some(3)], 4);
+        let fact = |pixels, centrality, learned| {
+            Some(KeeperFacts {
+                pixels,
+                centrality: Some(centrality),
+                learned,
+                ..KeeperFacts::default()
+            })
+        };
+        let keeper = |facts: &[Option<KeeperFacts>], policy| {
+            decide(&groups, facts, &content, &[0.0; 3], None, policy).keeper[0]
+        };
+        let plain = [
+            fact(900, 0.7, None),
+            fact(400, 0.9, None),
+            fact(100, 0.8, None),
+        ];
+        assert_eq!(keeper(&plain, KeeperPolicy::Quality), Some(0));
+        assert_eq!(keeper(&plain, KeeperPolicy::Central), Some(1));
+        assert_eq!(keeper(&plain, KeeperPolicy::Farthest), Some(0));
+        let learned = [
+            fact(900, 0.7, Some(0.8)),
+            fact(400, 0.9, Some(0.6)),
+            fact(100, 0.8, Some(0.1)),
+        ];
+        assert_eq!(keeper(&learned, KeeperPolicy::Quality), Some(2));
+        // Without centrality the centre policies fall back to quality.
+        let bare: Vec<_> = plain
+            .iter()
+            .map(|f| {
+                f.map(|f| KeeperFacts {
+                    centrality: None,
+                    ..f
+                })
+            })
+            .collect();
+        assert_eq!(keeper(&bare, KeeperPolicy::Farthest), Some(0));
+        assert_eq!(keeper(&bare, KeeperPolicy::Central), Some(0));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod preview;
+pub mod rekeep;
 pub mod semantic;
 
 pub use preview::{PreviewBuilder, PreviewEvent};
@@ -39,6 +40,8 @@ pub struct Options {
     pub quality_labels: Vec<(String, bool)>,
     /// Drop this percentage of the most unusual readable images.
     pub drop_outliers_percent: Option<f32>,
+    /// How the keeper of a duplicate group is chosen.
+    pub keeper_policy: keep::KeeperPolicy,
     /// Where tensor work runs.
     pub device: DeviceChoice,
     /// Decode limits (the decompression-bomb guard).
@@ -62,6 +65,7 @@ impl Default for Options {
             outlier_score: OutlierScore::Kth,
             quality_labels: Vec::new(),
             drop_outliers_percent: None,
+            keeper_policy: keep::KeeperPolicy::Quality,
             device: DeviceChoice::Auto,
             limits: DecodeLimits::default(),
             report: None,
@@ -461,7 +465,31 @@ pub fn analyze(
             report.ood_mahalanobis = Some(mahalanobis[row]);
         }
     }
-    let ensemble_weights = add_ensemble(&mut rows, &readable, &options.quality_labels);
+    // Labels saved by the app (G / B), overridden by the caller's.
+    let mut labels: BTreeMap<String, bool> = match store::session::Session::load(root) {
+        Ok(session) => session
+            .quality_labels
+            .into_iter()
+            .map(|(path, label)| (path, label == store::session::QualityLabel::Bad))
+            .collect(),
+        Err(err) => {
+            warnings.push(format!("quality labels not read: {err}"));
+            BTreeMap::new()
+        }
+    };
+    labels.extend(options.quality_labels.iter().cloned());
+    let labels: Vec<(String, bool)> = labels.into_iter().collect();
+    let ensemble_weights = add_ensemble(&mut rows, &readable, &labels);
+    // A learned score or another keeper policy chooses the keepers again.
+    let learned = rekeep::learned_scores(&rows, !ensemble_weights.is_empty());
+    let decisions = if options.keeper_policy == keep::KeeperPolicy::Quality && learned.is_none() {
+        decisions
+    } else {
+        let (redone, decisions) =
+            rekeep::redecide(&rows, &groups, options.keeper_policy, learned.as_deref());
+        rows = redone;
+        decisions
+    };
     if let Some(captions) = &caption_semantics {
         for (report, group) in rows.iter_mut().zip(&captions.group) {
             report.caption_group = *group;
@@ -684,10 +712,18 @@ fn judge(
                 blurry: s.values[2],
                 badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
                 bytes: r.size,
+                ..KeeperFacts::default()
             })
         })
         .collect();
-    let decisions = keep::decide(groups, &facts, content, ood, drop_outliers_percent);
+    let decisions = keep::decide(
+        groups,
+        &facts,
+        content,
+        ood,
+        drop_outliers_percent,
+        keep::KeeperPolicy::Quality,
+    );
     (scores, decisions)
 }
 
@@ -826,31 +862,20 @@ pub(crate) fn build_rows(
             let keeper = decisions.keeper[row].map(|k| records[k as usize].rel_path.clone());
             let reason = decisions.reason[row];
             let drop_detail = reason.map(|reason| match reason {
-                keep::DropReason::ExactDuplicate => {
-                    format!("exact copy of {}", keeper.as_deref().unwrap_or("?"))
-                }
-                keep::DropReason::NearDuplicate => {
-                    let keeper_row =
-                        decisions.keeper[row].expect("near duplicates have a keeper") as usize;
-                    let distance = match (facts, records[keeper_row].facts()) {
-                        (Some(a), Some(b)) => phash::distance(a.phash, b.phash),
-                        _ => 0,
-                    };
-                    format!(
-                        "near copy of {} (pHash distance {distance})",
-                        keeper.as_deref().unwrap_or("?")
-                    )
-                }
                 keep::DropReason::Outlier => format!(
                     "among the most unusual images (outlier score {:.3})",
                     ood[row]
                 ),
                 keep::DropReason::Manual => "dropped by hand".to_owned(),
                 keep::DropReason::Quality => "below the quality threshold".to_owned(),
-                keep::DropReason::SemanticDuplicate => format!(
-                    "semantic duplicate of {} (model embeddings nearly the same)",
-                    keeper.as_deref().unwrap_or("?")
-                ),
+                duplicate => {
+                    let keeper_row = decisions.keeper[row].map_or(row, |k| k as usize);
+                    let distance = match (facts, records[keeper_row].facts()) {
+                        (Some(a), Some(b)) => phash::distance(a.phash, b.phash),
+                        _ => 0,
+                    };
+                    rekeep::duplicate_detail(duplicate, keeper.as_deref().unwrap_or("?"), distance)
+                }
             });
             let (status, error) = match &record.outcome {
                 Outcome::Ok(_) => ("ok".to_owned(), None),

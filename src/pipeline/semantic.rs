@@ -9,7 +9,6 @@ use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
 
-use crate::analysis::keep::{DropReason, KeeperFacts};
 use crate::analysis::knn::Neighbours;
 use crate::dataset::{DecodeLimits, Scan, captions::Caption, decode};
 use crate::embed::clip::tokenizer::ClipTokenizer;
@@ -498,39 +497,23 @@ pub fn largest_first(n: usize, pixels: impl Fn(u32) -> u64) -> Vec<u32> {
 
 /// The report rows regrouped for semantic threshold `threshold` (clamped to the cached
 /// floor): duplicate groups, kinds, keepers and keep/drop recomputed by the same rules as
-/// the run (`dedup::group_with`, `keep::decide`). Outlier drops of the run are kept.
+/// the run (`dedup::group_with`, then [`super::rekeep::redecide`] under `policy`, with
+/// `learned` scores per row when labels taught one). Outlier drops of the run are kept.
 #[must_use]
-pub fn regroup(rows: &[ReportRow], pairs: &SemanticPairs, threshold: f32) -> Vec<ReportRow> {
+pub fn regroup(
+    rows: &[ReportRow],
+    pairs: &SemanticPairs,
+    threshold: f32,
+    policy: crate::analysis::keep::KeeperPolicy,
+    learned: Option<&[f32]>,
+) -> Vec<ReportRow> {
     let threshold = threshold.clamp(pairs.floor, 1.0);
     let readable: Vec<u32> = (0..rows.len() as u32)
         .filter(|&r| rows[r as usize].status == "ok")
         .collect();
-    let content: Vec<Option<[u8; 32]>> = rows
-        .iter()
-        .map(|r| {
-            r.content_hash
-                .as_deref()
-                .and_then(|h| blake3::Hash::from_hex(h).ok())
-                .map(|h| *h.as_bytes())
-        })
-        .collect();
+    let content = super::rekeep::content(rows);
     let phashes: Vec<Option<u64>> = rows.iter().map(|r| r.phash).collect();
-    let facts: Vec<Option<KeeperFacts>> = rows
-        .iter()
-        .map(|r| {
-            (r.status == "ok").then(|| {
-                let flags = r.quality_flags.as_deref().unwrap_or("");
-                KeeperFacts {
-                    pixels: u64::from(r.width.unwrap_or(0)) * u64::from(r.height.unwrap_or(0)),
-                    blurry: r.quality.map_or(0.0, |q| q[2]),
-                    badly_exposed: flags
-                        .split(',')
-                        .any(|f| matches!(f, "dark" | "light" | "low_information")),
-                    bytes: r.size_bytes,
-                }
-            })
-        })
-        .collect();
+    let facts = super::rekeep::facts(rows, None);
     let pixels = |p: u32| facts[readable[p as usize] as usize].map_or(0, |f| f.pixels);
     let priority = largest_first(readable.len(), pixels);
     let links: Vec<(u32, u32)> = pairs
@@ -540,32 +523,7 @@ pub fn regroup(rows: &[ReportRow], pairs: &SemanticPairs, threshold: f32) -> Vec
         .map(|(a, b)| (readable[a as usize], readable[b as usize]))
         .collect();
     let groups = crate::analysis::dedup::group_with(&content, &phashes, pairs.max_distance, &links);
-    let ood: Vec<f32> = rows.iter().map(|r| r.ood_score.unwrap_or(0.0)).collect();
-    let decisions = crate::analysis::keep::decide(&groups, &facts, &content, &ood, None);
-    rows.iter()
-        .enumerate()
-        .map(|(row, r)| {
-            let mut out = r.clone();
-            out.exact_group = groups.exact_group[row];
-            out.dup_group = groups.dup_group[row];
-            out.dup_kind = groups.dup_kind[row].map(|k| k.as_str().to_owned());
-            out.keeper = decisions.keeper[row].map(|k| rows[k as usize].path.clone());
-            if r.drop_reason.as_deref() == Some(DropReason::Outlier.as_str()) && decisions.keep[row]
-            {
-                return out;
-            }
-            out.keep = decisions.keep[row];
-            out.drop_reason = decisions.reason[row].map(|d| d.as_str().to_owned());
-            out.drop_detail = decisions.reason[row].map(|d| {
-                format!(
-                    "{} of {}",
-                    d.as_str().replace('_', " "),
-                    out.keeper.as_deref().unwrap_or("?")
-                )
-            });
-            out
-        })
-        .collect()
+    super::rekeep::redecide(rows, &groups, policy, learned).0
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -95,6 +95,12 @@ pub struct ReportRow {
     /// The ensemble of every operator (0..1, higher = worse): mean rank, or the
     /// probability of "bad" learned from labels.
     pub ensemble_score: Option<f32>,
+    /// The k-means cluster of the image's embedding (the clustering SemDeDup, the IVF
+    /// index and the Mahalanobis score share).
+    pub cluster: Option<i64>,
+    /// Cosine similarity of the embedding to its cluster's centre (what the `central` and
+    /// `farthest` keeper policies rank by).
+    pub centroid_similarity: Option<f32>,
 }
 
 fn schema() -> Schema {
@@ -137,6 +143,8 @@ fn schema() -> Schema {
         Field::new("ood_mean_knn", DataType::Float32, true),
         Field::new("ood_mahalanobis", DataType::Float32, true),
         Field::new("ensemble_score", DataType::Float32, true),
+        Field::new("cluster", DataType::Int64, true),
+        Field::new("centroid_similarity", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -191,6 +199,10 @@ fn batch(
     columns.push(floats(rows, |r| r.ood_mean_knn));
     columns.push(floats(rows, |r| r.ood_mahalanobis));
     columns.push(floats(rows, |r| r.ensemble_score));
+    columns.push(Arc::new(
+        rows.iter().map(|r| r.cluster).collect::<Int64Array>(),
+    ));
+    columns.push(floats(rows, |r| r.centroid_similarity));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -289,6 +301,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         "ood_mean_knn",
         "ood_mahalanobis",
         "ensemble_score",
+        "centroid_similarity",
     ]
     .iter()
     .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
@@ -296,6 +309,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
     let opt_col = |a: Option<&Float32Array>, i: usize| a.and_then(|a| opt_f(a, i));
     let caption_group = has("caption_group")
         .then(|| col::i64s(batch, "caption_group"))
+        .transpose()?;
+    let cluster = has("cluster")
+        .then(|| col::i64s(batch, "cluster"))
         .transpose()?;
     for i in 0..batch.num_rows() {
         rows.push(ReportRow {
@@ -333,6 +349,8 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             ood_mean_knn: opt_col(optional_floats[4], i),
             ood_mahalanobis: opt_col(optional_floats[5], i),
             ensemble_score: opt_col(optional_floats[6], i),
+            cluster: cluster.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            centroid_similarity: opt_col(optional_floats[7], i),
         });
     }
     Ok(())

@@ -20,6 +20,17 @@ pub struct Decision {
     pub kind: Option<crate::analysis::keep::DropReason>,
 }
 
+/// A person's judgement of an image's quality, for the learned ensemble score (`G` / `B`
+/// in the app, `--quality-labels` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityLabel {
+    /// A good example.
+    Good,
+    /// A bad example.
+    Bad,
+}
+
 /// The saved decisions of one dataset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
@@ -27,6 +38,9 @@ pub struct Session {
     pub version: u32,
     /// Decisions by relative path.
     pub decisions: BTreeMap<String, Decision>,
+    /// Quality labels by relative path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quality_labels: BTreeMap<String, QualityLabel>,
 }
 
 /// `DIR/.curate/session.json`.

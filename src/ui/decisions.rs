@@ -260,6 +260,7 @@ impl Decisions {
         let mut session = Session {
             version: 1,
             decisions: self.orphans.clone(),
+            ..Session::default()
         };
         for (i, &code) in self.marks.iter().enumerate() {
             if let Some(mark) = Mark::decode(code) {

@@ -27,6 +27,11 @@ pub struct Loaded {
     pub decisions: Decisions,
     /// Things to tell the user (restored decisions, a broken session file set aside).
     pub notes: Vec<String>,
+    /// Saved quality labels: of points (point → bad), and of files that are not points.
+    pub quality_labels: (
+        std::collections::BTreeMap<u32, bool>,
+        std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
+    ),
 }
 
 /// A running job.
@@ -326,10 +331,35 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         || Picker::build(&collection.positions),
     );
     let mut notes = Vec::new();
+    let mut quality_labels: (
+        std::collections::BTreeMap<u32, bool>,
+        std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
+    ) = Default::default();
     let decisions = match root.map(Session::load) {
         None => Decisions::new(collection.len()),
         Some(Ok(saved)) => {
             let (decisions, unknown) = Decisions::from_session(&saved, &collection);
+            if !saved.quality_labels.is_empty() {
+                let index: std::collections::HashMap<String, u32> = (0..collection.len())
+                    .map(|i| (collection.path(i), i as u32))
+                    .collect();
+                for (path, label) in &saved.quality_labels {
+                    match index.get(path) {
+                        Some(&p) => {
+                            quality_labels
+                                .0
+                                .insert(p, *label == crate::store::session::QualityLabel::Bad);
+                        }
+                        None => {
+                            quality_labels.1.insert(path.clone(), *label);
+                        }
+                    }
+                }
+                notes.push(format!(
+                    "restored {} quality labels from .curate/session.json",
+                    quality_labels.0.len()
+                ));
+            }
             if !saved.decisions.is_empty() {
                 notes.push(format!(
                     "restored {} decisions from .curate/session.json",
@@ -371,6 +401,7 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         picker,
         decisions,
         notes,
+        quality_labels,
     }
 }
 
@@ -441,5 +472,102 @@ mod tests {
         for path in &paths {
             assert!(!list.lines().any(|l| l == path), "{path} was dropped");
         }
+    }
+
+    /// Quality labels given with G / B are saved in the session, restored on the next open
+    /// (and read by the next `curate analyze`), and the learned score picks the keepers.
+    #[test]
+    fn quality_labels_persist_and_choose_keepers() {
+        let dir = tempfile::tempdir().unwrap();
+        let truth = crate::dataset::demo::generate(dir.path(), 600).unwrap();
+        let analysis =
+            pipeline::analyze(dir.path(), &Options::default(), &Progress::silent()).unwrap();
+        let open = || {
+            let analysis =
+                pipeline::analyze(dir.path(), &Options::default(), &Progress::silent()).unwrap();
+            Workspace::new(prepare(
+                Collection::from_analysis(analysis),
+                Some(dir.path()),
+            ))
+        };
+        drop(analysis);
+        let mut ws = open();
+        let point = |ws: &Workspace, path: &str| {
+            (0..ws.collection.len() as u32).find(|&p| ws.collection.path(p as usize) == path)
+        };
+        let bad: Vec<u32> = truth
+            .outliers
+            .iter()
+            .take(8)
+            .filter_map(|p| point(&ws, p))
+            .collect();
+        let good: Vec<u32> = (0..ws.collection.len() as u32)
+            .filter(|p| !bad.contains(p))
+            .step_by(37)
+            .take(16)
+            .collect();
+        assert_eq!(ws.label_quality(&bad, true), bad.len());
+        assert_eq!(ws.label_quality(&good, false), good.len());
+        assert!(ws.unsaved());
+        let wait = |ws: &mut Workspace| {
+            for _ in 0..600 {
+                ws.poll_ensemble();
+                ws.poll_regroup();
+                if !ws.refitting() && !ws.regrouping() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            panic!("background work did not finish");
+        };
+        wait(&mut ws);
+        assert!(!ws.ensemble.1.is_empty(), "weights learned");
+        // The keepers are the learned score's choice.
+        let crate::ui::model::Source::Dataset {
+            rows, point_row, ..
+        } = &*ws.collection.source
+        else {
+            unreachable!()
+        };
+        let mut learned = vec![0.5; rows.len()];
+        for (&row, &score) in point_row.iter().zip(ws.ensemble.0.iter()) {
+            learned[row as usize] = score;
+        }
+        let groups = pipeline::rekeep::groups(rows);
+        let (expected, _) = pipeline::rekeep::redecide(
+            rows,
+            &groups,
+            crate::analysis::keep::KeeperPolicy::Quality,
+            Some(&learned),
+        );
+        for g in &ws.collection.groups {
+            let keeper = &rows[point_row[g.keeper as usize] as usize];
+            let expected_keeper = &expected[point_row[g.members[0] as usize] as usize];
+            assert_eq!(
+                expected_keeper.keeper.as_deref(),
+                Some(keeper.path.as_str())
+            );
+        }
+        ws.save_session().unwrap();
+        assert!(!ws.unsaved());
+        let saved = Session::load(dir.path()).unwrap();
+        assert_eq!(saved.quality_labels.len(), bad.len() + good.len());
+
+        // Reopened: the labels are back, and the analysis itself learned from them.
+        let mut again = open();
+        assert_eq!(again.quality_labels.len(), bad.len() + good.len());
+        for &p in &bad {
+            assert_eq!(again.quality_labels.get(&p), Some(&true));
+        }
+        assert!(again.refitting(), "the ensemble refits on open");
+        wait(&mut again);
+        assert!(!again.ensemble.1.is_empty());
+        let summary = pipeline::analyze(dir.path(), &Options::default(), &Progress::silent())
+            .unwrap()
+            .summary;
+        assert!(
+            !summary.ensemble_weights.is_empty(),
+            "analyze read the session's labels"
+        );
     }
 }

@@ -127,6 +127,29 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
         });
     }
     ui.horizontal(|ui| {
+        ui.label("keeper:");
+        let mut policy = ws.keeper_policy;
+        ui.add_enabled_ui(!ws.regrouping(), |ui| {
+            egui::ComboBox::from_id_salt("keeper policy")
+                .selected_text(policy.label())
+                .show_ui(ui, |ui| {
+                    for p in crate::analysis::keep::KeeperPolicy::ALL {
+                        ui.selectable_value(&mut policy, p, p.label());
+                    }
+                });
+        })
+        .response
+        .on_hover_text(
+            "Which member of each group is kept: the best image (the learned ensemble score once you label images good or bad with G / B), the one closest to its cluster centre, or the farthest (SemDeDup's hard choice). Your own marks stay.",
+        );
+        if policy != ws.keeper_policy {
+            ws.set_keeper_policy(policy);
+        }
+        if ws.regrouping() && ws.collection.semantic_pairs.is_none() {
+            ui.spinner();
+        }
+    });
+    ui.horizontal(|ui| {
         if ui
             .add_enabled(groups > 0, egui::Button::new("Drop all but keepers"))
             .on_hover_text("In every group, keep the keeper (*) and drop the other copies")

@@ -9,7 +9,7 @@ use std::time::Instant;
 use eframe::egui;
 use rayon::prelude::*;
 
-use crate::analysis::keep::DropReason;
+use crate::analysis::keep::{DropReason, KeeperPolicy};
 use crate::analysis::quality::SCORE_NAMES;
 use crate::pipeline::OutlierScore;
 use crate::render::colormap;
@@ -279,9 +279,15 @@ pub struct Workspace {
     /// The threshold slider's value (applied when the user lets go).
     pub semantic_slider: f32,
     /// A regrouping running for a new threshold.
-    regrouping: Option<(f32, Receiver<Vec<report::ReportRow>>)>,
+    regrouping: Option<(f32, KeeperPolicy, Receiver<Vec<report::ReportRow>>)>,
+    /// How keepers are chosen.
+    pub keeper_policy: KeeperPolicy,
     /// Images the user labelled for the ensemble score: point → bad.
     pub quality_labels: std::collections::BTreeMap<u32, bool>,
+    /// Saved labels of files that are not points (kept in the session file).
+    label_orphans: std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
+    /// Labels changed since the session was saved.
+    labels_unsaved: bool,
     /// The ensemble score per point, and the learned weights (empty: the rank average).
     pub ensemble: (Arc<Vec<f32>>, Vec<(String, f32)>),
     /// A refit running.
@@ -297,6 +303,7 @@ impl Workspace {
             grid,
             picker,
             decisions,
+            quality_labels,
             ..
         } = loaded;
         let map = MapView::new(&collection);
@@ -316,14 +323,17 @@ impl Workspace {
                 p.threshold
             });
         let search = Search::new(collection.embeddings.as_ref().map(|(_, dir)| dir.clone()));
-        Self {
+        let mut ws = Self {
             search,
             similarity: None,
             similarity_range: (0.0, 1.0, 1.0),
             semantic_threshold,
             semantic_slider: semantic_threshold,
             regrouping: None,
-            quality_labels: std::collections::BTreeMap::new(),
+            keeper_policy: KeeperPolicy::Quality,
+            quality_labels: quality_labels.0,
+            label_orphans: quality_labels.1,
+            labels_unsaved: false,
             ensemble: (
                 Arc::new(
                     (0..collection.len())
@@ -368,7 +378,11 @@ impl Workspace {
             grid,
             picker,
             decisions,
+        };
+        if !ws.quality_labels.is_empty() {
+            ws.refit();
         }
+        ws
     }
 
     /// Takes over what the user did in `previous` when this collection replaces a preview
@@ -398,6 +412,25 @@ impl Workspace {
         }
         self.left = previous.left;
         self.right = previous.right;
+        if !previous.quality_labels.is_empty() {
+            let index: std::collections::HashMap<String, u32> = (0..self.collection.len())
+                .map(|i| (self.collection.path(i), i as u32))
+                .collect();
+            self.quality_labels = previous
+                .quality_labels
+                .iter()
+                .filter_map(|(&p, &bad)| {
+                    index
+                        .get(&previous.collection.path(p as usize))
+                        .map(|&q| (q, bad))
+                })
+                .collect();
+            self.labels_unsaved = previous.labels_unsaved;
+            self.refit();
+        }
+        if previous.keeper_policy != self.keeper_policy {
+            self.set_keeper_policy(previous.keeper_policy);
+        }
         if previous.ood_kind != self.ood_kind {
             self.set_outlier_score(previous.ood_kind);
         }
@@ -489,18 +522,53 @@ impl Workspace {
     /// Regroups the semantic duplicates for `threshold` in the background (from the cached
     /// pairs: no re-clustering); [`Self::poll_regroup`] applies the result.
     pub fn regroup(&mut self, threshold: f32) {
-        let Some(pairs) = self.collection.semantic_pairs.clone() else {
+        self.redecide(threshold, self.keeper_policy);
+    }
+
+    /// Chooses every group's keeper again under `policy`, in the background.
+    pub fn set_keeper_policy(&mut self, policy: KeeperPolicy) {
+        self.redecide(self.semantic_threshold, policy);
+    }
+
+    /// Recomputes groups (for `threshold`, when there are semantic pairs) and keepers (by
+    /// `policy`, with the learned ensemble score when labels taught one) in the background.
+    fn redecide(&mut self, threshold: f32, policy: KeeperPolicy) {
+        let Source::Dataset {
+            rows, point_row, ..
+        } = &*self.collection.source
+        else {
             return;
         };
+        let learned = (!self.ensemble.1.is_empty()).then(|| {
+            let mut per_row = vec![0.5_f32; rows.len()];
+            for (&row, &score) in point_row.iter().zip(self.ensemble.0.iter()) {
+                per_row[row as usize] = score;
+            }
+            per_row
+        });
+        let pairs = self.collection.semantic_pairs.clone();
         let source = Arc::clone(&self.collection.source);
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             if let Source::Dataset { rows, .. } = &*source {
-                send.send(crate::pipeline::semantic::regroup(rows, &pairs, threshold))
-                    .ok();
+                let rows = match &pairs {
+                    Some(pairs) => crate::pipeline::semantic::regroup(
+                        rows,
+                        pairs,
+                        threshold,
+                        policy,
+                        learned.as_deref(),
+                    ),
+                    None => {
+                        let groups = crate::pipeline::rekeep::groups(rows);
+                        crate::pipeline::rekeep::redecide(rows, &groups, policy, learned.as_deref())
+                            .0
+                    }
+                };
+                send.send(rows).ok();
             }
         });
-        self.regrouping = Some((threshold, receive));
+        self.regrouping = Some((threshold, policy, receive));
     }
 
     /// Whether a regrouping is running.
@@ -511,12 +579,14 @@ impl Workspace {
 
     /// Applies a finished regrouping; returns a note for the user.
     pub fn poll_regroup(&mut self) -> Option<String> {
-        let (threshold, receive) = self.regrouping.as_ref()?;
+        let (threshold, policy, receive) = self.regrouping.as_ref()?;
         let rows = receive.try_recv().ok()?;
-        let threshold = *threshold;
+        let (threshold, policy) = (*threshold, *policy);
         self.regrouping = None;
         self.collection.apply_rows(rows);
+        let policy_changed = policy != self.keeper_policy;
         self.semantic_threshold = threshold;
+        self.keeper_policy = policy;
         let c = &self.collection;
         let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
         order.sort_by_key(|&g| std::cmp::Reverse(c.groups[g as usize].members.len()));
@@ -529,6 +599,13 @@ impl Workspace {
             .iter()
             .filter(|k| **k == super::model::DupKind::Semantic)
             .count();
+        if policy_changed || c.semantic_pairs.is_none() {
+            return Some(format!(
+                "keepers chosen again: {} ({} groups)",
+                policy.label(),
+                c.groups.len()
+            ));
+        }
         Some(format!(
             "semantic threshold {threshold:.3}: {} groups, {semantic} images grouped by content only",
             c.groups.len()
@@ -545,6 +622,14 @@ impl Workspace {
         for &p in points {
             self.quality_labels.insert(p, bad);
         }
+        self.labels_unsaved = true;
+        self.touched();
+        self.refit();
+        points.len()
+    }
+
+    /// Refits the ensemble on the current labels in the background.
+    fn refit(&mut self) {
         let source = Arc::clone(&self.collection.source);
         let labels: Vec<(usize, bool)> = self
             .quality_labels
@@ -564,7 +649,6 @@ impl Workspace {
                 .ok();
         });
         self.refitting = Some(receive);
-        points.len()
     }
 
     /// Whether the ensemble is being refitted.
@@ -581,6 +665,16 @@ impl Workspace {
         self.ensemble = (Arc::new(scores), weights);
         self.mode = ColourMode::Ensemble;
         self.drawn = None;
+        let (threshold, policy) = self
+            .regrouping
+            .as_ref()
+            .map_or((self.semantic_threshold, self.keeper_policy), |r| {
+                (r.0, r.1)
+            });
+        if learned && policy == KeeperPolicy::Quality {
+            // The learned score now chooses the keepers.
+            self.redecide(threshold, policy);
+        }
         let bad = self.quality_labels.values().filter(|b| **b).count();
         let good = self.quality_labels.len() - bad;
         Some(if learned {
@@ -995,10 +1089,22 @@ impl Workspace {
         let Some(root) = self.collection.root().cloned() else {
             return Ok(());
         };
-        let session = self.decisions.to_session(&self.collection);
+        let mut session = self.decisions.to_session(&self.collection);
+        session.quality_labels = self.label_orphans.clone();
+        for (&p, &bad) in &self.quality_labels {
+            session.quality_labels.insert(
+                self.collection.path(p as usize),
+                if bad {
+                    crate::store::session::QualityLabel::Bad
+                } else {
+                    crate::store::session::QualityLabel::Good
+                },
+            );
+        }
         match session.save(&root) {
             Ok(()) => {
                 self.saved_generation = self.decisions.generation;
+                self.labels_unsaved = false;
                 self.save_error = None;
                 Ok(())
             }
@@ -1013,7 +1119,8 @@ impl Workspace {
     /// Whether there are decisions not yet saved.
     #[must_use]
     pub fn unsaved(&self) -> bool {
-        self.saved_generation != self.decisions.generation && self.collection.root().is_some()
+        (self.saved_generation != self.decisions.generation || self.labels_unsaved)
+            && self.collection.root().is_some()
     }
 
     /// An error while the collection is a preview of a running analysis (a keep-list of a
