@@ -52,6 +52,20 @@ fn open_with(
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The preview's PCA map morphs into the final layout: let it settle.
+    while harness
+        .state()
+        .workspace
+        .as_ref()
+        .is_some_and(|ws| ws.map.morphing())
+    {
+        assert!(
+            started.elapsed() < Duration::from_mins(6),
+            "the morph did not end"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     harness.run_steps(3);
     harness
 }
@@ -98,8 +112,21 @@ fn lasso_drop_undo_save_and_reopen() {
         harness.state().workspace.as_ref().unwrap().map.tool,
         Tool::Lasso
     );
-    let centre = rect.center();
-    let radius = rect.width().min(rect.height()) * 0.22;
+    // Around the densest place on the map (the UMAP layout leaves gaps between clusters).
+    let radius = rect.width().min(rect.height()) * 0.12;
+    let centre = {
+        let ws = harness.state().workspace.as_ref().unwrap();
+        let positions = &ws.collection.positions;
+        let screen: Vec<Pos2> = positions.iter().map(|&p| ws.map.to_screen(p)).collect();
+        let near = |c: Pos2| screen.iter().filter(|s| s.distance(c) < radius).count();
+        screen
+            .iter()
+            .step_by(97)
+            .copied()
+            .filter(|s| rect.shrink(radius * 1.2).contains(*s))
+            .max_by_key(|&c| near(c))
+            .expect("points on screen")
+    };
     let vertices: Vec<Pos2> = (0..6)
         .map(|k| {
             let a = k as f32 / 6.0 * std::f32::consts::TAU;

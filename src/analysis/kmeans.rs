@@ -1,14 +1,37 @@
-//! k-means (Lloyd's iterations from a k-means++ start) on burn: assignments are one matrix
-//! product per tile of rows (`‖x‖² − 2 x·c + ‖c‖²`), centroid updates a parallel sum on the
-//! CPU. Deterministic for a seed.
+//! k-means from a k-means++ start on burn: assignments are one matrix product per tile of
+//! rows (`‖x‖² − 2 x·c + ‖c‖²`, or `x·c` for unit rows), centroid updates a parallel sum per
+//! centroid on the CPU. Full Lloyd iterations for ordinary sizes; above
+//! [`MINI_BATCH_ABOVE`] rows, mini-batch updates (Sculley 2010) on sampled rows and one
+//! final full assignment, so that only tiles of the feature matrix are ever copied.
+//! Deterministic for a seed.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-/// Rows per assignment tile (bounds the `tile × k` distance matrix and the upload).
+use crate::rng::SplitMix64 as Rng;
+
+/// Most elements of one `rows × k` score tile (bounds the upload and the matrix product).
+const TILE_ELEMENTS: usize = 1 << 24;
+/// Most rows per assignment tile.
 const TILE: usize = 65_536;
-/// Rows the k-means++ start samples from.
+/// Rows the k-means++ start samples from (more when `k` asks for it, see [`seed`]).
 const INIT_SAMPLE: usize = 20_000;
+/// Rows per block of the deterministic parallel sums.
+const SUM_BLOCK: usize = 4_096;
+
+/// Rows above which [`Params::new`] chooses mini-batch updates.
+pub const MINI_BATCH_ABOVE: usize = 500_000;
+/// Lloyd iterations [`Params::new`] chooses for full k-means.
+pub const DEFAULT_ITERATIONS: usize = 10;
+/// Smallest mini-batch [`Params::mini_batch`] chooses (it grows with `k`, see
+/// [`BATCH_ROWS_PER_CLUSTER`]).
+pub const DEFAULT_BATCH: usize = 2_048;
+/// Mini-batch rows per cluster [`Params::mini_batch`] asks for, so each centroid sees a
+/// few rows in every batch.
+pub const BATCH_ROWS_PER_CLUSTER: usize = 2;
+/// Sampled rows per cluster, over all mini-batch steps, that [`Params::mini_batch`] asks
+/// for: about 1 % above Lloyd's inertia on clustered data (2 % at 256, 0.5 % at 1000).
+pub const MINI_BATCH_ROWS_PER_CLUSTER: usize = 512;
 
 /// A fitted clustering.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,16 +46,85 @@ pub struct KMeans {
     pub assignment: Vec<u32>,
 }
 
-use crate::rng::SplitMix64 as Rng;
+/// How rows are compared with centroids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Squared Euclidean distance; a centroid is its cluster's mean.
+    #[default]
+    L2,
+    /// Spherical k-means for unit rows: a row joins the centroid of largest dot product, and
+    /// centroids are cluster means scaled back to unit length.
+    Cosine,
+}
+
+/// How [`fit_with`] clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Number of clusters (clamped to the number of rows).
+    pub k: usize,
+    /// Lloyd iterations (full), or mini-batch steps (mini-batch). Full k-means stops early
+    /// when the assignment no longer changes.
+    pub iterations: usize,
+    /// Seed of the k-means++ start and of the batch draws.
+    pub seed: u64,
+    /// Distance between rows and centroids.
+    pub metric: Metric,
+    /// Rows per mini-batch step; `None` (or a batch of at least all rows) runs full Lloyd.
+    pub batch: Option<usize>,
+}
+
+impl Params {
+    /// Parameters for `k` clusters of `rows` rows: full Lloyd ([`DEFAULT_ITERATIONS`]) up to
+    /// [`MINI_BATCH_ABOVE`] rows, [`Self::mini_batch`] beyond. L2 metric, a fixed seed.
+    #[must_use]
+    pub fn new(rows: usize, k: usize) -> Self {
+        if rows > MINI_BATCH_ABOVE {
+            Self::mini_batch(rows, k)
+        } else {
+            Self {
+                k: k.max(1),
+                iterations: DEFAULT_ITERATIONS,
+                seed: 0x5EED,
+                metric: Metric::L2,
+                batch: None,
+            }
+        }
+    }
+
+    /// Mini-batch parameters for `k` clusters of `rows` rows, whatever their number:
+    /// batches of `max(DEFAULT_BATCH, BATCH_ROWS_PER_CLUSTER · k)` rows and enough steps to
+    /// draw [`MINI_BATCH_ROWS_PER_CLUSTER`] rows per cluster, at most about one pass over
+    /// the data. L2 metric, a fixed seed.
+    #[must_use]
+    pub fn mini_batch(rows: usize, k: usize) -> Self {
+        let k = k.max(1);
+        let batch = DEFAULT_BATCH.max(BATCH_ROWS_PER_CLUSTER * k);
+        let samples = (MINI_BATCH_ROWS_PER_CLUSTER * k).min(rows);
+        Self {
+            k,
+            iterations: samples.div_ceil(batch).max(1),
+            seed: 0x5EED,
+            metric: Metric::L2,
+            batch: Some(batch),
+        }
+    }
+}
 
 fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
-/// k-means++ seeding on a sample of the rows.
+fn normalise(row: &mut [f32]) {
+    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+}
+
+/// k-means++ seeding on a sample of the rows (at least 8 per cluster).
 fn seed(features: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
     let n = features.len() / dim;
-    let step = n.div_ceil(INIT_SAMPLE).max(1);
+    let step = n.div_ceil(INIT_SAMPLE.max(8 * k)).max(1);
     let sample: Vec<&[f32]> = features.chunks_exact(dim).step_by(step).collect();
     let mut centroids = Vec::with_capacity(k * dim);
     let first = (rng.next_u64() % sample.len() as u64) as usize;
@@ -65,20 +157,51 @@ fn seed(features: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
     centroids
 }
 
-/// The nearest centroid of every row.
+/// Rows per score tile against `k` centroids.
+fn tile_rows(k: usize) -> usize {
+    (TILE_ELEMENTS / k.max(1)).clamp(256, TILE)
+}
+
+fn upload(rows: &[f32], dim: usize, device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(
+        TensorData::new(rows.to_vec(), [rows.len() / dim, dim]),
+        device,
+    )
+}
+
+/// The nearest centroid of every row by squared distance (as [`assign_with`] with
+/// [`Metric::L2`]).
 #[must_use]
 pub fn assign(features: &[f32], dim: usize, centroids: &[f32], device: &Device) -> Vec<u32> {
-    let k = centroids.len() / dim;
-    let c = Tensor::<2>::from_data(TensorData::new(centroids.to_vec(), [k, dim]), device);
+    assign_with(features, dim, centroids, Metric::L2, device)
+}
+
+/// The nearest centroid of every row of `features` (`n × dim`) under `metric`, one matrix
+/// product per tile of rows.
+#[must_use]
+pub fn assign_with(
+    features: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    metric: Metric,
+    device: &Device,
+) -> Vec<u32> {
+    let k = centroids.len() / dim.max(1);
+    let n = features.len() / dim.max(1);
+    if k == 0 || n == 0 {
+        return vec![0; n];
+    }
+    let c = upload(centroids, dim, device);
     let c_norm = c.clone().mul(c.clone()).sum_dim(1).reshape([1, k]);
     let ct = c.transpose();
-    let mut out = Vec::with_capacity(features.len() / dim);
-    for tile in features.chunks(TILE * dim) {
-        let rows = tile.len() / dim;
-        let x = Tensor::<2>::from_data(TensorData::new(tile.to_vec(), [rows, dim]), device);
-        // ‖x‖² is the same for every centroid of a row: it does not change the argmin.
-        let d = c_norm.clone() - x.matmul(ct.clone()).mul_scalar(2.0);
-        let best: Tensor<2, Int> = d.argmin(1);
+    let mut out = Vec::with_capacity(n);
+    for tile in features.chunks(tile_rows(k) * dim) {
+        let scores = upload(tile, dim, device).matmul(ct.clone());
+        let best: Tensor<2, Int> = match metric {
+            // ‖x‖² is the same for every centroid of a row: it does not change the argmin.
+            Metric::L2 => (c_norm.clone() - scores.mul_scalar(2.0)).argmin(1),
+            Metric::Cosine => scores.argmax(1),
+        };
         let best: Vec<i64> = best
             .into_data()
             .convert::<i64>()
@@ -89,8 +212,123 @@ pub fn assign(features: &[f32], dim: usize, centroids: &[f32], device: &Device) 
     out
 }
 
+/// The `count` nearest centroids of every row by squared distance, nearest first
+/// (`n × count`, `count` clamped to the number of centroids). For unit centroids this is
+/// also the order of largest dot product. The probe lists of an inverted-file index.
+#[must_use]
+pub fn nearest_centroids(
+    features: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    count: usize,
+    device: &Device,
+) -> Vec<u32> {
+    let k = centroids.len() / dim.max(1);
+    let n = features.len() / dim.max(1);
+    let count = count.min(k);
+    if count == 0 || n == 0 {
+        return Vec::new();
+    }
+    let c = upload(centroids, dim, device);
+    let c_norm = c.clone().mul(c.clone()).sum_dim(1).reshape([1, k]);
+    let ct = c.transpose();
+    let mut out = vec![0_u32; n * count];
+    let rows = tile_rows(k);
+    for (tile, out) in features
+        .chunks(rows * dim)
+        .zip(out.chunks_mut(rows * count))
+    {
+        let scores: Vec<f32> = (c_norm.clone()
+            - upload(tile, dim, device).matmul(ct.clone()).mul_scalar(2.0))
+        .into_data()
+        .try_into_vec()
+        .expect("a float tensor downloads as f32");
+        out.par_chunks_mut(count)
+            .zip(scores.par_chunks_exact(k))
+            .for_each(|(best, scores)| {
+                let mut best_scores = vec![f32::INFINITY; count];
+                for (c, &s) in scores.iter().enumerate() {
+                    if s >= best_scores[count - 1] {
+                        continue;
+                    }
+                    let mut at = count - 1;
+                    while at > 0 && best_scores[at - 1] > s {
+                        best_scores[at] = best_scores[at - 1];
+                        best[at] = best[at - 1];
+                        at -= 1;
+                    }
+                    best_scores[at] = s;
+                    best[at] = c as u32;
+                }
+            });
+    }
+    out
+}
+
+/// Row indices grouped by cluster: `(offsets, rows)` with cluster `c`'s rows, ascending, at
+/// `rows[offsets[c]..offsets[c + 1]]`.
+fn members(assignment: &[u32], k: usize) -> (Vec<usize>, Vec<u32>) {
+    let mut offsets = vec![0_usize; k + 1];
+    for &c in assignment {
+        offsets[c as usize + 1] += 1;
+    }
+    for c in 0..k {
+        offsets[c + 1] += offsets[c];
+    }
+    let mut cursor = offsets.clone();
+    let mut rows = vec![0_u32; assignment.len()];
+    for (row, &c) in assignment.iter().enumerate() {
+        rows[cursor[c as usize]] = row as u32;
+        cursor[c as usize] += 1;
+    }
+    (offsets, rows)
+}
+
+/// Sums the rows `rows` of `features` into `sum` (in `f64`, in row order).
+fn sum_rows(features: &[f32], dim: usize, rows: &[u32], sum: &mut [f64]) {
+    sum.fill(0.0);
+    for &r in rows {
+        let row = &features[r as usize * dim..(r as usize + 1) * dim];
+        sum.iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s += f64::from(v));
+    }
+}
+
+/// Lloyd's update: every non-empty cluster's centroid moves to its rows' mean (scaled to
+/// unit length for [`Metric::Cosine`]); an empty cluster keeps its place.
+fn update_means(
+    features: &[f32],
+    dim: usize,
+    assignment: &[u32],
+    metric: Metric,
+    centroids: &mut [f32],
+) {
+    let k = centroids.len() / dim;
+    let (offsets, rows) = members(assignment, k);
+    centroids.par_chunks_mut(dim).enumerate().for_each_init(
+        || vec![0.0_f64; dim],
+        |sum, (c, centroid)| {
+            let rows = &rows[offsets[c]..offsets[c + 1]];
+            if rows.is_empty() {
+                return;
+            }
+            sum_rows(features, dim, rows, sum);
+            let count = rows.len() as f64;
+            centroid
+                .iter_mut()
+                .zip(sum.iter())
+                .for_each(|(v, s)| *v = (s / count) as f32);
+            if metric == Metric::Cosine {
+                normalise(centroid);
+            }
+        },
+    );
+}
+
 /// Fits `k` clusters to the rows of `features` (`n × dim`) with `iterations` Lloyd steps
-/// (fewer when the assignment stops changing).
+/// (fewer when the assignment stops changing), squared distance: [`fit_with`] with
+/// [`Metric::L2`] and no mini-batches.
 #[must_use]
 pub fn fit(
     features: &[f32],
@@ -100,57 +338,48 @@ pub fn fit(
     seed_value: u64,
     device: &Device,
 ) -> KMeans {
+    let params = Params {
+        k,
+        iterations,
+        seed: seed_value,
+        metric: Metric::L2,
+        batch: None,
+    };
+    fit_with(features, dim, &params, device)
+}
+
+/// Fits `params.k` clusters to the rows of `features` (`n × dim`; unit rows for
+/// [`Metric::Cosine`]) from a k-means++ start: full Lloyd iterations, or mini-batch steps
+/// and one final full assignment when `params.batch` is smaller than `n`.
+#[must_use]
+pub fn fit_with(features: &[f32], dim: usize, params: &Params, device: &Device) -> KMeans {
     let n = features.len() / dim.max(1);
-    let k = k.clamp(1, n.max(1));
-    if n == 0 {
+    let k = params.k.clamp(1, n.max(1));
+    if n == 0 || dim == 0 {
         return KMeans {
             k,
             dim,
             centroids: vec![0.0; k * dim],
-            assignment: Vec::new(),
+            assignment: vec![0; n],
         };
     }
-    let mut rng = Rng::new(seed_value, 0);
+    let mut rng = Rng::new(params.seed, 0);
     let mut centroids = seed(features, dim, k, &mut rng);
-    let mut assignment = assign(features, dim, &centroids, device);
-    for _ in 0..iterations {
-        // New centroids: the mean of each cluster's rows (an empty cluster keeps its place).
-        let (sums, counts) = features
-            .par_chunks_exact(dim)
-            .zip(&assignment)
-            .fold(
-                || (vec![0.0_f64; k * dim], vec![0_u64; k]),
-                |(mut sums, mut counts), (row, &c)| {
-                    let c = c as usize;
-                    counts[c] += 1;
-                    for (s, v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(row) {
-                        *s += f64::from(*v);
-                    }
-                    (sums, counts)
-                },
-            )
-            .reduce(
-                || (vec![0.0_f64; k * dim], vec![0_u64; k]),
-                |(mut a, mut ca), (b, cb)| {
-                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                    ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
-                    (a, ca)
-                },
+    let assignment = match params.batch {
+        Some(batch) if batch > 0 && batch < n => {
+            mini_batch(
+                features,
+                dim,
+                params,
+                batch,
+                &mut rng,
+                &mut centroids,
+                device,
             );
-        for c in 0..k {
-            if counts[c] > 0 {
-                for j in 0..dim {
-                    centroids[c * dim + j] = (sums[c * dim + j] / counts[c] as f64) as f32;
-                }
-            }
+            assign_with(features, dim, &centroids, params.metric, device)
         }
-        let next = assign(features, dim, &centroids, device);
-        let changed = next.iter().zip(&assignment).filter(|(a, b)| a != b).count();
-        assignment = next;
-        if changed == 0 {
-            break;
-        }
-    }
+        _ => lloyd(features, dim, params, &mut centroids, device),
+    };
     KMeans {
         k,
         dim,
@@ -159,12 +388,156 @@ pub fn fit(
     }
 }
 
+/// Full Lloyd iterations; returns the assignment to the final centroids.
+fn lloyd(
+    features: &[f32],
+    dim: usize,
+    params: &Params,
+    centroids: &mut [f32],
+    device: &Device,
+) -> Vec<u32> {
+    let mut assignment = assign_with(features, dim, centroids, params.metric, device);
+    for _ in 0..params.iterations {
+        update_means(features, dim, &assignment, params.metric, centroids);
+        let next = assign_with(features, dim, centroids, params.metric, device);
+        let changed = next.iter().zip(&assignment).filter(|(a, b)| a != b).count();
+        assignment = next;
+        if changed == 0 {
+            break;
+        }
+    }
+    assignment
+}
+
+/// Mini-batch k-means (Sculley 2010): each step draws `batch` rows (with replacement),
+/// assigns them, and moves every centroid towards its batch rows with the learning rate
+/// `1 / (rows it has seen)`, i.e. `c ← c + (Σx − m·c) / count`.
+fn mini_batch(
+    features: &[f32],
+    dim: usize,
+    params: &Params,
+    batch: usize,
+    rng: &mut Rng,
+    centroids: &mut [f32],
+    device: &Device,
+) {
+    let n = features.len() / dim;
+    let k = centroids.len() / dim;
+    let mut seen = vec![0_u64; k];
+    let mut rows = vec![0.0_f32; batch * dim];
+    for _ in 0..params.iterations {
+        let picks: Vec<usize> = (0..batch).map(|_| rng.below(n)).collect();
+        rows.par_chunks_mut(dim)
+            .zip(&picks)
+            .for_each(|(out, &r)| out.copy_from_slice(&features[r * dim..(r + 1) * dim]));
+        let labels = assign_with(&rows, dim, centroids, params.metric, device);
+        let (offsets, members) = members(&labels, k);
+        centroids
+            .par_chunks_mut(dim)
+            .zip(seen.par_iter_mut())
+            .enumerate()
+            .for_each_init(
+                || vec![0.0_f64; dim],
+                |sum, (c, (centroid, seen))| {
+                    let members = &members[offsets[c]..offsets[c + 1]];
+                    if members.is_empty() {
+                        return;
+                    }
+                    sum_rows(&rows, dim, members, sum);
+                    let m = members.len() as f64;
+                    *seen += members.len() as u64;
+                    let count = *seen as f64;
+                    centroid.iter_mut().zip(sum.iter()).for_each(|(v, s)| {
+                        *v += ((s - m * f64::from(*v)) / count) as f32;
+                    });
+                    if params.metric == Metric::Cosine {
+                        normalise(centroid);
+                    }
+                },
+            );
+    }
+}
+
+/// Sum of squared distances of the rows of `features` (`n × dim`) to their assigned
+/// centroids: the k-means objective, for comparing clusterings of the same rows.
+#[must_use]
+pub fn inertia(features: &[f32], dim: usize, km: &KMeans) -> f64 {
+    if dim == 0 {
+        return 0.0;
+    }
+    let blocks: Vec<f64> = features
+        .par_chunks(SUM_BLOCK * dim)
+        .zip(km.assignment.par_chunks(SUM_BLOCK))
+        .map(|(rows, labels)| {
+            rows.chunks_exact(dim)
+                .zip(labels)
+                .map(|(row, &c)| {
+                    let c = c as usize;
+                    f64::from(squared_distance(row, &km.centroids[c * dim..(c + 1) * dim]))
+                })
+                .sum::<f64>()
+        })
+        .collect();
+    blocks.iter().sum()
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn separates_well_apart_blobs() {
+    /// `n` unit rows of width `dim` around `clusters` random unit centres, with uneven
+    /// cluster sizes and anisotropic Gaussian noise of norm about `spread` (0.8–1.3 times
+    /// it). At `spread` 2 in 64 dimensions a row's nearest neighbour has cosine ≈ 0.7 and
+    /// neighbourhoods cross cluster boundaries, as in real embeddings.
+    pub(crate) fn clustered_unit_rows(
+        n: usize,
+        dim: usize,
+        clusters: usize,
+        spread: f32,
+        seed: u64,
+    ) -> Vec<f32> {
+        let mut rng = Rng::new(seed, 0);
+        let mut centres = vec![0.0_f32; clusters * dim];
+        centres.iter_mut().for_each(|v| *v = rng.gauss());
+        centres.chunks_exact_mut(dim).for_each(normalise);
+        let mut scales = vec![0.0_f32; clusters * dim];
+        scales
+            .iter_mut()
+            .for_each(|v| *v = (0.8 * rng.gauss()).exp());
+        let spreads: Vec<f32> = (0..clusters)
+            .map(|_| spread * rng.range(0.8, 1.3))
+            .collect();
+        scales
+            .chunks_exact_mut(dim)
+            .zip(&spreads)
+            .for_each(|(s, &spread)| {
+                let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt();
+                s.iter_mut().for_each(|v| *v *= spread / norm);
+            });
+        let weights: Vec<f64> = (0..clusters).map(|_| 0.3 + rng.unit_f64()).collect();
+        let total: f64 = weights.iter().sum();
+        let mut rows = vec![0.0_f32; n * dim];
+        rows.par_chunks_mut(dim).enumerate().for_each(|(i, row)| {
+            let mut rng = Rng::new(seed, i as u64 + 1);
+            let mut target = rng.unit_f64() * total;
+            let c = weights
+                .iter()
+                .position(|&w| {
+                    target -= w;
+                    target <= 0.0
+                })
+                .unwrap_or(clusters - 1);
+            let centre = &centres[c * dim..(c + 1) * dim];
+            let scale = &scales[c * dim..(c + 1) * dim];
+            for ((v, &m), &s) in row.iter_mut().zip(centre).zip(scale) {
+                *v = m + s * rng.gauss();
+            }
+            normalise(row);
+        });
+        rows
+    }
+
+    fn blobs() -> Vec<f32> {
         // Three blobs in 2-D, 50 points each.
         let mut rng = Rng::new(3, 0);
         let centres = [[0.0_f32, 0.0], [10.0, 0.0], [0.0, 10.0]];
@@ -174,20 +547,130 @@ mod tests {
             features.push(c[0] + rng.unit() - 0.5);
             features.push(c[1] + rng.unit() - 0.5);
         }
-        let fitted = fit(&features, 2, 3, 20, 7, &Device::flex());
-        // Rows of one blob share a cluster; the three blobs have three clusters.
-        for blob in 0..3 {
-            let first = fitted.assignment[blob];
-            assert!(
-                (blob..150)
-                    .step_by(3)
-                    .all(|i| fitted.assignment[i] == first)
-            );
-        }
-        let mut ids: Vec<u32> = fitted.assignment[..3].to_vec();
+        features
+    }
+
+    /// Whether the rows `i ≡ blob (mod blobs)` share one cluster and the blobs have distinct
+    /// clusters.
+    fn recovers_blobs(assignment: &[u32], blobs: usize) -> bool {
+        let same = (0..blobs).all(|b| {
+            (b..assignment.len())
+                .step_by(blobs)
+                .all(|i| assignment[i] == assignment[b])
+        });
+        let mut ids: Vec<u32> = assignment[..blobs].to_vec();
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), 3);
+        same && ids.len() == blobs
+    }
+
+    #[test]
+    fn separates_well_apart_blobs() {
+        let features = blobs();
+        let fitted = fit(&features, 2, 3, 20, 7, &Device::flex());
+        assert!(recovers_blobs(&fitted.assignment, 3));
         assert_eq!(fitted, fit(&features, 2, 3, 20, 7, &Device::flex()));
+        // Centroids are the blob centres, and the inertia is the blobs' own spread
+        // (uniform noise in a unit square: 1/6 per point).
+        let mut centres: Vec<(i32, i32)> = fitted
+            .centroids
+            .chunks_exact(2)
+            .map(|c| (c[0].round() as i32, c[1].round() as i32))
+            .collect();
+        centres.sort_unstable();
+        assert_eq!(centres, [(0, 0), (0, 10), (10, 0)]);
+        let per_point = inertia(&features, 2, &fitted) / 150.0;
+        assert!((per_point - 1.0 / 6.0).abs() < 0.05, "{per_point}");
+    }
+
+    #[test]
+    fn mini_batch_separates_blobs_too() {
+        let features = blobs();
+        let params = Params {
+            k: 3,
+            iterations: 30,
+            seed: 7,
+            metric: Metric::L2,
+            batch: Some(32),
+        };
+        let fitted = fit_with(&features, 2, &params, &Device::flex());
+        assert!(recovers_blobs(&fitted.assignment, 3));
+        assert_eq!(fitted, fit_with(&features, 2, &params, &Device::flex()));
+    }
+
+    #[test]
+    fn spherical_centroids_are_the_unit_blob_directions() {
+        // Unit rows scattered around four directions in 3-D.
+        let directions = [
+            [1.0_f32, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [-0.6, -0.6, -0.52],
+        ];
+        let mut rng = Rng::new(11, 0);
+        let mut features = Vec::new();
+        for i in 0..200 {
+            let mut row = directions[i % 4].map(|v| v + 0.1 * rng.gauss());
+            normalise(&mut row);
+            features.extend_from_slice(&row);
+        }
+        let params = Params {
+            metric: Metric::Cosine,
+            ..Params::new(200, 4)
+        };
+        let device = Device::flex();
+        let fitted = fit_with(&features, 3, &params, &device);
+        assert!(recovers_blobs(&fitted.assignment, 4));
+        for (blob, direction) in directions.iter().enumerate() {
+            let c = fitted.assignment[blob] as usize;
+            let centroid = &fitted.centroids[c * 3..c * 3 + 3];
+            let norm = centroid.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+            let length = direction.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let cos: f32 = centroid
+                .iter()
+                .zip(direction)
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+                / length;
+            assert!(cos > 0.99, "{cos}");
+        }
+        assert_eq!(
+            assign_with(&features, 3, &fitted.centroids, Metric::Cosine, &device),
+            fitted.assignment
+        );
+    }
+
+    #[test]
+    fn mini_batch_inertia_is_close_to_lloyd() {
+        // 40 anisotropic clusters fitted with 100 centroids: many near-equal optima, the
+        // case where noisy updates cost the most.
+        let (n, dim, k) = (40_000, 32, 100);
+        let features = clustered_unit_rows(n, dim, 40, 1.0, 5);
+        let device = Device::flex();
+        let full = fit_with(&features, dim, &Params::new(n, k), &device);
+        let params = Params::mini_batch(n, k);
+        assert_eq!((params.batch, params.iterations), (Some(2_048), 20));
+        let mini = fit_with(&features, dim, &params, &device);
+        let ratio = inertia(&features, dim, &mini) / inertia(&features, dim, &full);
+        println!("mini-batch inertia / Lloyd inertia = {ratio:.4}");
+        assert!(ratio < 1.03, "{ratio}");
+        assert_eq!(mini, fit_with(&features, dim, &params, &device));
+    }
+
+    #[test]
+    fn params_choose_mini_batches_for_large_inputs() {
+        assert_eq!(Params::new(10_000, 10).batch, None);
+        let large = Params::new(10_000_000, 10_000);
+        let batch = large.batch.expect("mini-batch above the limit");
+        assert!(batch >= 10_000 && large.iterations * batch <= 10_000_000);
+    }
+
+    #[test]
+    fn nearest_centroids_are_ordered() {
+        let centroids = [0.0_f32, 0.0, 1.0, 0.0, 3.0, 0.0, 6.0, 0.0];
+        let rows = [2.9_f32, 0.0, 0.1, 0.0];
+        let probes = nearest_centroids(&rows, 2, &centroids, 3, &Device::flex());
+        assert_eq!(probes, [2, 1, 0, 0, 1, 2]);
     }
 }

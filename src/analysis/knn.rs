@@ -8,6 +8,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::ivf::{DEFAULT_NPROBE, Ivf};
+use super::kmeans::{self, KMeans, Metric, Params};
 use crate::progress::{Progress, ProgressEvent, Stage};
 
 /// Neighbours kept per image: enough to skip an image's own duplicates and still have
@@ -16,6 +18,12 @@ pub const STORED_NEIGHBOURS: usize = 16;
 /// The `k` of the default outlier score, the distance to the k-th nearest neighbour
 /// (Sun et al. 2022 use k between 1 and 50; 5 is robust on small data sets).
 pub const DEFAULT_OUTLIER_K: usize = 5;
+
+/// Rows up to which [`graph`] is exact; beyond, it searches an IVF index (measured on a
+/// 2-core CPU, `k` = 16, 512 wide: see the crate's notes for the figures).
+pub const EXACT_LIMIT: usize = 50_000;
+/// Rows per IVF list when [`graph`] clusters the rows itself.
+const ROWS_PER_LIST: usize = 1_000;
 
 const QUERY_BLOCK: usize = 1024;
 const KEY_BLOCK: usize = 16384;
@@ -106,7 +114,7 @@ pub fn exact(
                 .for_each(|(local, (indices, sims))| {
                     let row = query_start + local;
                     let tile_row = &tile[local * width..(local + 1) * width];
-                    merge_row(row, key_start, tile_row, indices, sims);
+                    merge_row(row, tile_row, |offset| key_start + offset, indices, sims);
                 });
             if key_start == 0 {
                 progress.send(ProgressEvent::Advanced {
@@ -126,19 +134,69 @@ pub fn exact(
     }
 }
 
-/// Merges one tile row into a row's sorted best-k lists.
-fn merge_row(
+/// The k-NN graph of the rows of `features` (`n × dim`, L2-normalised): [`exact`] up to
+/// [`EXACT_LIMIT`] rows, an IVF search at [`DEFAULT_NPROBE`] beyond. The IVF lists are the
+/// clusters of `clusters` when it is a clustering of these rows (share the one SemDeDup
+/// fitted), otherwise of a spherical k-means with one cluster per thousand rows
+/// (mini-batch when large).
+#[must_use]
+pub fn graph(
+    features: &[f32],
+    dim: usize,
+    k: usize,
+    clusters: Option<&KMeans>,
+    device: &Device,
+    progress: &Progress,
+) -> Neighbours {
+    let n = features.len() / dim.max(1);
+    if n <= EXACT_LIMIT {
+        exact(features, dim, k, device, progress)
+    } else {
+        approximate(features, dim, k, clusters, device, progress)
+    }
+}
+
+/// The IVF half of [`graph`], whatever the number of rows.
+fn approximate(
+    features: &[f32],
+    dim: usize,
+    k: usize,
+    clusters: Option<&KMeans>,
+    device: &Device,
+    progress: &Progress,
+) -> Neighbours {
+    let n = features.len() / dim.max(1);
+    let clusters = match clusters {
+        Some(c) if c.dim == dim && c.assignment.len() == n => c.clone(),
+        _ => {
+            let params = Params {
+                metric: Metric::Cosine,
+                ..Params::new(n, (n / ROWS_PER_LIST).max(1))
+            };
+            kmeans::fit_with(features, dim, &params, device)
+        }
+    };
+    Ivf::build(features, dim, clusters).graph(features, k, DEFAULT_NPROBE, device, progress)
+}
+
+/// Merges one tile row (similarities of `row` to the keys `column(0..)`) into the row's
+/// best-k lists, sorted best first; the row itself is skipped (pass `usize::MAX` for a
+/// query that is not an indexed row).
+pub(crate) fn merge_row(
     row: usize,
-    key_start: usize,
     tile_row: &[f32],
+    column: impl Fn(usize) -> usize,
     indices: &mut [u32],
     sims: &mut [f32],
 ) {
     let k = indices.len();
     let mut worst = sims[k - 1];
     for (offset, &sim) in tile_row.iter().enumerate() {
-        let column = key_start + offset;
-        if sim <= worst || column == row {
+        if sim <= worst {
+            continue;
+        }
+        let column = column(offset);
+        if column == row {
             continue;
         }
         let mut at = k - 1;
@@ -245,5 +303,37 @@ mod tests {
         let scores = outlier_scores(&result, &[-1, -1, 0, 0], 1);
         assert!(scores[2] > 0.5 && scores[3] > 0.5, "{scores:?}");
         assert!(scores[0] < 0.1);
+    }
+
+    #[test]
+    fn graph_is_exact_up_to_the_limit() {
+        let features = crate::analysis::kmeans::tests::clustered_unit_rows(3_000, 16, 6, 2.0, 1);
+        let device = Device::flex();
+        let silent = Progress::silent();
+        assert_eq!(
+            graph(&features, 16, 8, None, &device, &silent),
+            exact(&features, 16, 8, &device, &silent)
+        );
+    }
+
+    #[test]
+    fn approximate_graph_clusters_when_not_given_a_clustering() {
+        let (n, dim) = (20_000, 32);
+        let features = crate::analysis::kmeans::tests::clustered_unit_rows(n, dim, 40, 2.0, 2);
+        let device = Device::flex();
+        let silent = Progress::silent();
+        let truth = exact(&features, dim, 10, &device, &silent);
+        // A clustering of other rows is ignored: the graph fits its own 20 lists.
+        let other = kmeans::fit(&features[..1_000 * dim], dim, 5, 5, 1, &device);
+        let found = approximate(&features, dim, 10, Some(&other), &device, &silent);
+        let shared: usize = (0..n)
+            .map(|row| {
+                let want: Vec<u32> = truth.of(row).map(|(i, _)| i).collect();
+                found.of(row).filter(|(i, _)| want.contains(i)).count()
+            })
+            .sum();
+        let recall = shared as f64 / (n * 10) as f64;
+        println!("knn::graph (IVF, own clustering) recall@10: {recall:.4}");
+        assert!(recall >= 0.9, "{recall}");
     }
 }

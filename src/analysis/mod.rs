@@ -6,6 +6,7 @@
 
 pub mod dedup;
 pub mod ensemble;
+pub mod ivf;
 pub mod keep;
 pub mod kmeans;
 pub mod knn;
@@ -14,3 +15,4 @@ pub mod pca;
 pub mod phash;
 pub mod quality;
 pub mod semdedup;
+pub mod umap;

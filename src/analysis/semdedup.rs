@@ -47,6 +47,20 @@ pub fn default_clusters(n: usize) -> usize {
 #[must_use]
 pub fn run(features: &[f32], dim: usize, floor: f32, k: usize, device: &Device) -> SemDeDup {
     let clusters = kmeans::fit(features, dim, k, 10, 0x5E3D, device);
+    let pairs = pairs_within(features, dim, floor, &clusters, device);
+    SemDeDup { clusters, pairs }
+}
+
+/// Every pair of rows in the same cluster of `clusters` with cosine ≥ `floor`, most
+/// similar first (one tiled product per cluster; no N×N matrix).
+#[must_use]
+pub fn pairs_within(
+    features: &[f32],
+    dim: usize,
+    floor: f32,
+    clusters: &KMeans,
+    device: &Device,
+) -> Vec<Pair> {
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters.k];
     for (row, &c) in clusters.assignment.iter().enumerate() {
         members[c as usize].push(row as u32);
@@ -89,7 +103,7 @@ pub fn run(features: &[f32], dim: usize, floor: f32, k: usize, device: &Device) 
         }
     }
     pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
-    SemDeDup { clusters, pairs }
+    pairs
 }
 
 impl SemDeDup {

@@ -18,7 +18,7 @@ use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions, KeeperFacts};
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
-use crate::analysis::{pca, phash};
+use crate::analysis::{kmeans, pca, phash, semdedup, umap};
 use crate::dataset::{self, DecodeLimits, captions};
 use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
 use crate::progress::{Progress, ProgressEvent, Stage};
@@ -335,14 +335,40 @@ pub fn analyze(
         Some(s) => (s.images.as_slice(), s.dim),
         None => (builtin.as_slice(), FEATURE_DIM),
     };
+    let n = readable.len();
     let digest = neighbours::digest(features, dim, knn::STORED_NEIGHBOURS);
+    // One k-means clustering of the features, shared by the IVF index, SemDeDup and the
+    // keeper policies; cached with SemDeDup's pairs.
+    progress.send(ProgressEvent::Started {
+        stage: Stage::Dedup,
+        total: records.len() as u64,
+    });
+    let cached = store::clusters::load(root, &digest);
+    let mut clusters_changed = cached.is_none();
+    let (clusters, cached_pairs) = match cached {
+        Some(c) => (c.clusters, c.pairs),
+        None => {
+            let params = kmeans::Params {
+                metric: kmeans::Metric::Cosine,
+                ..kmeans::Params::new(n, semdedup::default_clusters(n))
+            };
+            (
+                kmeans::fit_with(features, dim, &params, &device.device),
+                None,
+            )
+        }
+    };
+    if progress.is_cancelled() {
+        return Err(PipelineError::Cancelled);
+    }
     let (graph, neighbours_cached) = if let Some(graph) = neighbours::load(root, &digest) {
         (graph, true)
     } else {
-        let graph = knn::exact(
+        let graph = knn::graph(
             features,
             dim,
             knn::STORED_NEIGHBOURS,
+            Some(&clusters),
             &device.device,
             progress,
         );
@@ -353,24 +379,29 @@ pub fn analyze(
         (graph, false)
     };
 
-    progress.send(ProgressEvent::Started {
-        stage: Stage::Dedup,
-        total: records.len() as u64,
-    });
     // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP embeddings,
     // star-linked from the largest images (the usual keepers) outwards.
     let mut semantic_pairs = None;
+    let mut pairs_to_cache = cached_pairs.clone();
     let links = if semantic.is_some() {
         let threshold = options.models.semantic_threshold;
-        let floor = threshold.min(crate::analysis::semdedup::DEFAULT_FLOOR);
-        let n = readable.len();
-        let found = crate::analysis::semdedup::run(
-            features,
-            dim,
-            floor,
-            crate::analysis::semdedup::default_clusters(n),
-            &device.device,
-        );
+        let floor = threshold.min(semdedup::DEFAULT_FLOOR);
+        let pairs = match cached_pairs {
+            Some((cached_floor, pairs)) if cached_floor <= floor => pairs
+                .into_iter()
+                .filter(|p| p.similarity >= floor)
+                .collect(),
+            _ => {
+                clusters_changed = true;
+                let pairs = semdedup::pairs_within(features, dim, floor, &clusters, &device.device);
+                pairs_to_cache = Some((floor, pairs.clone()));
+                pairs
+            }
+        };
+        let found = semdedup::SemDeDup {
+            clusters: clusters.clone(),
+            pairs,
+        };
         let pixels = |p: u32| {
             records[readable[p as usize] as usize]
                 .facts()
@@ -392,6 +423,17 @@ pub fn analyze(
     } else {
         Vec::new()
     };
+    if clusters_changed {
+        store::clusters::save(
+            root,
+            &digest,
+            &store::clusters::Cached {
+                clusters: clusters.clone(),
+                pairs: pairs_to_cache,
+            },
+        )
+        .map_err(write_err("the cluster cache"))?;
+    }
     let groups = dedup::group_with(&content, &phashes, options.max_distance, &links);
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
@@ -433,7 +475,31 @@ pub fn analyze(
         stage: Stage::Layout,
         total: 0,
     });
-    let layout = pca::project_2d(features, dim, &device.device);
+    let layout_digest = {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&digest);
+        hasher.update(format!("{:?}", umap::Params::default()).as_bytes());
+        *hasher.finalize().as_bytes()
+    };
+    let layout = match store::clusters::load_layout(root, &layout_digest, n) {
+        Some(layout) => layout,
+        None => {
+            let init = pca::project_2d(features, dim, &device.device);
+            let layout = umap::layout(
+                &graph,
+                &init,
+                &umap::Params::default(),
+                &device.device,
+                progress,
+            );
+            if progress.is_cancelled() {
+                return Err(PipelineError::Cancelled);
+            }
+            store::clusters::save_layout(root, &layout_digest, &layout)
+                .map_err(write_err("the layout cache"))?;
+            layout
+        }
+    };
     progress.send(ProgressEvent::Finished {
         stage: Stage::Layout,
     });
@@ -457,6 +523,12 @@ pub fn analyze(
     let mut rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
     if let Some(semantic) = &semantic {
         add_semantic_columns(&mut rows, semantic);
+    }
+    let centrality = centroid_similarities(features, dim, &clusters);
+    for (p, &row) in readable.iter().enumerate() {
+        let report = &mut rows[row as usize];
+        report.cluster = clusters.assignment.get(p).map(|&c| i64::from(c));
+        report.centroid_similarity = centrality.get(p).copied();
     }
     for (row, report) in rows.iter_mut().enumerate() {
         if report.status == "ok" {
@@ -667,6 +739,25 @@ fn add_semantic_columns(rows: &mut [ReportRow], semantic: &semantic::Semantic) {
             report.label_margin = Some(scores.margin);
         }
     }
+}
+
+/// Each row's cosine similarity to the centre of its cluster.
+fn centroid_similarities(features: &[f32], dim: usize, clusters: &kmeans::KMeans) -> Vec<f32> {
+    let norms: Vec<f32> = clusters
+        .centroids
+        .chunks_exact(dim)
+        .map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12))
+        .collect();
+    features
+        .par_chunks_exact(dim)
+        .zip(&clusters.assignment)
+        .map(|(row, &c)| {
+            let c = c as usize;
+            let centre = &clusters.centroids[c * dim..(c + 1) * dim];
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter().zip(centre).map(|(a, b)| a * b).sum::<f32>() / (norm * norms[c])
+        })
+        .collect()
 }
 
 /// The readable rows and their features, row after row (`readable.len() × FEATURE_DIM`).

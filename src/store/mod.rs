@@ -3,10 +3,12 @@
 
 pub mod atomic;
 pub mod cache;
+pub mod clusters;
 mod columns;
 pub mod embeddings;
 pub mod keeplist;
 pub mod neighbours;
+pub mod npy;
 pub mod report;
 pub mod session;
 pub mod vectors;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
 use eframe::egui_wgpu::{self, wgpu};
+use rayon::prelude::*;
 
 use crate::render::gpu::{
     self, ATLAS_CELLS, CELL_SIDE, CameraUniform, NO_POINT, OPTION_DIM_DROPPED, SpriteInstance,
@@ -140,7 +141,18 @@ pub struct MapView {
     /// Sprites drawn last frame (points with their thumbnail on the map).
     pub sprites_drawn: usize,
     sprite_side_pts: f32,
+    morph: Option<Morph>,
 }
+
+/// A running transition of every point from an earlier layout to the collection's own (the
+/// preview's PCA map turning into the final UMAP map).
+struct Morph {
+    from: Vec<[f32; 2]>,
+    start: Instant,
+}
+
+/// How long a layout transition takes.
+const MORPH_SECS: f32 = 1.5;
 
 impl std::fmt::Debug for MapView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,7 +230,77 @@ impl MapView {
             atlas: Atlas::default(),
             sprites_drawn: 0,
             sprite_side_pts: 0.0,
+            morph: None,
         }
+    }
+
+    /// Starts a transition from `from` (each point's earlier position, `None` for points
+    /// that had none) to the collection's layout. The earlier layout is first scaled onto
+    /// the new one's bounds, so only the shape changes.
+    pub fn morph_from(&mut self, from: &[Option<[f32; 2]>], collection: &Collection) {
+        let to = &collection.positions;
+        let bounds = |points: &mut dyn Iterator<Item = [f32; 2]>| {
+            points.fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, p| {
+                [
+                    b[0].min(p[0]),
+                    b[1].min(p[1]),
+                    b[2].max(p[0]),
+                    b[3].max(p[1]),
+                ]
+            })
+        };
+        let old = bounds(&mut from.iter().flatten().copied());
+        let new = bounds(&mut to.iter().copied());
+        if from.len() != to.len() || old[0] > old[2] || new[0] > new[2] {
+            return;
+        }
+        let axis = |v: f32, a: usize| {
+            let span = (old[a + 2] - old[a]).max(1e-6);
+            new[a] + (v - old[a]) / span * (new[a + 2] - new[a])
+        };
+        let start: Vec<[f32; 2]> = from
+            .iter()
+            .zip(to.iter())
+            .map(|(f, t)| f.map_or(*t, |f| [axis(f[0], 0), axis(f[1], 1)]))
+            .collect();
+        if start.iter().zip(to.iter()).all(|(a, b)| a == b) {
+            return;
+        }
+        self.positions.set(start.clone());
+        self.morph = Some(Morph {
+            from: start,
+            start: Instant::now(),
+        });
+    }
+
+    /// Whether a layout transition is running.
+    #[must_use]
+    pub fn morphing(&self) -> bool {
+        self.morph.is_some()
+    }
+
+    /// Advances the layout transition by one frame.
+    fn step_morph(&mut self, ctx: &egui::Context, collection: &Collection) {
+        let Some(morph) = &self.morph else {
+            return;
+        };
+        let t = morph.start.elapsed().as_secs_f32() / MORPH_SECS;
+        if t >= 1.0 {
+            self.morph = None;
+            self.positions.generation += 1;
+            self.positions.data = Arc::clone(&collection.positions);
+            return;
+        }
+        // Smoothstep: starts and ends at rest.
+        let e = t * t * (3.0 - 2.0 * t);
+        let now: Vec<[f32; 2]> = morph
+            .from
+            .par_iter()
+            .zip(collection.positions.par_iter())
+            .map(|(a, b)| [a[0] + (b[0] - a[0]) * e, a[1] + (b[1] - a[1]) * e])
+            .collect();
+        self.positions.set(now);
+        ctx.request_repaint();
     }
 
     /// Keeps the view settings of `previous` (the map this one replaces) and its camera when
@@ -339,6 +421,7 @@ impl MapView {
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
         let mut out = MapResponse::default();
         self.animate(ui.ctx());
+        self.step_morph(ui.ctx(), collection);
         self.handle_input(ui, &response, grid, collection, &mut out);
 
         // Hover: the nearest point within 8 UI points.

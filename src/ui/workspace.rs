@@ -403,6 +403,17 @@ impl Workspace {
         };
         self.counts = self.decisions.counts(&self.collection);
         self.map.continue_from(&previous.map, &self.collection);
+        let index: std::collections::HashMap<String, u32> = (0..previous.collection.len())
+            .map(|i| (previous.collection.path(i), i as u32))
+            .collect();
+        let from: Vec<Option<[f32; 2]>> = (0..self.collection.len())
+            .map(|i| {
+                index
+                    .get(&self.collection.path(i))
+                    .map(|&p| previous.collection.positions[p as usize])
+            })
+            .collect();
+        self.map.morph_from(&from, &self.collection);
         self.mode = previous.mode;
         self.measure = previous.measure;
         self.quality_threshold = previous.quality_threshold;
