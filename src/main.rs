@@ -33,6 +33,37 @@ struct Cli {
     /// embeddings, and the app gets a text search box.
     #[arg(long, value_name = "CLIP_DIR")]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    embeddings: EmbeddingArgs,
+}
+
+/// Embeddings computed elsewhere.
+#[derive(Args, Debug, Clone, Default)]
+struct EmbeddingArgs {
+    /// Embeddings computed elsewhere instead of a model: a parquet file with columns `path`
+    /// (relative to DIR) and `embedding` (list of floats), or a `.npy` matrix with its paths
+    /// in --embedding-paths. Rows whose image is not on disk are still analysed and mapped.
+    #[arg(long, value_name = "FILE")]
+    embeddings: Option<PathBuf>,
+    /// The paths of a `.npy` --embeddings matrix, one per line in row order (default: the
+    /// matrix' name with `.txt`).
+    #[arg(long, value_name = "FILE", requires = "embeddings")]
+    embedding_paths: Option<PathBuf>,
+}
+
+impl EmbeddingArgs {
+    fn input(&self, model: Option<&Path>) -> Result<Option<pipeline::EmbeddingsInput>> {
+        if self.embeddings.is_some() && model.is_some() {
+            bail!("--embeddings and --model both give the images' embeddings: use one");
+        }
+        Ok(self
+            .embeddings
+            .clone()
+            .map(|file| pipeline::EmbeddingsInput {
+                file,
+                paths: self.embedding_paths.clone(),
+            }))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +95,10 @@ struct StressArgs {
     /// Animate the camera for this many seconds, print frame-time statistics, and quit.
     #[arg(long, value_name = "SECONDS")]
     measure: Option<f32>,
+    /// Real vectors instead of generated points: the whole analysis (k-NN, SemDeDup,
+    /// outliers, UMAP) runs on them first (--points and --seed are then ignored).
+    #[command(flatten)]
+    embeddings: EmbeddingArgs,
 }
 
 #[derive(Args, Debug)]
@@ -80,6 +115,8 @@ struct AnalyzeArgs {
     common: CommonArgs,
     #[command(flatten)]
     models: ModelArgs,
+    #[command(flatten)]
+    embeddings: EmbeddingArgs,
     /// A CSV of `path,label` lines (label `good` or `bad`): the ensemble score is then a
     /// logistic model of every operator fitted on these images, and its weights are
     /// printed.
@@ -259,7 +296,8 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
-        return open_app(launch, cli.device, cli.model);
+        let embeddings = cli.embeddings.input(cli.model.as_deref())?;
+        return open_app(launch, cli.device, cli.model, embeddings);
     };
     match command {
         Command::Stress(args) => {
@@ -273,8 +311,10 @@ fn run() -> Result<()> {
                     points: args.points,
                     seed: args.seed,
                     measure_seconds: args.measure,
+                    vectors: args.embeddings.input(None)?,
                 },
                 DeviceChoice::Auto,
+                None,
                 None,
             )?;
         }
@@ -283,12 +323,15 @@ fn run() -> Result<()> {
                 Some(file) => read_labels(file)?,
                 None => Vec::new(),
             };
+            let models = args.models.options()?;
+            let embeddings = args.embeddings.input(models.clip.as_deref())?;
             let analysis = run_analysis_with(
                 &args.dir,
                 &args.common,
                 args.report.clone(),
-                args.models.options()?,
+                models,
                 labels,
+                embeddings,
             )?;
             if let Some(path) = &args.keep_list {
                 write_keep_list(&analysis, path)?;
@@ -318,18 +361,29 @@ fn run() -> Result<()> {
                     "\nopening the app on {} (close the window to finish)",
                     args.dir.display()
                 );
-                open_app(Launch::Folder(args.dir.clone()), args.common.device, None)?;
+                open_app(
+                    Launch::Folder(args.dir.clone()),
+                    args.common.device,
+                    None,
+                    None,
+                )?;
             }
         }
     }
     Ok(())
 }
 
-fn open_app(launch: Launch, device: DeviceChoice, model: Option<PathBuf>) -> Result<()> {
+fn open_app(
+    launch: Launch,
+    device: DeviceChoice,
+    model: Option<PathBuf>,
+    embeddings: Option<pipeline::EmbeddingsInput>,
+) -> Result<()> {
     let config = AppConfig {
         launch,
         device,
         model,
+        embeddings,
         ..AppConfig::default()
     };
     curate::ui::run(config).map_err(anyhow::Error::msg)?;
@@ -342,7 +396,7 @@ fn run_analysis(
     report: Option<PathBuf>,
     models: pipeline::semantic::ModelOptions,
 ) -> Result<Analysis> {
-    run_analysis_with(dir, common, report, models, Vec::new())
+    run_analysis_with(dir, common, report, models, Vec::new(), None)
 }
 
 /// `path,label` lines, label `good`/`bad` (or `0`/`1`); a header line is allowed.
@@ -383,9 +437,11 @@ fn run_analysis_with(
     report: Option<PathBuf>,
     models: pipeline::semantic::ModelOptions,
     quality_labels: Vec<(String, bool)>,
+    embeddings: Option<pipeline::EmbeddingsInput>,
 ) -> Result<Analysis> {
     let options = Options {
         models,
+        embeddings,
         quality_labels,
         max_distance: common.phash_distance,
         outlier_score: common.outlier_score,
@@ -471,6 +527,12 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
         println!(
             "  captions   {:>8}   groups of near-identical captions",
             s.caption_groups
+        );
+    }
+    if let Some(file) = &s.embeddings {
+        println!(
+            "  embeddings {file}  ·  rows without an image {}  ·  semantic duplicates {}",
+            s.vector_only, s.semantic_duplicates
         );
     }
     if let Some(model) = &s.model {

@@ -32,6 +32,7 @@ fn open_with(
         device: DeviceChoice::Cpu,
         remember_recent: false,
         model,
+        embeddings: None,
     };
     let mut harness = Harness::builder()
         .with_size([1400.0, 860.0])

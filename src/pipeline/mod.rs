@@ -55,6 +55,19 @@ pub struct Options {
     pub preview: Option<std::sync::mpsc::Sender<PreviewEvent>>,
     /// Models (`--model`, `--labels`).
     pub models: semantic::ModelOptions,
+    /// Embeddings computed elsewhere (`--embeddings`): they replace the built-in features
+    /// and drive semantic duplicates; rows whose image is not on disk are analysed from
+    /// their vectors alone.
+    pub embeddings: Option<EmbeddingsInput>,
+}
+
+/// Where imported embeddings come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddingsInput {
+    /// A `.parquet` (`path`, `embedding`) or `.npy` file.
+    pub file: PathBuf,
+    /// The paths of a `.npy` matrix, one per line (default: its name with `.txt`).
+    pub paths: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -72,6 +85,7 @@ impl Default for Options {
             compute: None,
             preview: None,
             models: semantic::ModelOptions::default(),
+            embeddings: None,
         }
     }
 }
@@ -140,6 +154,9 @@ pub enum PipelineError {
     /// The model folder could not be loaded.
     #[error(transparent)]
     Model(#[from] crate::embed::weights::ModelError),
+    /// The embeddings file could not be imported.
+    #[error(transparent)]
+    Embeddings(#[from] store::vectors::VectorsError),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -199,6 +216,10 @@ pub struct Summary {
     pub decoded: usize,
     /// Files taken from the cache.
     pub cached: usize,
+    /// Rows of imported embeddings without an image on disk (`--embeddings`).
+    pub vector_only: usize,
+    /// The imported embeddings file (`--embeddings`), if any.
+    pub embeddings: Option<String>,
     /// Whether the neighbour graph came from the cache.
     pub neighbours_cached: bool,
     /// The compute device.
@@ -255,6 +276,13 @@ pub fn analyze(
             Some((model, tokenizer))
         }
     };
+    let imported = match &options.embeddings {
+        None => None,
+        Some(input) => Some(store::vectors::read_embeddings(
+            &input.file,
+            input.paths.as_deref(),
+        )?),
+    };
     progress.send(ProgressEvent::Started {
         stage: Stage::Scan,
         total: 0,
@@ -289,8 +317,17 @@ pub fn analyze(
         .map_err(write_err("the cache index"))?;
     let thumbnail_pack = cache.pack_path();
 
-    let (captions, caption_warnings) = captions::load(root, &scan);
+    let (mut captions, caption_warnings) = captions::load(root, &scan);
     warnings.extend(caption_warnings);
+    let imported_rows = match (&imported, &options.embeddings) {
+        (Some(imported), Some(input)) => {
+            let (rows, notes) = match_embeddings(&mut records, imported, &input.file);
+            captions.resize(records.len(), captions::Caption::default());
+            warnings.extend(notes);
+            Some(rows)
+        }
+        _ => None,
+    };
 
     // Dataset-wide analysis over the readable rows.
     let content: Vec<Option<[u8; 32]>> = records
@@ -298,7 +335,10 @@ pub fn analyze(
         .map(|r| r.facts().map(|f| f.content_hash))
         .collect();
     let phashes: Vec<Option<u64>> = records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
-    let (readable, builtin) = readable_features(&records);
+    let (readable, builtin) = match (&imported, &imported_rows) {
+        (Some(imported), Some(rows)) => imported_features(imported, rows),
+        _ => readable_features(&records),
+    };
     let semantic = match &clip {
         None => None,
         Some((model, tokenizer)) => {
@@ -331,9 +371,10 @@ pub fn analyze(
         )?),
         _ => None,
     };
-    let (features, dim) = match &semantic {
-        Some(s) => (s.images.as_slice(), s.dim),
-        None => (builtin.as_slice(), FEATURE_DIM),
+    let (features, dim) = match (&semantic, &imported) {
+        (Some(s), _) => (s.images.as_slice(), s.dim),
+        (None, Some(imported)) => (builtin.as_slice(), imported.dim),
+        (None, None) => (builtin.as_slice(), FEATURE_DIM),
     };
     let n = readable.len();
     let digest = neighbours::digest(features, dim, knn::STORED_NEIGHBOURS);
@@ -383,7 +424,7 @@ pub fn analyze(
     // star-linked from the largest images (the usual keepers) outwards.
     let mut semantic_pairs = None;
     let mut pairs_to_cache = cached_pairs.clone();
-    let links = if semantic.is_some() {
+    let links = if semantic.is_some() || imported.is_some() {
         let threshold = options.models.semantic_threshold;
         let floor = threshold.min(semdedup::DEFAULT_FLOOR);
         let pairs = match cached_pairs {
@@ -590,7 +631,19 @@ pub fn analyze(
         dup_groups: groups.members.len(),
         kept: decisions.keep.iter().filter(|&&k| k).count(),
         decoded,
-        cached: rows.len() - decoded,
+        cached: records
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::VectorOnly))
+            .count()
+            - decoded,
+        embeddings: options
+            .embeddings
+            .as_ref()
+            .map(|e| e.file.display().to_string()),
+        vector_only: records
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::VectorOnly))
+            .count(),
         neighbours_cached,
         device: device.description,
         elapsed_secs: elapsed,
@@ -760,6 +813,86 @@ fn centroid_similarities(features: &[f32], dim: usize, clusters: &kmeans::KMeans
         .collect()
 }
 
+/// Pairs imported embeddings with the scanned files by relative path. Images on disk
+/// without a vector become `no_embedding` rows (listed, not analysed); vectors without a
+/// file become [`Outcome::VectorOnly`] rows at the end. Returns each row's vector index and
+/// notes for the user.
+fn match_embeddings(
+    records: &mut Vec<FileRecord>,
+    imported: &store::vectors::ImportedEmbeddings,
+    file: &Path,
+) -> (Vec<Option<u32>>, Vec<String>) {
+    let by_path: std::collections::HashMap<&str, u32> = imported
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i as u32))
+        .collect();
+    let mut rows = Vec::with_capacity(records.len() + imported.paths.len());
+    let mut on_disk = std::collections::HashSet::new();
+    let mut missing = 0;
+    for record in records.iter_mut() {
+        let vector = by_path.get(record.rel_path.as_str()).copied();
+        if vector.is_some() {
+            on_disk.insert(record.rel_path.clone());
+        }
+        if vector.is_none() && record.facts().is_some() {
+            missing += 1;
+            record.outcome = Outcome::Failed {
+                kind: "no_embedding".to_owned(),
+                message: format!("no row in {}", file.display()),
+            };
+        }
+        rows.push(vector.filter(|_| record.facts().is_some()));
+    }
+    let mut vector_only = 0;
+    for (i, path) in imported.paths.iter().enumerate() {
+        if !on_disk.contains(path) {
+            vector_only += 1;
+            records.push(FileRecord {
+                rel_path: path.clone(),
+                size: 0,
+                mtime_ns: 0,
+                outcome: Outcome::VectorOnly,
+            });
+            rows.push(Some(i as u32));
+        }
+    }
+    let mut notes = Vec::new();
+    if missing > 0 {
+        notes.push(format!(
+            "{missing} images on disk have no row in {} (status no_embedding: not analysed)",
+            file.display()
+        ));
+    }
+    if vector_only > 0 {
+        notes.push(format!(
+            "{vector_only} rows of {} have no image on disk: analysed and mapped from their vectors alone",
+            file.display()
+        ));
+    }
+    (rows, notes)
+}
+
+/// The rows with an imported vector and their vectors at unit length, row after row.
+fn imported_features(
+    imported: &store::vectors::ImportedEmbeddings,
+    rows: &[Option<u32>],
+) -> (Vec<u32>, Vec<f32>) {
+    let dim = imported.dim;
+    let readable: Vec<u32> = (0..rows.len() as u32)
+        .filter(|&r| rows[r as usize].is_some())
+        .collect();
+    let mut features = Vec::with_capacity(readable.len() * dim);
+    for &row in &readable {
+        let v = rows[row as usize].expect("readable rows have a vector") as usize;
+        let vector = &imported.data[v * dim..(v + 1) * dim];
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        features.extend(vector.iter().map(|x| x / norm));
+    }
+    (readable, features)
+}
+
 /// The readable rows and their features, row after row (`readable.len() × FEATURE_DIM`).
 fn readable_features(records: &[FileRecord]) -> (Vec<u32>, Vec<f32>) {
     let readable: Vec<u32> = (0..records.len() as u32)
@@ -797,6 +930,9 @@ fn judge(
         .iter()
         .zip(&scores)
         .map(|(r, s)| {
+            if matches!(r.outcome, Outcome::VectorOnly) {
+                return Some(KeeperFacts::default());
+            }
             let (f, s) = (r.facts()?, s.as_ref()?);
             Some(KeeperFacts {
                 pixels: u64::from(f.width) * u64::from(f.height),
@@ -970,6 +1106,10 @@ pub(crate) fn build_rows(
             });
             let (status, error) = match &record.outcome {
                 Outcome::Ok(_) => ("ok".to_owned(), None),
+                Outcome::VectorOnly => (
+                    "ok".to_owned(),
+                    Some("not on disk: analysed from its embedding alone".to_owned()),
+                ),
                 Outcome::Failed { kind, message } => (kind.clone(), Some(message.clone())),
             };
             let flags = scores[row].map(|s| {
@@ -1003,7 +1143,8 @@ pub(crate) fn build_rows(
                 keep: decisions.keep[row],
                 drop_reason: reason.map(|r| r.as_str().to_owned()),
                 drop_detail,
-                ood_score: facts.map(|_| ood[row]),
+                ood_score: (facts.is_some() || matches!(record.outcome, Outcome::VectorOnly))
+                    .then(|| ood[row]),
                 quality: scores[row].map(|s| s.values),
                 quality_flags: flags.filter(|f| !f.is_empty()),
                 x: xy[row].map(|p| p[0]),

@@ -70,6 +70,9 @@ pub struct ImageFacts {
 pub enum Outcome {
     /// The image was read.
     Ok(ImageFacts),
+    /// Not a file on disk: a row of imported embeddings (`--embeddings`) whose image is
+    /// elsewhere. Analysed from its vector alone; never cached.
+    VectorOnly,
     /// It could not be: `kind` is the report status, `message` the reason.
     Failed {
         /// Machine-readable kind (see [`crate::dataset::FileError::kind`]).
@@ -98,7 +101,7 @@ impl FileRecord {
     pub fn facts(&self) -> Option<&ImageFacts> {
         match &self.outcome {
             Outcome::Ok(facts) => Some(facts),
-            Outcome::Failed { .. } => None,
+            Outcome::VectorOnly | Outcome::Failed { .. } => None,
         }
     }
 }
@@ -366,6 +369,7 @@ fn index_schema(generation: u64) -> Schema {
 /// cheap, since neither file is decoded.
 fn is_cacheable(record: &FileRecord) -> bool {
     !matches!(&record.outcome, Outcome::Failed { kind, .. } if kind == "non_utf8_name" || kind == "unreadable")
+        && !matches!(record.outcome, Outcome::VectorOnly)
 }
 
 fn write_index(path: &Path, records: &[FileRecord], generation: u64) -> io::Result<()> {
@@ -416,7 +420,7 @@ fn index_batch(
     let (status, error): (Vec<&str>, Vec<Option<&str>>) = records
         .iter()
         .map(|r| match &r.outcome {
-            Outcome::Ok(_) => ("ok", None),
+            Outcome::Ok(_) | Outcome::VectorOnly => ("ok", None),
             Outcome::Failed { kind, message } => (kind.as_str(), Some(message.as_str())),
         })
         .unzip();

@@ -32,6 +32,9 @@ pub enum Launch {
         seed: u64,
         /// Animate the camera for this many seconds, print frame times, and quit.
         measure_seconds: Option<f32>,
+        /// Real vectors instead of generated points: analysed (as rows without images) in a
+        /// scratch folder, then shown.
+        vectors: Option<crate::pipeline::EmbeddingsInput>,
     },
 }
 
@@ -46,6 +49,8 @@ pub struct AppConfig {
     pub remember_recent: bool,
     /// A CLIP folder for the analysis (map, outliers, semantic duplicates) and text search.
     pub model: Option<PathBuf>,
+    /// Embeddings computed elsewhere, instead of a model (`--embeddings`).
+    pub embeddings: Option<crate::pipeline::EmbeddingsInput>,
 }
 
 impl Default for AppConfig {
@@ -55,6 +60,7 @@ impl Default for AppConfig {
             device: DeviceChoice::Auto,
             remember_recent: true,
             model: None,
+            embeddings: None,
         }
     }
 }
@@ -205,8 +211,27 @@ impl CurateApp {
                 points,
                 seed,
                 measure_seconds,
+                vectors,
             } => {
-                app.job = Some(Job::synthetic(points, seed));
+                app.job = Some(match vectors {
+                    None => Job::synthetic(points, seed),
+                    Some(input) => {
+                        // A scratch folder per vectors file: its caches make a rerun fast.
+                        let key = blake3::hash(input.file.to_string_lossy().as_bytes());
+                        let scratch = std::env::temp_dir()
+                            .join(format!("curate-stress-{}", &key.to_hex()[..16]));
+                        if let Err(err) = std::fs::create_dir_all(&scratch) {
+                            app.error = Some(format!("cannot create {}: {err}", scratch.display()));
+                        }
+                        let options = Options {
+                            device: app.config.device,
+                            compute: app.compute.clone(),
+                            embeddings: Some(input),
+                            ..Options::default()
+                        };
+                        Job::analyze(scratch, options)
+                    }
+                });
                 app.stress = measure_seconds.map(|seconds| StressRun {
                     seconds,
                     started: None,
@@ -252,6 +277,7 @@ impl CurateApp {
                 clip: self.config.model.clone(),
                 ..crate::pipeline::semantic::ModelOptions::default()
             },
+            embeddings: self.config.embeddings.clone(),
             ..Options::default()
         };
         self.job = Some(Job::analyze(dir, options));

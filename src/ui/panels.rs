@@ -493,10 +493,16 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         return;
     };
     let i = point as usize;
-    full_image(ui, ws, point);
+    // Rows of imported embeddings whose image is elsewhere have no pixels to show.
+    let on_disk = ws.collection.row(i).is_none_or(|r| r.width.is_some());
+    if on_disk {
+        full_image(ui, ws, point);
+    }
     let c = &ws.collection;
     ui.label(RichText::new(c.path(i)).strong());
-    if let Some(row) = c.row(i) {
+    if !on_disk {
+        ui.label(RichText::new("not on disk: analysed and mapped from its embedding alone").weak());
+    } else if let Some(row) = c.row(i) {
         ui.label(format!(
             "{} x {} px · {:.1} KB",
             row.width.unwrap_or(0),
@@ -559,7 +565,11 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         ui.label("outlier score");
         ui.label(format!("{:.3}", c.ood[i]));
         ui.end_row();
-        for (m, name) in SCORE_NAMES.iter().enumerate().take(MEASURES) {
+        for (m, name) in SCORE_NAMES
+            .iter()
+            .enumerate()
+            .take(if on_disk { MEASURES } else { 0 })
+        {
             ui.label(name.replace('_', " "));
             let v = c
                 .row(i)
