@@ -386,18 +386,17 @@ pub fn analyze(
     });
     let cached = store::clusters::load(root, &digest);
     let mut clusters_changed = cached.is_none();
-    let (clusters, cached_pairs) = match cached {
-        Some(c) => (c.clusters, c.pairs),
-        None => {
-            let params = kmeans::Params {
-                metric: kmeans::Metric::Cosine,
-                ..kmeans::Params::new(n, semdedup::default_clusters(n))
-            };
-            (
-                kmeans::fit_with(features, dim, &params, &device.device),
-                None,
-            )
-        }
+    let (clusters, cached_pairs) = if let Some(c) = cached {
+        (c.clusters, c.pairs)
+    } else {
+        let params = kmeans::Params {
+            metric: kmeans::Metric::Cosine,
+            ..kmeans::Params::new(n, semdedup::default_clusters(n))
+        };
+        (
+            kmeans::fit_with(features, dim, &params, &device.device),
+            None,
+        )
     };
     if progress.is_cancelled() {
         return Err(PipelineError::Cancelled);
@@ -522,24 +521,23 @@ pub fn analyze(
         hasher.update(format!("{:?}", umap::Params::default()).as_bytes());
         *hasher.finalize().as_bytes()
     };
-    let layout = match store::clusters::load_layout(root, &layout_digest, n) {
-        Some(layout) => layout,
-        None => {
-            let init = pca::project_2d(features, dim, &device.device);
-            let layout = umap::layout(
-                &graph,
-                &init,
-                &umap::Params::default(),
-                &device.device,
-                progress,
-            );
-            if progress.is_cancelled() {
-                return Err(PipelineError::Cancelled);
-            }
-            store::clusters::save_layout(root, &layout_digest, &layout)
-                .map_err(write_err("the layout cache"))?;
-            layout
+    let layout = if let Some(layout) = store::clusters::load_layout(root, &layout_digest, n) {
+        layout
+    } else {
+        let init = pca::project_2d(features, dim, &device.device);
+        let layout = umap::layout(
+            &graph,
+            &init,
+            &umap::Params::default(),
+            &device.device,
+            progress,
+        );
+        if progress.is_cancelled() {
+            return Err(PipelineError::Cancelled);
         }
+        store::clusters::save_layout(root, &layout_digest, &layout)
+            .map_err(write_err("the layout cache"))?;
+        layout
     };
     progress.send(ProgressEvent::Finished {
         stage: Stage::Layout,

@@ -263,7 +263,9 @@ impl MapView {
             .zip(to.iter())
             .map(|(f, t)| f.map_or(*t, |f| [axis(f[0], 0), axis(f[1], 1)]))
             .collect();
-        if start.iter().zip(to.iter()).all(|(a, b)| a == b) {
+        // Nothing moves more than a hair: no transition.
+        let still = |a: &[f32; 2], b: &[f32; 2]| (a[0] - b[0]).abs() + (a[1] - b[1]).abs() < 1e-6;
+        if start.iter().zip(to.iter()).all(|(a, b)| still(a, b)) {
             return;
         }
         self.positions.set(start.clone());

@@ -562,19 +562,17 @@ impl Workspace {
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             if let Source::Dataset { rows, .. } = &*source {
-                let rows = match &pairs {
-                    Some(pairs) => crate::pipeline::semantic::regroup(
+                let rows = if let Some(pairs) = &pairs {
+                    crate::pipeline::semantic::regroup(
                         rows,
                         pairs,
                         threshold,
                         policy,
                         learned.as_deref(),
-                    ),
-                    None => {
-                        let groups = crate::pipeline::rekeep::groups(rows);
-                        crate::pipeline::rekeep::redecide(rows, &groups, policy, learned.as_deref())
-                            .0
-                    }
+                    )
+                } else {
+                    let groups = crate::pipeline::rekeep::groups(rows);
+                    crate::pipeline::rekeep::redecide(rows, &groups, policy, learned.as_deref()).0
                 };
                 send.send(rows).ok();
             }
