@@ -257,7 +257,8 @@ def run_peers(args, x):
             ).fit_transform(rows)
 
         log("umap-learn (warm-up on 5,000 rows for numba, then the timed fit)")
-        _, peers["umap_warmup_s"] = timed("umap-learn warm-up", lambda: fit(x[: min(n, UMAP_WARMUP_ROWS)]))
+        peers["umap_warmup_rows"] = min(n, UMAP_WARMUP_ROWS)
+        _, peers["umap_warmup_s"] = timed("umap-learn warm-up", lambda: fit(x[: peers["umap_warmup_rows"]]))
         layout, peers["umap_s"] = timed("umap-learn fit_transform", lambda: fit(x))
     return peers, truth, layout
 
@@ -332,7 +333,7 @@ def table(result):
         ratio_text = f"{ratio:9.1f}×" if ratio is not None else f"{'-':>10s}"
         lines.append(f"{task:26s} {peer:14s} {peer_s:9.2f} {ours_text} {ratio_text}")
     if "umap_warmup_s" in peers:
-        lines.append(f"  umap-learn warm-up on {UMAP_WARMUP_ROWS:,} rows (numba JIT), not in the figure above: {peers['umap_warmup_s']:.1f} s")
+        lines.append(f"  umap-learn warm-up on {peers.get('umap_warmup_rows', UMAP_WARMUP_ROWS):,} rows (numba JIT), not in the figure above: {peers['umap_warmup_s']:.1f} s")
     if ours.get("umap_s") is not None and ours.get("umap_total_s") is not None:
         graph_s = ours.get("graph_s", ours["umap_total_s"] - ours["umap_s"])
         lines.append(f"  ours: k-NN graph {graph_s:.2f} s + PCA and layout {ours['umap_s']:.2f} s")
@@ -340,8 +341,8 @@ def table(result):
     q = result["quality"]
     lines += ["", "quality"]
 
-    def line(label, value, note=""):
-        text = f"{value:.4f}" if isinstance(value, float) else "-"
+    def line(label, value, note="", signed=False):
+        text = (f"{value:+.4f}" if signed else f"{value:.4f}") if isinstance(value, float) else "-"
         lines.append(f"  {label:44s} {text:>8s}  {note}")
 
     line("recall@k ours exact vs sklearn", q.get("recall_ours_exact"), "(≈ 1.0)")
@@ -357,7 +358,7 @@ def table(result):
         line(f"trustworthiness@10 ours ({q['trust_sample']} rows)", q.get("trust_ours"))
         if "trust_delta" in q:
             verdict = "pass" if q["trust_ok"] else "FAIL"
-            line("ours − umap-learn", q["trust_delta"], f"{verdict} (ours ≥ theirs − 0.02)")
+            line("ours − umap-learn", q["trust_delta"], f"{verdict} (ours ≥ theirs − 0.02)", signed=True)
     if "umap_speedup" in q:
         verdict = "pass" if q["umap_speedup"] >= 5 else "below target"
         lines.append(f"  UMAP speed-up (umap-learn / ours graph+layout): {q['umap_speedup']:.1f}× ({verdict}; target ≥ 5×)")

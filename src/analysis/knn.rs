@@ -19,8 +19,10 @@ pub const STORED_NEIGHBOURS: usize = 16;
 /// (Sun et al. 2022 use k between 1 and 50; 5 is robust on small data sets).
 pub const DEFAULT_OUTLIER_K: usize = 5;
 
-/// Rows up to which [`graph`] is exact; beyond, it searches an IVF index (measured on a
-/// 2-core CPU, `k` = 16, 512 wide: see the crate's notes for the figures).
+/// Rows up to which [`graph`] is exact; beyond, it searches an IVF index. Measured on a
+/// 2-core CPU (flex), 512 wide, `k` = 16, exact vs IVF including its k-means: 2.7 s vs
+/// 1.3 s at 20k rows, 19 s vs 7 s at 50k, 76 s vs 9 s at 100k, about 2 h (extrapolated)
+/// vs 78 s at 1M.
 pub const EXACT_LIMIT: usize = 50_000;
 /// Rows per IVF list when [`graph`] clusters the rows itself.
 const ROWS_PER_LIST: usize = 1_000;
