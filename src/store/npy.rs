@@ -23,12 +23,12 @@ const MAX_HEADER: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The file does not start with the `.npy` magic.
     #[error("{}: not a NumPy .npy file (it does not start with \\x93NUMPY)", path.display())]
@@ -247,9 +247,9 @@ impl Header {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> NpyError + '_ {
-    move |source| NpyError::Io {
+    move |cause| NpyError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

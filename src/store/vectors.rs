@@ -177,12 +177,12 @@ pub enum RowProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum VectorsError {
     /// The file could not be opened or read.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {cause}", file.display())]
     Io {
         /// The file.
         file: PathBuf,
         /// What the system said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The file name ends neither in `.parquet` nor in `.npy`.
     #[error("{}: embeddings must be a .parquet or a .npy file", file.display())]
@@ -390,9 +390,9 @@ fn read_npy(
 /// One relative path per line (UTF-8, `\n` or `\r\n`, a final newline optional), checked
 /// and normalised.
 fn read_paths_file(file: &Path) -> Result<Vec<String>, VectorsError> {
-    let bytes = std::fs::read(file).map_err(|source| VectorsError::Io {
+    let bytes = std::fs::read(file).map_err(|cause| VectorsError::Io {
         file: file.to_owned(),
-        source,
+        cause,
     })?;
     let line_error = |line, reason: String| VectorsError::PathLine {
         file: file.to_owned(),
@@ -432,9 +432,9 @@ fn read_parquet(file: &Path) -> Result<(Vec<String>, usize, Vec<f32>), VectorsEr
         file: file.to_owned(),
         reason: e.to_string(),
     };
-    let handle = std::fs::File::open(file).map_err(|source| VectorsError::Io {
+    let handle = std::fs::File::open(file).map_err(|cause| VectorsError::Io {
         file: file.to_owned(),
-        source,
+        cause,
     })?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(handle).map_err(|e| parquet_error(&e))?;
