@@ -109,10 +109,7 @@ fn once() {
     let features = clustered(n, 7);
     timed("generate", start);
     let start = Instant::now();
-    let params = kmeans::Params {
-        metric: kmeans::Metric::Cosine,
-        ..kmeans::Params::new(n, semdedup::default_clusters(n))
-    };
+    let params = kmeans::Params::spherical(n, semdedup::default_clusters(n));
     let clusters = kmeans::fit_with(&features, DIM, &params, &device);
     timed(&format!("k-means (k = {})", clusters.k), start);
     let start = Instant::now();
@@ -165,10 +162,7 @@ fn peers(input: &Path, out: &Path) {
     npy::write_i32(&out.join("knn_exact.npy"), &[n, k], &as_i32(&exact)).expect("write");
 
     let start = Instant::now();
-    let params = kmeans::Params {
-        metric: kmeans::Metric::Cosine,
-        ..kmeans::Params::new(n, clusters_k)
-    };
+    let params = kmeans::Params::spherical(n, clusters_k);
     let clusters = kmeans::fit_with(&features, dim, &params, &device);
     let kmeans_s = start.elapsed().as_secs_f64();
     // Inertia as faiss reports it: squared L2 to the nearest centroid, summed.
@@ -223,10 +217,7 @@ fn benches(c: &mut Criterion) {
     let n = rows_from_env();
     let device = Device::flex();
     let features = clustered(n, 7);
-    let params = kmeans::Params {
-        metric: kmeans::Metric::Cosine,
-        ..kmeans::Params::new(n, semdedup::default_clusters(n))
-    };
+    let params = kmeans::Params::spherical(n, semdedup::default_clusters(n));
     let clusters = kmeans::fit_with(&features, DIM, &params, &device);
     let graph = knn::graph(
         &features,

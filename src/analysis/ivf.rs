@@ -285,7 +285,7 @@ fn upload(rows: Vec<f32>, dim: usize, device: &Device) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::kmeans::{Metric, Params, tests::clustered_unit_rows};
+    use crate::analysis::kmeans::{Params, tests::clustered_unit_rows};
     use crate::analysis::knn;
 
     /// Mean share of the exact `k` nearest found among the approximate `k` nearest.
@@ -332,10 +332,7 @@ mod tests {
     fn indexed(n: usize) -> (Vec<f32>, Ivf) {
         let (dim, nlist) = (64, 200);
         let features = clustered_unit_rows(n, dim, 50, 2.0, 9);
-        let params = Params {
-            metric: Metric::Cosine,
-            ..Params::new(n, nlist)
-        };
+        let params = Params::spherical(n, nlist);
         let clusters = kmeans::fit_with(&features, dim, &params, &Device::flex());
         let ivf = Ivf::build(&features, dim, clusters);
         (features, ivf)
@@ -387,10 +384,7 @@ mod tests {
         let (n, dim) = (20_000, 64);
         let all = clustered_unit_rows(n + 1_000, dim, 50, 2.0, 9);
         let (features, queries) = all.split_at(n * dim);
-        let params = Params {
-            metric: Metric::Cosine,
-            ..Params::new(n, 200)
-        };
+        let params = Params::spherical(n, 200);
         let device = Device::flex();
         let ivf = Ivf::build(
             features,
@@ -409,10 +403,7 @@ mod tests {
         let (n, dim) = (2_000, 16);
         let features = clustered_unit_rows(n, dim, 8, 2.0, 4);
         let device = Device::flex();
-        let params = Params {
-            metric: Metric::Cosine,
-            ..Params::new(n, 10)
-        };
+        let params = Params::spherical(n, 10);
         let ivf = Ivf::build(
             &features,
             dim,

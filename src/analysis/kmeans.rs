@@ -81,6 +81,16 @@ pub struct Params {
 }
 
 impl Params {
+    /// [`Self::new`] with the cosine metric (spherical k-means of unit rows): the clustering
+    /// SemDeDup, the IVF index and the keeper policies share.
+    #[must_use]
+    pub fn spherical(rows: usize, k: usize) -> Self {
+        Self {
+            metric: Metric::Cosine,
+            ..Self::new(rows, k)
+        }
+    }
+
     /// Parameters for `k` clusters of `rows` rows: [`Self::lloyd`] up to
     /// [`MINI_BATCH_ABOVE`] rows, [`Self::mini_batch`] beyond. L2 metric, a fixed seed.
     #[must_use]

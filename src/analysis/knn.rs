@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::ivf::{DEFAULT_NPROBE, Ivf};
-use super::kmeans::{self, KMeans, Metric, Params};
+use super::kmeans::{self, KMeans, Params};
 use crate::progress::{Progress, ProgressEvent, Stage};
 
 /// Neighbours kept per image: enough to skip an image's own duplicates and still have
@@ -171,10 +171,7 @@ fn approximate(
     let clusters = match clusters {
         Some(c) if c.dim == dim && c.assignment.len() == n => c.clone(),
         _ => {
-            let params = Params {
-                metric: Metric::Cosine,
-                ..Params::new(n, (n / ROWS_PER_LIST).max(1))
-            };
+            let params = Params::spherical(n, (n / ROWS_PER_LIST).max(1));
             kmeans::fit_with(features, dim, &params, device)
         }
     };

@@ -389,10 +389,7 @@ pub fn analyze(
     let (clusters, cached_pairs) = if let Some(c) = cached {
         (c.clusters, c.pairs)
     } else {
-        let params = kmeans::Params {
-            metric: kmeans::Metric::Cosine,
-            ..kmeans::Params::new(n, semdedup::default_clusters(n))
-        };
+        let params = kmeans::Params::spherical(n, semdedup::default_clusters(n));
         (
             kmeans::fit_with(features, dim, &params, &device.device),
             None,

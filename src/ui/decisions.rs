@@ -282,9 +282,7 @@ impl Decisions {
     #[must_use]
     pub fn from_session(session: &Session, collection: &Collection) -> (Self, usize) {
         let mut decisions = Self::new(collection.len());
-        let index: HashMap<String, u32> = (0..collection.len())
-            .map(|i| (collection.path(i), i as u32))
-            .collect();
+        let index = collection.point_index();
         let mut unknown = 0;
         for (path, decision) in &session.decisions {
             if let Some(&point) = index.get(path) {

@@ -340,9 +340,7 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         Some(Ok(saved)) => {
             let (decisions, unknown) = Decisions::from_session(&saved, &collection);
             if !saved.quality_labels.is_empty() {
-                let index: std::collections::HashMap<String, u32> = (0..collection.len())
-                    .map(|i| (collection.path(i), i as u32))
-                    .collect();
+                let index = collection.point_index();
                 for (path, label) in &saved.quality_labels {
                     match index.get(path) {
                         Some(&p) => {

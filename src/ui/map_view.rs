@@ -147,7 +147,7 @@ pub struct MapView {
 /// A running transition of every point from an earlier layout to the collection's own (the
 /// preview's PCA map turning into the final UMAP map).
 struct Morph {
-    from: Vec<[f32; 2]>,
+    from: Arc<Vec<[f32; 2]>>,
     start: Instant,
 }
 
@@ -268,9 +268,9 @@ impl MapView {
         if start.iter().zip(to.iter()).all(|(a, b)| still(a, b)) {
             return;
         }
-        self.positions.set(start.clone());
+        self.positions.set(start);
         self.morph = Some(Morph {
-            from: start,
+            from: Arc::clone(&self.positions.data),
             start: Instant::now(),
         });
     }

@@ -286,6 +286,13 @@ impl Collection {
         }
     }
 
+    /// Every point by relative path (to carry things that are kept by path, such as saved
+    /// decisions, labels and selections, over to this collection).
+    #[must_use]
+    pub fn point_index(&self) -> std::collections::HashMap<String, u32> {
+        (0..self.len()).map(|i| (self.path(i), i as u32)).collect()
+    }
+
     /// The relative path of point `i` (a made-up one in stress mode).
     #[must_use]
     pub fn path(&self, i: usize) -> String {

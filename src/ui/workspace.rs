@@ -403,16 +403,15 @@ impl Workspace {
         };
         self.counts = self.decisions.counts(&self.collection);
         self.map.continue_from(&previous.map, &self.collection);
-        let index: std::collections::HashMap<String, u32> = (0..previous.collection.len())
-            .map(|i| (previous.collection.path(i), i as u32))
-            .collect();
-        let from: Vec<Option<[f32; 2]>> = (0..self.collection.len())
-            .map(|i| {
-                index
-                    .get(&self.collection.path(i))
-                    .map(|&p| previous.collection.positions[p as usize])
-            })
-            .collect();
+        // Points of the previous collection, found here by path.
+        let index = self.collection.point_index();
+        let here = |p: u32| index.get(&previous.collection.path(p as usize)).copied();
+        let mut from = vec![None; self.collection.len()];
+        for (p, &position) in previous.collection.positions.iter().enumerate() {
+            if let Some(q) = here(p as u32) {
+                from[q as usize] = Some(position);
+            }
+        }
         self.map.morph_from(&from, &self.collection);
         self.mode = previous.mode;
         self.measure = previous.measure;
@@ -424,17 +423,10 @@ impl Workspace {
         self.left = previous.left;
         self.right = previous.right;
         if !previous.quality_labels.is_empty() {
-            let index: std::collections::HashMap<String, u32> = (0..self.collection.len())
-                .map(|i| (self.collection.path(i), i as u32))
-                .collect();
             self.quality_labels = previous
                 .quality_labels
                 .iter()
-                .filter_map(|(&p, &bad)| {
-                    index
-                        .get(&previous.collection.path(p as usize))
-                        .map(|&q| (q, bad))
-                })
+                .filter_map(|(&p, &bad)| here(p).map(|q| (q, bad)))
                 .collect();
             self.labels_unsaved = previous.labels_unsaved;
             self.refit();
@@ -450,16 +442,12 @@ impl Workspace {
             self.mode = ColourMode::Groups;
         }
         if !previous.selected.is_empty() || previous.inspected.is_some() {
-            let index: std::collections::HashMap<String, u32> = (0..self.collection.len())
-                .map(|i| (self.collection.path(i), i as u32))
-                .collect();
-            let find = |p: u32| index.get(&previous.collection.path(p as usize)).copied();
             let mut selected: Vec<u32> =
-                previous.selected.iter().filter_map(|&p| find(p)).collect();
+                previous.selected.iter().filter_map(|&p| here(p)).collect();
             selected.sort_unstable();
             self.selected = selected;
             self.selection_generation += 1;
-            self.inspected = previous.inspected.and_then(find);
+            self.inspected = previous.inspected.and_then(here);
         }
     }
 
