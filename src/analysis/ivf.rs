@@ -2,15 +2,18 @@
 //!
 //! Every indexed row sits in the list of its cluster; a query scans only the lists of its
 //! `nprobe` nearest centroids. Work is done list by list, not query by query: the queries
-//! that probe a list form one block that is multiplied by the list's rows (`Q · Mᵀ`, tiled,
-//! on burn), and each query's best `k` are merged on the CPU in parallel. Only tiles of the
-//! feature matrix are copied, so memory stays bounded whatever N is.
+//! that probe a list form one block against the list's rows. On the CPU the list is packed
+//! once and the fused kernel of [`super::topk`] keeps each query's best `k`; on a GPU the
+//! block is multiplied by the list's rows (`Q · Mᵀ`, tiled, on burn) and the tiles are
+//! merged on the CPU in parallel. Only blocks of the feature matrix are copied, so memory
+//! stays bounded whatever N is.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::kmeans::{self, KMeans};
 use super::knn::{Neighbours, merge_row};
+use super::topk::{self, PackedKeys};
 use crate::progress::{Progress, ProgressEvent, Stage};
 
 /// Lists each query scans by default. On clustered unit rows: recall@10 0.96 with lists of
@@ -161,37 +164,54 @@ impl Ivf {
             .collect();
         let total_cost: f64 = cost.iter().sum::<f64>().max(1.0);
         let mut done_cost = 0.0;
+        // On the CPU the fused kernel beats a matrix product plus a merge pass (2.4× at
+        // 8,192 × 1,000 × 512); on a GPU the product runs on the device.
+        let cpu = *device == Device::flex();
         for (c, list) in self.lists.iter().enumerate() {
             let block = &probers[offsets[c]..offsets[c + 1]];
             if list.is_empty() || block.is_empty() {
                 continue;
             }
-            for keys in list.chunks(KEY_BLOCK) {
-                let keys_t = upload(gather(features, dim, keys), dim, device).transpose();
-                let query_block = (TILE_ELEMENTS / keys.len()).clamp(1, QUERY_BLOCK);
-                for rows in block.chunks(query_block) {
-                    if progress.is_cancelled() {
-                        return Neighbours {
+            if cpu {
+                merge_on_cpu(
+                    features,
+                    queries,
+                    dim,
+                    list,
+                    block,
+                    exclude_self,
+                    k,
+                    &mut indices,
+                    &mut similarities,
+                );
+            } else {
+                for keys in list.chunks(KEY_BLOCK) {
+                    let keys_t = upload(gather(features, dim, keys), dim, device).transpose();
+                    let query_block = (TILE_ELEMENTS / keys.len()).clamp(1, QUERY_BLOCK);
+                    for rows in block.chunks(query_block) {
+                        let tile: Vec<f32> = upload(gather(queries, dim, rows), dim, device)
+                            .matmul(keys_t.clone())
+                            .into_data()
+                            .try_into_vec()
+                            .expect("a float tensor downloads as f32");
+                        merge_tile(
+                            rows,
+                            keys,
+                            &tile,
+                            exclude_self,
+                            &mut indices,
+                            &mut similarities,
                             k,
-                            indices,
-                            similarities,
-                        };
+                        );
                     }
-                    let tile: Vec<f32> = upload(gather(queries, dim, rows), dim, device)
-                        .matmul(keys_t.clone())
-                        .into_data()
-                        .try_into_vec()
-                        .expect("a float tensor downloads as f32");
-                    merge_tile(
-                        rows,
-                        keys,
-                        &tile,
-                        exclude_self,
-                        &mut indices,
-                        &mut similarities,
-                        k,
-                    );
                 }
+            }
+            if progress.is_cancelled() {
+                return Neighbours {
+                    k,
+                    indices,
+                    similarities,
+                };
             }
             done_cost += cost[c];
             progress.send(ProgressEvent::Advanced {
@@ -268,6 +288,59 @@ fn merge_tile(
     }
 }
 
+/// Merges the keys `list` (rows of `features`) into the best lists of the queries `block`
+/// (rows of `queries`) with the fused CPU kernel, key block by key block.
+#[allow(clippy::too_many_arguments)]
+fn merge_on_cpu(
+    features: &[f32],
+    queries: &[f32],
+    dim: usize,
+    list: &[u32],
+    block: &[u32],
+    exclude_self: bool,
+    k: usize,
+    indices: &mut [u32],
+    similarities: &mut [f32],
+) {
+    let mut block_indices: Vec<u32> = block
+        .iter()
+        .flat_map(|&q| {
+            indices[q as usize * k..(q as usize + 1) * k]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let mut block_sims: Vec<f32> = block
+        .iter()
+        .flat_map(|&q| {
+            similarities[q as usize * k..(q as usize + 1) * k]
+                .iter()
+                .copied()
+        })
+        .collect();
+    for keys in list.chunks(KEY_BLOCK) {
+        let keys = PackedKeys::pack(features, dim, keys);
+        topk::merge_best(
+            queries,
+            block,
+            exclude_self,
+            &keys,
+            k,
+            &mut block_indices,
+            &mut block_sims,
+        );
+    }
+    for ((&q, best), sims) in block
+        .iter()
+        .zip(block_indices.chunks_exact(k))
+        .zip(block_sims.chunks_exact(k))
+    {
+        let q = q as usize;
+        indices[q * k..(q + 1) * k].copy_from_slice(best);
+        similarities[q * k..(q + 1) * k].copy_from_slice(sims);
+    }
+}
+
 /// Copies the rows `rows` of `source` (`· × dim`) into one block.
 fn gather(source: &[f32], dim: usize, rows: &[u32]) -> Vec<f32> {
     let mut out = vec![0.0_f32; rows.len() * dim];
@@ -329,6 +402,43 @@ mod tests {
 
     /// 20 000 clustered unit rows of width 64 and an index of 200 lists (100 rows each,
     /// smaller than the thousand of [`knn::graph`], which makes probing harder).
+    /// The matrix-product path a GPU takes (lavapipe here) finds what the fused CPU kernel
+    /// finds, for the graph and for held-out queries, and so does exact search.
+    #[test]
+    fn the_device_path_matches_the_cpu_kernel() {
+        let (n, dim, k) = (1_500, 24, 6);
+        let features = clustered_unit_rows(n, dim, 6, 2.0, 5);
+        let queries = clustered_unit_rows(100, dim, 6, 2.0, 6);
+        let cpu = Device::flex();
+        let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let ivf = Ivf::build(
+            &features,
+            dim,
+            kmeans::fit_with(&features, dim, &Params::spherical(n, 12), &cpu),
+        );
+        let silent = Progress::silent();
+        let pairs = [
+            (
+                ivf.graph(&features, k, 3, &cpu, &silent),
+                ivf.graph(&features, k, 3, &gpu, &silent),
+            ),
+            (
+                ivf.search(&features, &queries, k, 3, &cpu),
+                ivf.search(&features, &queries, k, 3, &gpu),
+            ),
+            (
+                knn::exact(&features, dim, k, &cpu, &silent),
+                knn::exact(&features, dim, k, &gpu, &silent),
+            ),
+        ];
+        for (on_cpu, on_gpu) in pairs {
+            assert!(recall(&on_cpu, &on_gpu, k) > 0.995);
+            for (a, b) in on_cpu.similarities.iter().zip(&on_gpu.similarities) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+        }
+    }
+
     fn indexed(n: usize) -> (Vec<f32>, Ivf) {
         let (dim, nlist) = (64, 200);
         let features = clustered_unit_rows(n, dim, 50, 2.0, 9);

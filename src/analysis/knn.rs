@@ -1,15 +1,17 @@
-//! Exact k-nearest neighbours by cosine similarity, as tiled matrix products on burn, and the
-//! outlier score built on them.
+//! Exact k-nearest neighbours by cosine similarity, and the outlier scores built on them.
 //!
-//! The feature matrix goes to the compute device once; blocks of queries are multiplied
-//! against blocks of keys (`Q · Kᵀ`), and each tile's best `k` per row are merged on the CPU
-//! in parallel. Memory stays at one tile, whatever N is.
+//! On the CPU (`flex`) blocks of keys are packed once and every row's best `k` are kept by
+//! the fused kernel of [`super::topk`], which never stores a similarity matrix. On a GPU
+//! the feature matrix goes to the device once, blocks of queries are multiplied against
+//! blocks of keys (`Q · Kᵀ`) there, and each tile's best `k` per row are merged on the CPU
+//! in parallel. Memory stays at one key block or tile, whatever N is.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::ivf::{DEFAULT_NPROBE, Ivf};
 use super::kmeans::{self, KMeans, Params};
+use super::topk::{self, PackedKeys};
 use crate::progress::{Progress, ProgressEvent, Stage};
 
 /// Neighbours kept per image: enough to skip an image's own duplicates and still have
@@ -88,6 +90,42 @@ pub fn exact(
         stage: Stage::Outliers,
         total: n as u64,
     });
+    if *device == Device::flex() {
+        // The fused CPU kernel: no similarity tiles in memory (see `topk`).
+        let rows: Vec<u32> = (0..n as u32).collect();
+        for key_start in (0..n).step_by(KEY_BLOCK) {
+            if progress.is_cancelled() {
+                return Neighbours {
+                    k,
+                    indices: best_indices,
+                    similarities: best_sims,
+                };
+            }
+            let key_end = (key_start + KEY_BLOCK).min(n);
+            let keys = PackedKeys::pack_range(features, dim, key_start, key_end);
+            topk::merge_best(
+                features,
+                &rows,
+                true,
+                &keys,
+                k,
+                &mut best_indices,
+                &mut best_sims,
+            );
+            progress.send(ProgressEvent::Advanced {
+                stage: Stage::Outliers,
+                done: key_end as u64,
+            });
+        }
+        progress.send(ProgressEvent::Finished {
+            stage: Stage::Outliers,
+        });
+        return Neighbours {
+            k,
+            indices: best_indices,
+            similarities: best_sims,
+        };
+    }
     let all = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, dim]), device);
     for key_start in (0..n).step_by(KEY_BLOCK) {
         let key_end = (key_start + KEY_BLOCK).min(n);

@@ -15,4 +15,5 @@ pub mod pca;
 pub mod phash;
 pub mod quality;
 pub mod semdedup;
+pub mod topk;
 pub mod umap;

