@@ -7,7 +7,11 @@
 //! assignment, so that only tiles of the feature matrix are ever copied. Deterministic for a
 //! seed.
 
+// `#[inline(always)]` carries a `pulp` dispatch's SIMD level into the distance loop.
+#![allow(clippy::inline_always)]
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::topk::{self, PackedKeys};
@@ -159,6 +163,7 @@ impl Params {
 
 /// Squared distance in 16 independent lanes, so the compiler vectorises it (a plain
 /// `sum()` of `f32` must add in order, one latency at a time).
+#[inline(always)]
 fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; 16];
     let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
@@ -191,10 +196,8 @@ fn seed(features: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
     let mut centroids = Vec::with_capacity(k * dim);
     let first = (rng.next_u64() % sample.len() as u64) as usize;
     centroids.extend_from_slice(sample[first]);
-    let mut nearest: Vec<f32> = sample
-        .par_iter()
-        .map(|row| squared_distance(row, sample[first]))
-        .collect();
+    let mut nearest = vec![f32::INFINITY; sample.len()];
+    lower_to(&mut nearest, &sample, sample[first]);
     while centroids.len() < k * dim {
         let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
         let pick = if total <= 0.0 {
@@ -211,12 +214,42 @@ fn seed(features: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
         };
         let chosen = sample[pick];
         centroids.extend_from_slice(chosen);
-        nearest
-            .par_iter_mut()
-            .zip(&sample)
-            .for_each(|(d, row)| *d = d.min(squared_distance(row, chosen)));
+        lower_to(&mut nearest, &sample, chosen);
     }
     centroids
+}
+
+/// `nearest[i] = min(nearest[i], ‖rows[i] − chosen‖²)`, in parallel, each chunk compiled
+/// for the CPU's widest SIMD (k-means++ seeding does this once per centroid).
+fn lower_to(nearest: &mut [f32], rows: &[&[f32]], chosen: &[f32]) {
+    nearest
+        .par_chunks_mut(1024)
+        .zip(rows.par_chunks(1024))
+        .for_each(|(nearest, rows)| {
+            Arch::new().dispatch(LowerTo {
+                nearest,
+                rows,
+                chosen,
+            });
+        });
+}
+
+/// One chunk of [`lower_to`] as a `pulp` operation.
+struct LowerTo<'a> {
+    nearest: &'a mut [f32],
+    rows: &'a [&'a [f32]],
+    chosen: &'a [f32],
+}
+
+impl WithSimd for LowerTo<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        for (d, row) in self.nearest.iter_mut().zip(self.rows) {
+            *d = d.min(squared_distance(row, self.chosen));
+        }
+    }
 }
 
 /// Rows per score tile against `k` centroids.

@@ -1,12 +1,14 @@
 //! Semantic deduplication, SemDeDup-style (Abbas et al. 2023): cluster the embeddings with
-//! k-means, then compare every pair *within* each cluster with tiled matrix products (no
-//! N×N matrix; near-duplicates almost always share a cluster) and keep the pairs at or
+//! k-means, then compare every pair *within* each cluster (the fused kernel of
+//! [`super::topk`] on the CPU, tiled matrix products on a GPU; no N×N matrix;
+//! near-duplicates almost always share a cluster) and keep the pairs at or
 //! above a similarity floor. Groups for a threshold `1 − ε` come from those cached pairs
 //! without re-clustering.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::kmeans::{self, KMeans};
+use super::topk;
 
 /// Rows per cluster the number of clusters aims at.
 pub const ROWS_PER_CLUSTER: usize = 1_000;
@@ -66,6 +68,22 @@ pub fn pairs_within(
         members[c as usize].push(row as u32);
     }
     let mut pairs = Vec::new();
+    if *device == Device::flex() {
+        // The fused CPU kernel: upper triangle only, no similarity matrix (see `topk`).
+        for rows in members.iter().filter(|m| m.len() > 1) {
+            pairs.extend(
+                topk::pairs_at_least(features, dim, rows, floor)
+                    .into_iter()
+                    .map(|(a, b, similarity)| Pair {
+                        a: a.min(b),
+                        b: a.max(b),
+                        similarity,
+                    }),
+            );
+        }
+        pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
+        return pairs;
+    }
     for rows in members.iter().filter(|m| m.len() > 1) {
         let matrix: Vec<f32> = rows
             .iter()
@@ -218,5 +236,15 @@ mod tests {
         assert_eq!(claimed_by_first, 40);
         // A stricter ε links fewer.
         assert!(result.links(0.001, &priority).len() < links.len());
+
+        // The matrix-product path a GPU takes (lavapipe here) finds the same pairs.
+        let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let on_gpu = pairs_within(&features, DIM, 0.9, &result.clusters, &gpu);
+        let key = |p: &Pair| (p.a, p.b);
+        let mut cpu_pairs: Vec<(u32, u32)> = result.pairs.iter().map(key).collect();
+        let mut gpu_pairs: Vec<(u32, u32)> = on_gpu.iter().map(key).collect();
+        cpu_pairs.sort_unstable();
+        gpu_pairs.sort_unstable();
+        assert_eq!(cpu_pairs, gpu_pairs);
     }
 }

@@ -135,21 +135,74 @@ pub fn merge_best(
                 .zip(similarities.par_chunks_mut(QUERY_CHUNK * k)),
         )
         .for_each(|(rows, (indices, similarities))| {
-            Arch::new().dispatch(Chunk {
+            Arch::new().dispatch(Scan {
                 source,
                 rows,
-                exclude_self,
                 keys,
-                k,
-                indices,
-                similarities,
+                sink: BestK {
+                    rows,
+                    exclude_self,
+                    keys,
+                    k,
+                    indices,
+                    similarities,
+                },
             });
         });
 }
 
-/// One parallel task: a few queries against all keys.
-struct Chunk<'a> {
-    source: &'a [f32],
+/// Every pair of the rows `rows` of `source` (`· × dim`, row-major) whose inner product is
+/// at least `floor`: `(rows[i], rows[j], score)` with `i < j`, in no particular order. Only
+/// the upper triangle of the product is computed (by key panels), in parallel over rows.
+#[must_use]
+pub fn pairs_at_least(
+    source: &[f32],
+    dim: usize,
+    rows: &[u32],
+    floor: f32,
+) -> Vec<(u32, u32, f32)> {
+    if rows.len() < 2 {
+        return Vec::new();
+    }
+    let keys = PackedKeys::pack(source, dim, rows);
+    rows.par_chunks(QUERY_CHUNK)
+        .enumerate()
+        .map(|(c, chunk_rows)| {
+            Arch::new().dispatch(Scan {
+                source,
+                rows: chunk_rows,
+                keys: &keys,
+                sink: Above {
+                    offset: c * QUERY_CHUNK,
+                    rows: chunk_rows,
+                    keys: &keys,
+                    floor,
+                    found: Vec::new(),
+                },
+            })
+        })
+        .flatten()
+        .collect()
+}
+
+/// What a scan does with one query's scores against one key panel.
+trait Sink {
+    /// What the scan gives back.
+    type Output;
+    /// The first key panel that can matter to this chunk of queries.
+    fn first_panel(&self) -> usize {
+        0
+    }
+    /// Scores at or below this cannot matter to the chunk's query `i`.
+    fn threshold(&self, i: usize) -> f32;
+    /// Query `i`'s scores against the keys `first..first + scores.len()`.
+    fn take(&mut self, i: usize, first: usize, scores: &[f32]);
+    /// The result once every panel has passed.
+    fn finish(self) -> Self::Output;
+}
+
+/// Keeps each query's best `k`.
+struct BestK<'a> {
     rows: &'a [u32],
     exclude_self: bool,
     keys: &'a PackedKeys,
@@ -158,52 +211,128 @@ struct Chunk<'a> {
     similarities: &'a mut [f32],
 }
 
-impl WithSimd for Chunk<'_> {
+impl Sink for BestK<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(mut self, simd: S) {
+    fn threshold(&self, i: usize) -> f32 {
+        self.similarities[(i + 1) * self.k - 1]
+    }
+
+    #[inline(always)]
+    fn take(&mut self, i: usize, first: usize, scores: &[f32]) {
+        let own = if self.exclude_self {
+            self.rows[i] as usize
+        } else {
+            usize::MAX
+        };
+        let k = self.k;
+        merge_row(
+            own,
+            scores,
+            |offset| self.keys.ids[first + offset] as usize,
+            &mut self.indices[i * k..(i + 1) * k],
+            &mut self.similarities[i * k..(i + 1) * k],
+        );
+    }
+
+    fn finish(self) {}
+}
+
+/// Collects the pairs at or above a floor with the later key, when queries and keys are the
+/// same rows in the same order (the chunk's query `i` is key `offset + i`).
+struct Above<'a> {
+    offset: usize,
+    rows: &'a [u32],
+    keys: &'a PackedKeys,
+    floor: f32,
+    found: Vec<(u32, u32, f32)>,
+}
+
+impl Sink for Above<'_> {
+    type Output = Vec<(u32, u32, f32)>;
+
+    fn first_panel(&self) -> usize {
+        self.offset / PANEL
+    }
+
+    #[inline(always)]
+    fn threshold(&self, _i: usize) -> f32 {
+        // `take` keeps scores equal to the floor too.
+        self.floor.next_down()
+    }
+
+    #[inline(always)]
+    fn take(&mut self, i: usize, first: usize, scores: &[f32]) {
+        let at = self.offset + i;
+        for (j, &score) in scores.iter().enumerate() {
+            if first + j > at && score >= self.floor {
+                self.found
+                    .push((self.rows[i], self.keys.ids[first + j], score));
+            }
+        }
+    }
+
+    fn finish(self) -> Self::Output {
+        self.found
+    }
+}
+
+/// One parallel task: a few queries against the keys, their scores going to `sink`.
+struct Scan<'a, K> {
+    source: &'a [f32],
+    rows: &'a [u32],
+    keys: &'a PackedKeys,
+    sink: K,
+}
+
+impl<K: Sink> WithSimd for Scan<'_, K> {
+    type Output = K::Output;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> K::Output {
         // Register budget: MR × NV accumulators plus NV key vectors and one broadcast.
         match S::F32_LANES {
-            16 => chunk::<S, 14, 2>(simd, self),
-            8 => chunk::<S, 3, 4>(simd, self),
-            4 => chunk::<S, 3, 8>(simd, self),
-            _ => chunk_scalar(&mut self),
+            16 => scan::<S, K, 12, 2>(simd, self),
+            8 => scan::<S, K, 3, 4>(simd, self),
+            4 => scan::<S, K, 3, 8>(simd, self),
+            _ => scan_scalar(self),
         }
     }
 }
 
-/// The chunk with `MR`-row micro-tiles of `NV` vectors (`NV · lanes = PANEL`).
+/// The scan with `MR`-row micro-tiles of `NV` vectors (`NV · lanes = PANEL`).
 #[inline(always)]
-fn chunk<S: Simd, const MR: usize, const NV: usize>(simd: S, chunk: Chunk<'_>) {
+fn scan<S: Simd, K: Sink, const MR: usize, const NV: usize>(
+    simd: S,
+    scan: Scan<'_, K>,
+) -> K::Output {
     debug_assert_eq!(NV * S::F32_LANES, PANEL);
-    let Chunk {
+    let Scan {
         source,
         rows,
-        exclude_self,
         keys,
-        k,
-        indices,
-        similarities,
-    } = chunk;
+        mut sink,
+    } = scan;
     let dim = keys.dim;
     let m = rows.len();
-    let tiles = m.div_ceil(MR);
     // Query panels: element p of the tile's row r at p · MR + r.
-    let mut packed = vec![0.0_f32; tiles * MR * dim];
-    for (i, &row) in rows.iter().enumerate() {
-        let values = &source[row as usize * dim..(row as usize + 1) * dim];
-        let panel = &mut packed[(i / MR) * MR * dim..(i / MR + 1) * MR * dim];
-        let r = i % MR;
-        for (p, &v) in values.iter().enumerate() {
-            panel[p * MR + r] = v;
+    let mut packed = vec![0.0_f32; m.div_ceil(MR) * MR * dim];
+    for (panel, tile_rows) in packed.chunks_exact_mut(MR * dim).zip(rows.chunks(MR)) {
+        for (r, &row) in tile_rows.iter().enumerate() {
+            let values = &source[row as usize * dim..(row as usize + 1) * dim];
+            for (at_p, &v) in panel.chunks_exact_mut(MR).zip(values) {
+                at_p[r] = v;
+            }
         }
     }
-    let mut buffer = [0.0_f32; PANEL];
-    for (panel_index, panel) in keys.packed.chunks_exact(PANEL * dim).enumerate() {
+    // One tile's scores, stored once the `dim` loop is done: the accumulators are only
+    // ever indexed by constants, so they stay in registers however the sink looks.
+    let mut scores = [[0.0_f32; PANEL]; MR];
+    let panels = keys.packed.chunks_exact(PANEL * dim).enumerate();
+    for (panel_index, panel) in panels.skip(sink.first_panel()) {
         let first = panel_index * PANEL;
         let valid = (keys.len() - first).min(PANEL);
-        let key_ids = &keys.ids[first..first + valid];
         let (key_vectors, _) = S::as_simd_f32s(panel);
         let (bias, _) = S::as_simd_f32s(&keys.bias[first..first + PANEL]);
         for (tile, query_panel) in packed.chunks_exact(MR * dim).enumerate() {
@@ -219,46 +348,42 @@ fn chunk<S: Simd, const MR: usize, const NV: usize>(simd: S, chunk: Chunk<'_>) {
                     }
                 }
             }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                for (a, &b) in acc.iter_mut().zip(bias) {
-                    *a = simd.add_f32s(*a, b);
+            for r in 0..MR {
+                let (lanes, _) = S::as_mut_simd_f32s(&mut scores[r]);
+                for v in 0..NV {
+                    lanes[v] = simd.add_f32s(acc[r][v], bias[v]);
                 }
-                let row = tile * MR + r;
-                if row >= m {
-                    break;
+            }
+            let tile_rows = (m - tile * MR).min(MR);
+            for (r, row_scores) in scores.iter().enumerate().take(tile_rows) {
+                let i = tile * MR + r;
+                let (lanes, _) = S::as_simd_f32s(row_scores);
+                let top = lanes[1..]
+                    .iter()
+                    .fold(lanes[0], |top, &v| simd.max_f32s(top, v));
+                if simd.reduce_max_f32s(top) > sink.threshold(i) {
+                    sink.take(i, first, &row_scores[..valid]);
                 }
-                let best = &mut similarities[row * k..(row + 1) * k];
-                let mut top = acc[0];
-                for &v in &acc[1..] {
-                    top = simd.max_f32s(top, v);
-                }
-                if simd.reduce_max_f32s(top) <= best[k - 1] {
-                    continue;
-                }
-                {
-                    let (lanes, _) = S::as_mut_simd_f32s(&mut buffer);
-                    lanes.copy_from_slice(&acc[..]);
-                }
-                merge_row(
-                    own(rows[row], exclude_self),
-                    &buffer[..valid],
-                    |offset| key_ids[offset] as usize,
-                    &mut indices[row * k..(row + 1) * k],
-                    best,
-                );
             }
         }
     }
+    sink.finish()
 }
 
-/// The chunk without SIMD (any CPU).
-fn chunk_scalar(chunk: &mut Chunk<'_>) {
-    let (keys, k) = (chunk.keys, chunk.k);
+/// The scan without SIMD (any CPU).
+fn scan_scalar<K: Sink>(scan: Scan<'_, K>) -> K::Output {
+    let Scan {
+        source,
+        rows,
+        keys,
+        mut sink,
+    } = scan;
     let dim = keys.dim;
     let mut buffer = [0.0_f32; PANEL];
-    for (row, &id) in chunk.rows.iter().enumerate() {
-        let query = &chunk.source[id as usize * dim..(id as usize + 1) * dim];
-        for (panel_index, panel) in keys.packed.chunks_exact(PANEL * dim).enumerate() {
+    for (i, &row) in rows.iter().enumerate() {
+        let query = &source[row as usize * dim..(row as usize + 1) * dim];
+        let panels = keys.packed.chunks_exact(PANEL * dim).enumerate();
+        for (panel_index, panel) in panels.skip(sink.first_panel()) {
             let first = panel_index * PANEL;
             let valid = (keys.len() - first).min(PANEL);
             buffer.copy_from_slice(&keys.bias[first..first + PANEL]);
@@ -267,24 +392,10 @@ fn chunk_scalar(chunk: &mut Chunk<'_>) {
                     *out += q * key;
                 }
             }
-            merge_row(
-                own(id, chunk.exclude_self),
-                &buffer[..valid],
-                |offset| keys.ids[first + offset] as usize,
-                &mut chunk.indices[row * k..(row + 1) * k],
-                &mut chunk.similarities[row * k..(row + 1) * k],
-            );
+            sink.take(i, first, &buffer[..valid]);
         }
     }
-}
-
-/// The key a query must skip: itself, when queries are key rows.
-fn own(row: u32, exclude_self: bool) -> usize {
-    if exclude_self {
-        row as usize
-    } else {
-        usize::MAX
-    }
+    sink.finish()
 }
 
 #[cfg(test)]
@@ -353,14 +464,18 @@ mod tests {
         let mut fast = (vec![u32::MAX; n * k], vec![f32::NEG_INFINITY; n * k]);
         merge_best(&features, &ids, true, &keys, k, &mut fast.0, &mut fast.1);
         let mut slow = (vec![u32::MAX; n * k], vec![f32::NEG_INFINITY; n * k]);
-        chunk_scalar(&mut Chunk {
+        scan_scalar(Scan {
             source: &features,
             rows: &ids,
-            exclude_self: true,
             keys: &keys,
-            k,
-            indices: &mut slow.0,
-            similarities: &mut slow.1,
+            sink: BestK {
+                rows: &ids,
+                exclude_self: true,
+                keys: &keys,
+                k,
+                indices: &mut slow.0,
+                similarities: &mut slow.1,
+            },
         });
         for (a, b) in fast.1.iter().zip(&slow.1) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
@@ -390,6 +505,47 @@ mod tests {
             &mut scores,
         );
         assert_eq!(nearest, [2, 1, 0]);
+    }
+
+    #[test]
+    fn pairs_at_least_a_floor_equal_brute_force() {
+        for (n, dim) in [(2, 4), (97, 8), (400, 32)] {
+            let features = clustered_unit_rows(n, dim, 3, 0.4, 21);
+            // Rows in a scrambled order, as a cluster's members come.
+            let rows: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 11) % n as u32).collect();
+            let floor = 0.8;
+            let mut found: Vec<(u32, u32)> = pairs_at_least(&features, dim, &rows, floor)
+                .into_iter()
+                .map(|(a, b, s)| {
+                    let exact: f32 = features[a as usize * dim..(a as usize + 1) * dim]
+                        .iter()
+                        .zip(&features[b as usize * dim..(b as usize + 1) * dim])
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    assert!((s - exact).abs() < 1e-5, "{s} vs {exact}");
+                    (a.min(b), a.max(b))
+                })
+                .collect();
+            found.sort_unstable();
+            let mut expected = Vec::new();
+            for i in 0..n {
+                for j in i + 1..n {
+                    let s: f32 = features[i * dim..(i + 1) * dim]
+                        .iter()
+                        .zip(&features[j * dim..(j + 1) * dim])
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    // Scores within rounding of the floor may fall either way.
+                    if s >= floor + 1e-5 {
+                        expected.push((i as u32, j as u32));
+                    } else if s > floor - 1e-5 {
+                        found.retain(|&p| p != (i as u32, j as u32));
+                    }
+                }
+            }
+            assert!(!expected.is_empty() || n == 2);
+            assert_eq!(found, expected, "n {n}");
+        }
     }
 
     #[test]
