@@ -455,17 +455,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn simd_and_scalar_agree() {
-        let (n, dim, k) = (150, 48, 7);
-        let features = clustered_unit_rows(n, dim, 5, 0.3, 3);
-        let keys = PackedKeys::pack_range(&features, dim, 0, n);
+    /// Best-k lists of every row of `features` by one scan, through `run`.
+    fn best_k_by(
+        features: &[f32],
+        dim: usize,
+        k: usize,
+        run: impl FnOnce(Scan<'_, BestK<'_>>),
+    ) -> Vec<f32> {
+        let n = features.len() / dim;
+        let keys = PackedKeys::pack_range(features, dim, 0, n);
         let ids: Vec<u32> = (0..n as u32).collect();
-        let mut fast = (vec![u32::MAX; n * k], vec![f32::NEG_INFINITY; n * k]);
-        merge_best(&features, &ids, true, &keys, k, &mut fast.0, &mut fast.1);
-        let mut slow = (vec![u32::MAX; n * k], vec![f32::NEG_INFINITY; n * k]);
-        scan_scalar(Scan {
-            source: &features,
+        let (mut indices, mut similarities) =
+            (vec![u32::MAX; n * k], vec![f32::NEG_INFINITY; n * k]);
+        run(Scan {
+            source: features,
             rows: &ids,
             keys: &keys,
             sink: BestK {
@@ -473,12 +476,36 @@ mod tests {
                 exclude_self: true,
                 keys: &keys,
                 k,
-                indices: &mut slow.0,
-                similarities: &mut slow.1,
+                indices: &mut indices,
+                similarities: &mut similarities,
             },
         });
-        for (a, b) in fast.1.iter().zip(&slow.1) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        similarities
+    }
+
+    /// Every SIMD level this CPU has (AVX2 and AVX-512 on x86-64, whichever `merge_best`
+    /// would not pick too) gives the scalar scores.
+    #[test]
+    fn simd_levels_and_scalar_agree() {
+        let (n, dim, k) = (150, 48, 7);
+        let features = clustered_unit_rows(n, dim, 5, 0.3, 3);
+        let scalar = best_k_by(&features, dim, k, |scan| scan_scalar(scan));
+        let mut levels: Vec<Vec<f32>> = vec![best_k_by(&features, dim, k, |scan| {
+            Arch::new().dispatch(scan);
+        })];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(simd) = pulp::x86::V3::try_new() {
+                levels.push(best_k_by(&features, dim, k, |scan| Simd::vectorize(simd, scan)));
+            }
+            if let Some(simd) = pulp::x86::V4::try_new() {
+                levels.push(best_k_by(&features, dim, k, |scan| Simd::vectorize(simd, scan)));
+            }
+        }
+        for level in levels {
+            for (a, b) in level.iter().zip(&scalar) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
         }
     }
 
