@@ -489,7 +489,7 @@ mod tests {
     fn simd_levels_and_scalar_agree() {
         let (n, dim, k) = (150, 48, 7);
         let features = clustered_unit_rows(n, dim, 5, 0.3, 3);
-        let scalar = best_k_by(&features, dim, k, |scan| scan_scalar(scan));
+        let scalar = best_k_by(&features, dim, k, scan_scalar);
         let mut levels: Vec<Vec<f32>> = vec![best_k_by(&features, dim, k, |scan| {
             Arch::new().dispatch(scan);
         })];
