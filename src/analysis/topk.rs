@@ -489,17 +489,23 @@ mod tests {
     fn simd_levels_and_scalar_agree() {
         let (n, dim, k) = (150, 48, 7);
         let features = clustered_unit_rows(n, dim, 5, 0.3, 3);
-        let scalar = best_k_by(&features, dim, k, scan_scalar);
+        let scalar = best_k_by(&features, dim, k, |scan| {
+            scan_scalar(scan);
+        });
         let mut levels: Vec<Vec<f32>> = vec![best_k_by(&features, dim, k, |scan| {
             Arch::new().dispatch(scan);
         })];
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(simd) = pulp::x86::V3::try_new() {
-                levels.push(best_k_by(&features, dim, k, |scan| Simd::vectorize(simd, scan)));
+                levels.push(best_k_by(&features, dim, k, |scan| {
+                    Simd::vectorize(simd, scan);
+                }));
             }
             if let Some(simd) = pulp::x86::V4::try_new() {
-                levels.push(best_k_by(&features, dim, k, |scan| Simd::vectorize(simd, scan)));
+                levels.push(best_k_by(&features, dim, k, |scan| {
+                    Simd::vectorize(simd, scan);
+                }));
             }
         }
         for level in levels {
