@@ -1,6 +1,8 @@
-//! Best-`k` by inner product on the CPU, fused: similarities are computed in register tiles
-//! and merged into each query's best list while they are still in registers, so no
-//! similarity matrix is ever written to memory.
+//! Inner-product scans on the CPU, fused: similarities are computed in register tiles and
+//! handed, a tile at a time through a small stack buffer, to what the scan is for — each
+//! query's best `k` ([`merge_best`]: k-NN, IVF lists, k-means assignment) or every pair
+//! above a floor ([`pairs_at_least`]: SemDeDup). No similarity matrix is ever written to
+//! memory, and a tile row whose best score cannot matter is skipped with one comparison.
 //!
 //! The general matrix product burn's `flex` backend calls reaches about 30 % of this CPU's
 //! floating-point peak on the `Q · Kᵀ` shapes of a k-NN search (8,192 × 512 by 512 × 1,000:
@@ -125,7 +127,7 @@ pub fn merge_best(
     let m = rows.len();
     assert_eq!(indices.len(), m * k, "indices must be m × k");
     assert_eq!(similarities.len(), m * k, "similarities must be m × k");
-    if m == 0 || k == 0 || keys.is_empty() {
+    if m == 0 || k == 0 || keys.is_empty() || keys.dim == 0 {
         return;
     }
     rows.par_chunks(QUERY_CHUNK)
@@ -161,7 +163,7 @@ pub fn pairs_at_least(
     rows: &[u32],
     floor: f32,
 ) -> Vec<(u32, u32, f32)> {
-    if rows.len() < 2 {
+    if rows.len() < 2 || dim == 0 {
         return Vec::new();
     }
     let keys = PackedKeys::pack(source, dim, rows);
