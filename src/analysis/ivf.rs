@@ -51,10 +51,7 @@ impl Ivf {
             n,
             "the clustering must be of the indexed rows"
         );
-        let mut lists = vec![Vec::new(); clusters.k];
-        for (row, &c) in clusters.assignment.iter().enumerate() {
-            lists[c as usize].push(row as u32);
-        }
+        let lists = clusters.lists();
         Self { clusters, lists }
     }
 
@@ -231,21 +228,9 @@ impl Ivf {
 /// The queries of each list: `(offsets, queries)` with list `c`'s queries, ascending, at
 /// `queries[offsets[c]..offsets[c + 1]]`, from the `m × nprobe` probes.
 fn invert(probes: &[u32], nprobe: usize, nlist: usize) -> (Vec<usize>, Vec<u32>) {
-    let mut offsets = vec![0_usize; nlist + 1];
-    for &c in probes {
-        offsets[c as usize + 1] += 1;
-    }
-    for c in 0..nlist {
-        offsets[c + 1] += offsets[c];
-    }
-    let mut cursor = offsets.clone();
-    let mut queries = vec![0_u32; probes.len()];
-    for (query, lists) in probes.chunks_exact(nprobe).enumerate() {
-        for &c in lists {
-            queries[cursor[c as usize]] = query as u32;
-            cursor[c as usize] += 1;
-        }
-    }
+    // Probe `i` belongs to query `i / nprobe`; grouping probes by list keeps them ascending.
+    let (offsets, mut queries) = kmeans::members(probes, nlist);
+    queries.iter_mut().for_each(|q| *q /= nprobe as u32);
     (offsets, queries)
 }
 

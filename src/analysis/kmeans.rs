@@ -62,6 +62,18 @@ pub struct KMeans {
     pub assignment: Vec<u32>,
 }
 
+impl KMeans {
+    /// Each cluster's rows, ascending.
+    #[must_use]
+    pub fn lists(&self) -> Vec<Vec<u32>> {
+        let mut lists = vec![Vec::new(); self.k];
+        for (row, &c) in self.assignment.iter().enumerate() {
+            lists[c as usize].push(row as u32);
+        }
+        lists
+    }
+}
+
 /// How rows are compared with centroids.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -398,7 +410,7 @@ fn nearest_on_cpu(
 
 /// Row indices grouped by cluster: `(offsets, rows)` with cluster `c`'s rows, ascending, at
 /// `rows[offsets[c]..offsets[c + 1]]`.
-fn members(assignment: &[u32], k: usize) -> (Vec<usize>, Vec<u32>) {
+pub(crate) fn members(assignment: &[u32], k: usize) -> (Vec<usize>, Vec<u32>) {
     let mut offsets = vec![0_usize; k + 1];
     for &c in assignment {
         offsets[c as usize + 1] += 1;

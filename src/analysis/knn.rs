@@ -90,53 +90,84 @@ pub fn exact(
         stage: Stage::Outliers,
         total: n as u64,
     });
-    if *device == Device::flex() {
-        // The fused CPU kernel: no similarity tiles in memory (see `topk`).
-        let rows: Vec<u32> = (0..n as u32).collect();
-        for key_start in (0..n).step_by(KEY_BLOCK) {
-            if progress.is_cancelled() {
-                return Neighbours {
-                    k,
-                    indices: best_indices,
-                    similarities: best_sims,
-                };
-            }
-            let key_end = (key_start + KEY_BLOCK).min(n);
-            let keys = PackedKeys::pack_range(features, dim, key_start, key_end);
-            topk::merge_best(
-                features,
-                &rows,
-                true,
-                &keys,
-                k,
-                &mut best_indices,
-                &mut best_sims,
-            );
-            progress.send(ProgressEvent::Advanced {
-                stage: Stage::Outliers,
-                done: key_end as u64,
-            });
-        }
+    let finished = if *device == Device::flex() {
+        exact_on_cpu(
+            features,
+            dim,
+            k,
+            progress,
+            &mut best_indices,
+            &mut best_sims,
+        )
+    } else {
+        exact_on_device(
+            features,
+            dim,
+            k,
+            device,
+            progress,
+            &mut best_indices,
+            &mut best_sims,
+        )
+    };
+    if finished {
         progress.send(ProgressEvent::Finished {
             stage: Stage::Outliers,
         });
-        return Neighbours {
-            k,
-            indices: best_indices,
-            similarities: best_sims,
-        };
     }
+    Neighbours {
+        k,
+        indices: best_indices,
+        similarities: best_sims,
+    }
+}
+
+/// [`exact`] with the fused CPU kernel (no similarity tiles in memory, see `topk`), key
+/// block by key block; `false` when cancelled.
+fn exact_on_cpu(
+    features: &[f32],
+    dim: usize,
+    k: usize,
+    progress: &Progress,
+    best_indices: &mut [u32],
+    best_sims: &mut [f32],
+) -> bool {
+    let n = features.len() / dim;
+    let rows: Vec<u32> = (0..n as u32).collect();
+    for key_start in (0..n).step_by(KEY_BLOCK) {
+        if progress.is_cancelled() {
+            return false;
+        }
+        let key_end = (key_start + KEY_BLOCK).min(n);
+        let keys = PackedKeys::pack_range(features, dim, key_start, key_end);
+        topk::merge_best(features, &rows, true, &keys, k, best_indices, best_sims);
+        progress.send(ProgressEvent::Advanced {
+            stage: Stage::Outliers,
+            done: key_end as u64,
+        });
+    }
+    true
+}
+
+/// [`exact`] as tiled matrix products on `device`, each tile merged on the CPU in
+/// parallel; `false` when cancelled.
+fn exact_on_device(
+    features: &[f32],
+    dim: usize,
+    k: usize,
+    device: &Device,
+    progress: &Progress,
+    best_indices: &mut [u32],
+    best_sims: &mut [f32],
+) -> bool {
+    let n = features.len() / dim;
     let all = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, dim]), device);
     for key_start in (0..n).step_by(KEY_BLOCK) {
         let key_end = (key_start + KEY_BLOCK).min(n);
         let keys_t = all.clone().slice([key_start..key_end, 0..dim]).transpose();
         for query_start in (0..n).step_by(QUERY_BLOCK) {
             if progress.is_cancelled() {
-                return Neighbours {
-                    k,
-                    indices: best_indices,
-                    similarities: best_sims,
-                };
+                return false;
             }
             let query_end = (query_start + QUERY_BLOCK).min(n);
             let tile = all
@@ -164,14 +195,7 @@ pub fn exact(
             }
         }
     }
-    progress.send(ProgressEvent::Finished {
-        stage: Stage::Outliers,
-    });
-    Neighbours {
-        k,
-        indices: best_indices,
-        similarities: best_sims,
-    }
+    true
 }
 
 /// The k-NN graph of the rows of `features` (`n × dim`, L2-normalised): [`exact`] up to

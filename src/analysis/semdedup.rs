@@ -63,64 +63,70 @@ pub fn pairs_within(
     clusters: &KMeans,
     device: &Device,
 ) -> Vec<Pair> {
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters.k];
-    for (row, &c) in clusters.assignment.iter().enumerate() {
-        members[c as usize].push(row as u32);
-    }
-    let mut pairs = Vec::new();
-    if *device == Device::flex() {
+    let lists = clusters.lists();
+    let members = lists.iter().filter(|m| m.len() > 1);
+    let mut pairs: Vec<Pair> = if *device == Device::flex() {
         // The fused CPU kernel: upper triangle only, no similarity matrix (see `topk`).
-        for rows in members.iter().filter(|m| m.len() > 1) {
-            pairs.extend(
-                topk::pairs_at_least(features, dim, rows, floor)
-                    .into_iter()
-                    .map(|(a, b, similarity)| Pair {
-                        a: a.min(b),
-                        b: a.max(b),
-                        similarity,
-                    }),
-            );
-        }
-        pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
-        return pairs;
-    }
-    for rows in members.iter().filter(|m| m.len() > 1) {
-        let matrix: Vec<f32> = rows
-            .iter()
-            .flat_map(|&r| {
-                features[r as usize * dim..(r as usize + 1) * dim]
-                    .iter()
-                    .copied()
+        members
+            .flat_map(|rows| topk::pairs_at_least(features, dim, rows, floor))
+            .map(|(a, b, similarity)| Pair {
+                a: a.min(b),
+                b: a.max(b),
+                similarity,
             })
-            .collect();
-        let m = rows.len();
-        let all = Tensor::<2>::from_data(TensorData::new(matrix.clone(), [m, dim]), device);
-        for start in (0..m).step_by(TILE) {
-            let end = (start + TILE).min(m);
-            let tile = Tensor::<2>::from_data(
-                TensorData::new(matrix[start * dim..end * dim].to_vec(), [end - start, dim]),
-                device,
-            );
-            let sims: Vec<f32> = tile
-                .matmul(all.clone().transpose())
-                .into_data()
-                .try_into_vec()
-                .expect("a float tensor downloads as f32");
-            for (i, row) in sims.chunks_exact(m).enumerate() {
-                let a = start + i;
-                for (b, &s) in row.iter().enumerate().skip(a + 1) {
-                    if s >= floor {
-                        pairs.push(Pair {
-                            a: rows[a],
-                            b: rows[b],
-                            similarity: s,
-                        });
-                    }
+            .collect()
+    } else {
+        members
+            .flat_map(|rows| pairs_on_device(features, dim, rows, floor, device))
+            .collect()
+    };
+    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
+    pairs
+}
+
+/// The pairs of `rows` (ascending) with similarity ≥ `floor`, by tiled products on `device`.
+fn pairs_on_device(
+    features: &[f32],
+    dim: usize,
+    rows: &[u32],
+    floor: f32,
+    device: &Device,
+) -> Vec<Pair> {
+    let matrix: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| {
+            features[r as usize * dim..(r as usize + 1) * dim]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let m = rows.len();
+    let all = Tensor::<2>::from_data(TensorData::new(matrix.clone(), [m, dim]), device);
+    let mut pairs = Vec::new();
+    for start in (0..m).step_by(TILE) {
+        let end = (start + TILE).min(m);
+        let tile = Tensor::<2>::from_data(
+            TensorData::new(matrix[start * dim..end * dim].to_vec(), [end - start, dim]),
+            device,
+        );
+        let sims: Vec<f32> = tile
+            .matmul(all.clone().transpose())
+            .into_data()
+            .try_into_vec()
+            .expect("a float tensor downloads as f32");
+        for (i, row) in sims.chunks_exact(m).enumerate() {
+            let a = start + i;
+            for (b, &s) in row.iter().enumerate().skip(a + 1) {
+                if s >= floor {
+                    pairs.push(Pair {
+                        a: rows[a],
+                        b: rows[b],
+                        similarity: s,
+                    });
                 }
             }
         }
     }
-    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
     pairs
 }
 

@@ -1076,6 +1076,20 @@ mod tests {
         init: Vec<[f32; 2]>,
     }
 
+    impl Planted {
+        /// The layout of the planted graph from its PCA start, on `device` with `engine`.
+        fn layout(&self, params: &Params, device: &Device, engine: Engine) -> Vec<[f32; 2]> {
+            layout_with(
+                &self.graph,
+                &self.init,
+                params,
+                device,
+                &Progress::silent(),
+                engine,
+            )
+        }
+    }
+
     fn planted() -> &'static Planted {
         static DATA: OnceLock<Planted> = OnceLock::new();
         DATA.get_or_init(|| {
@@ -1264,17 +1278,7 @@ mod tests {
     fn the_tensor_engine_matches_the_cpu_engine() {
         let data = planted();
         let device = Device::flex();
-        let run = |engine, params: &Params| {
-            layout_with(
-                &data.graph,
-                &data.init,
-                params,
-                &device,
-                &Progress::silent(),
-                engine,
-            )
-        };
-        // A few epochs: the same samples, the same maths, up to rounding (fixed point).
+        let run = |engine, params: &Params| data.layout(params, &device, engine);
         // One working epoch (umap-learn samples nothing in epoch 0): the same samples and
         // the same maths, up to rounding. Later epochs amplify rounding (SGD at step ~1 with
         // clipped repulsion is chaotic), so the whole runs are compared by their quality.
@@ -1302,28 +1306,12 @@ mod tests {
     fn the_tensor_engine_runs_on_wgpu() {
         let data = planted();
         let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-        let run = |params: &Params| {
-            layout_with(
-                &data.graph,
-                &data.init,
-                params,
-                &device,
-                &Progress::silent(),
-                Engine::Tensor,
-            )
-        };
+        let run = |params: &Params| data.layout(params, &device, Engine::Tensor);
         let one = Params {
             n_epochs: Some(2),
             ..Params::default()
         };
-        let cpu = layout_with(
-            &data.graph,
-            &data.init,
-            &one,
-            &Device::flex(),
-            &Progress::silent(),
-            Engine::Cpu,
-        );
+        let cpu = data.layout(&one, &Device::flex(), Engine::Cpu);
         let gpu = run(&one);
         assert!(max_gap(&cpu, &gpu) < 2e-3, "{}", max_gap(&cpu, &gpu));
         // Deterministic despite the GPU's atomics: the sums are integers.
@@ -1357,16 +1345,7 @@ mod tests {
         let other = run(&Params { seed: 43, ..params });
         assert_ne!(first, other);
         // The tensor engine is deterministic too (fixed-point sums).
-        let tensor = |p: &Params| {
-            layout_with(
-                &data.graph,
-                &data.init,
-                p,
-                &Device::flex(),
-                &Progress::silent(),
-                Engine::Tensor,
-            )
-        };
+        let tensor = |p: &Params| data.layout(p, &Device::flex(), Engine::Tensor);
         assert_eq!(tensor(&params), tensor(&params));
     }
 

@@ -454,9 +454,10 @@ impl MapView {
         background: Color32,
     ) -> MapResponse {
         let first = self.rect == Rect::NOTHING;
-        let resized = self.rect.size() != rect.size() || self.fitted_overlay != self.overlay;
+        // A view still at its fit follows the map's size and the corner overlay's.
+        let moved_frame = self.rect.size() != rect.size() || self.fitted_overlay != self.overlay;
         self.rect = rect;
-        if first || (resized && self.fit.is_some_and(|f| f == self.camera)) {
+        if first || (moved_frame && self.fit.is_some_and(|f| f == self.camera)) {
             self.fit_all(collection);
         }
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
