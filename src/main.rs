@@ -225,9 +225,14 @@ struct CommonArgs {
     /// cluster centre) or `farthest` (SemDeDup's hard choice).
     #[arg(long, value_enum, default_value_t = curate::analysis::keep::KeeperPolicy::Quality)]
     keeper: curate::analysis::keep::KeeperPolicy,
-    /// Largest pHash Hamming distance (of 64 bits) for near duplicates.
+    /// Largest pHash Hamming distance (of 64 bits) of a near-duplicate candidate; every
+    /// candidate is then verified on the pixels.
     #[arg(long, default_value_t = curate::analysis::dedup::DEFAULT_MAX_DISTANCE)]
     phash_distance: u32,
+    /// Largest pixel difference (mean colour distance in the worst block after alignment,
+    /// 0–441) at which a candidate pair is a copy.
+    #[arg(long, default_value_t = curate::analysis::verify::DEFAULT_MAX_DIFFERENCE)]
+    max_difference: f32,
     /// Refuse images with more pixels than this (decompression-bomb guard).
     #[arg(long, default_value_t = DecodeLimits::default().max_pixels)]
     max_pixels: u64,
@@ -444,6 +449,7 @@ fn run_analysis_with(
         embeddings,
         quality_labels,
         max_distance: common.phash_distance,
+        max_difference: common.max_difference,
         outlier_score: common.outlier_score,
         keeper_policy: common.keeper,
         drop_outliers_percent: common.drop_outliers,
@@ -523,6 +529,17 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
         "  duplicates {:>8}   groups ({} with exact copies)",
         s.dup_groups, s.exact_groups
     );
+    if s.near_candidates > 0 {
+        let fmt = |v: Option<f32>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+        println!(
+            "  verified   {:>8}   of {} candidate pairs are copies  ·  pixel difference: copies up to {}, look-alikes from {} (threshold {:.1})",
+            s.near_copies,
+            s.near_candidates,
+            fmt(s.farthest_copy),
+            fmt(s.closest_rejected),
+            s.max_difference
+        );
+    }
     if s.caption_groups > 0 {
         println!(
             "  captions   {:>8}   groups of near-identical captions",

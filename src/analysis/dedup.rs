@@ -13,11 +13,11 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-/// Default maximum pHash Hamming distance for near duplicates (of 64 bits). Lower than
-/// imagededup's 10: on curate's demo data the planted re-encodes, resizes, brightness shifts
-/// and noise copies are within 6 and small crops mostly within 8 (a few reach 13), while
-/// unrelated images start around 9, so 10 costs precision.
-pub const DEFAULT_MAX_DISTANCE: u32 = 8;
+/// Default maximum pHash Hamming distance of a near-duplicate *candidate* (of 64 bits).
+/// Candidates are verified on their pixels ([`crate::analysis::verify`]), so this only
+/// bounds the work: crops of 8 % per border reach distances of 12 and more, look-alikes
+/// (colour variants of one icon) sit at 0.
+pub const DEFAULT_MAX_DISTANCE: u32 = 12;
 
 const CHUNKS: usize = 4;
 const CHUNK_BITS: u32 = 16;
@@ -35,7 +35,7 @@ pub struct Link {
 }
 
 /// Links whose connected components are exactly those of the graph "hashes within
-/// `max_distance` bits". Every distinct pair of distinct hash values within the distance is
+/// `max_distance` bits" (unverified: the raw hash graph). Every distinct pair of distinct hash values within the distance is
 /// linked; indices sharing one hash value are linked in a star to the first of them.
 #[must_use]
 pub fn near_links(hashes: &[u64], max_distance: u32) -> Vec<Link> {
@@ -73,8 +73,10 @@ pub fn near_links(hashes: &[u64], max_distance: u32) -> Vec<Link> {
     links
 }
 
-/// All pairs of (distinct) `values` within `max_distance` bits, as index pairs.
-fn distinct_pairs(values: &[u64], max_distance: u32) -> Vec<(u32, u32, u8)> {
+/// All pairs of (distinct) `values` within `max_distance` bits, as index pairs with their
+/// distance.
+#[must_use]
+pub fn distinct_pairs(values: &[u64], max_distance: u32) -> Vec<(u32, u32, u8)> {
     let radius = max_distance / CHUNKS as u32;
     let masks: Vec<u16> = (1..=u16::MAX)
         .filter(|mask| mask.count_ones() <= radius)
@@ -221,53 +223,82 @@ pub struct Groups {
     pub members: Vec<Vec<u32>>,
 }
 
-/// Groups the rows. `None` entries (unreadable files) take part in nothing.
-#[must_use]
-pub fn group(
-    content_hashes: &[Option<[u8; 32]>],
-    phashes: &[Option<u64>],
-    max_distance: u32,
-) -> Groups {
-    group_with(content_hashes, phashes, max_distance, &[])
+/// A duplicate link between two rows that passed verification (or, for rows without an
+/// image, came from their embeddings alone).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DupLink {
+    /// One row.
+    pub a: u32,
+    /// The other row.
+    pub b: u32,
+    /// [`DupKind::Near`] for pixel-verified copies, [`DupKind::Semantic`] for
+    /// embedding-only links.
+    pub kind: DupKind,
 }
 
-/// [`group`], with extra `semantic` links (row pairs whose model embeddings are nearly the
-/// same) joining the groups; rows linked only that way get [`DupKind::Semantic`].
+/// Groups the rows: byte-identical files (same content hash) always form one group; other
+/// `links` join groups star-fashion, so every member of a group is linked to its centre
+/// directly and look-alikes never chain (`a ~ b ~ c` does not put `a` and `c` together
+/// through `b`). Centres are taken in `rank` order (lower first: the keeper order, so a
+/// group is a star around its keeper), ties broken by number of links (the original of a
+/// family is linked to all its copies). `None` content
+/// hashes (unreadable files) take part in nothing.
 #[must_use]
 pub fn group_with(
     content_hashes: &[Option<[u8; 32]>],
-    phashes: &[Option<u64>],
-    max_distance: u32,
-    semantic: &[(u32, u32)],
+    links: &[DupLink],
+    rank: &[u32],
 ) -> Groups {
     let n = content_hashes.len();
-    assert_eq!(n, phashes.len(), "one content hash and one pHash per row");
-    let mut sets = UnionFind::new(n);
+    assert_eq!(n, rank.len(), "one rank per row");
+    // Rows with identical bytes are one node: the first such row.
     let mut exact_first: HashMap<[u8; 32], u32> = HashMap::new();
     let mut exact_size: HashMap<[u8; 32], u32> = HashMap::new();
+    let mut node = (0..n as u32).collect::<Vec<u32>>();
     for (row, hash) in content_hashes.iter().enumerate() {
         if let Some(hash) = hash {
             *exact_size.entry(*hash).or_default() += 1;
-            let first = *exact_first.entry(*hash).or_insert(row as u32);
-            sets.union(first, row as u32);
+            node[row] = *exact_first.entry(*hash).or_insert(row as u32);
         }
     }
-    let hashed_rows: Vec<u32> = (0..n as u32)
-        .filter(|&r| phashes[r as usize].is_some())
-        .collect();
-    let values: Vec<u64> = hashed_rows
-        .iter()
-        .filter_map(|&r| phashes[r as usize])
-        .collect();
-    let mut near = vec![false; n];
-    for link in near_links(&values, max_distance) {
-        let (a, b) = (hashed_rows[link.a as usize], hashed_rows[link.b as usize]);
-        near[a as usize] = true;
-        near[b as usize] = true;
-        sets.union(a, b);
+    let mut partners: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut kind_of: HashMap<(u32, u32), DupKind> = HashMap::new();
+    for link in links {
+        let (a, b) = (node[link.a as usize], node[link.b as usize]);
+        if a == b {
+            continue;
+        }
+        let key = (a.min(b), a.max(b));
+        match kind_of.get(&key) {
+            Some(DupKind::Near) => continue,
+            Some(_) if link.kind != DupKind::Near => continue,
+            Some(_) => {}
+            None => {
+                partners[a as usize].push(b);
+                partners[b as usize].push(a);
+            }
+        }
+        kind_of.insert(key, link.kind);
     }
-    for &(a, b) in semantic {
-        sets.union(a, b);
+    for list in &mut partners {
+        list.sort_by_key(|&p| (rank[p as usize], p));
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| !partners[i].is_empty()).collect();
+    order.sort_by_key(|&i| (rank[i], std::cmp::Reverse(partners[i].len()), i));
+    let mut sets = UnionFind::new(n);
+    let mut linked_kind: Vec<Option<DupKind>> = vec![None; n];
+    for (centre, member) in crate::analysis::semdedup::star_links(&partners, order) {
+        sets.union(centre, member);
+        let kind = kind_of[&(centre.min(member), centre.max(member))];
+        for end in [centre, member] {
+            let slot = &mut linked_kind[end as usize];
+            if *slot != Some(DupKind::Near) {
+                *slot = Some(kind);
+            }
+        }
+    }
+    for row in 0..n {
+        sets.union(node[row], row as u32);
     }
 
     let mut groups = Groups {
@@ -304,10 +335,8 @@ pub fn group_with(
         groups.dup_group[row as usize] = id;
         groups.dup_kind[row as usize] = Some(if groups.exact_group[row as usize] >= 0 {
             DupKind::Exact
-        } else if near[row as usize] {
-            DupKind::Near
         } else {
-            DupKind::Semantic
+            linked_kind[node[row as usize] as usize].unwrap_or(DupKind::Near)
         });
     }
     groups
@@ -376,23 +405,33 @@ mod tests {
         assert!(links.iter().all(|l| l.a == 0 && l.distance == 0));
     }
 
+    fn near(a: u32, b: u32) -> DupLink {
+        DupLink {
+            a,
+            b,
+            kind: DupKind::Near,
+        }
+    }
+
     #[test]
     fn groups_merge_exact_and_near() {
         let h = |b: u8| Some([b; 32]);
         let content = [h(1), h(1), h(2), h(3), None, h(4)];
-        let phash = [
-            Some(0),
-            Some(0),
-            Some(0b111),
-            Some(u64::MAX),
-            None,
-            Some(0xFFFF_0000),
-        ];
-        let groups = group(&content, &phash, 4);
+        let groups = group_with(&content, &[near(1, 2)], &[0; 6]);
         assert_eq!(groups.exact_group, [0, 0, -1, -1, -1, -1]);
         assert_eq!(groups.dup_group, [0, 0, 0, -1, -1, -1]);
         assert_eq!(groups.dup_kind[0], Some(DupKind::Exact));
         assert_eq!(groups.dup_kind[2], Some(DupKind::Near));
         assert_eq!(groups.members, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn look_alikes_never_chain() {
+        // 0 is the original of 1 and 2; 3 looks like 2 only; 4 and 5 look like each other.
+        let content: Vec<Option<[u8; 32]>> = (0..6).map(|b| Some([b; 32])).collect();
+        let links = [near(0, 1), near(0, 2), near(1, 2), near(2, 3), near(4, 5)];
+        let groups = group_with(&content, &links, &[0, 1, 2, 3, 4, 5]);
+        assert_eq!(groups.members, vec![vec![0, 1, 2], vec![4, 5]]);
+        assert_eq!(groups.dup_group[3], -1);
     }
 }

@@ -153,6 +153,31 @@ impl KeeperFacts {
     }
 }
 
+/// Each row's place in keeper order under [`KeeperPolicy::Quality`] without a learned
+/// score (0 = the first choice): more pixels, then well exposed, then sharper (in steps
+/// of 0.02, as [`KeeperFacts::better_than`]), then larger file. Rows without facts come
+/// last. Duplicate groups are stars around the first of their members in this order.
+#[must_use]
+pub fn quality_rank(facts: &[Option<KeeperFacts>]) -> Vec<u32> {
+    let key = |row: usize| {
+        facts[row].map(|f| {
+            (
+                std::cmp::Reverse(f.pixels),
+                f.badly_exposed,
+                (f.blurry / 0.02).floor() as i64,
+                std::cmp::Reverse(f.bytes),
+            )
+        })
+    };
+    let mut order: Vec<usize> = (0..facts.len()).collect();
+    order.sort_by_key(|&row| (key(row).is_none(), key(row), row));
+    let mut rank = vec![0_u32; facts.len()];
+    for (place, row) in order.into_iter().enumerate() {
+        rank[row] = place as u32;
+    }
+    rank
+}
+
 /// The decision for every row.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decisions {
@@ -239,7 +264,15 @@ pub fn most_unusual(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::dedup::group;
+    use crate::analysis::dedup::{DupKind, DupLink, group_with};
+
+    fn near(a: u32, b: u32) -> DupLink {
+        DupLink {
+            a,
+            b,
+            kind: DupKind::Near,
+        }
+    }
 
     #[test]
     fn keeps_the_largest_sharpest_copy() {
@@ -250,8 +283,7 @@ mod tests {
             Some([3; 32]),
             None,
         ];
-        let phash = [Some(0), Some(0), Some(1), Some(u64::MAX), None];
-        let groups = group(&content, &phash, 4);
+        let groups = group_with(&content, &[near(1, 2)], &[1, 2, 0, 3, 4]);
         let fact = |pixels, blurry| {
             Some(KeeperFacts {
                 pixels,
@@ -295,7 +327,7 @@ mod tests {
         // One group of three near copies: the largest image is the least central one, and a
         // learned score prefers the middle one.
         let content = [Some([1; 32]), Some([2; 32]), Some([3; 32])];
-        let groups = group(&content, &[Some(0), Some(1), Some(3)], 4);
+        let groups = group_with(&content, &[near(0, 1), near(0, 2)], &[0, 1, 2]);
         let fact = |pixels, centrality, learned| {
             Some(KeeperFacts {
                 pixels,

@@ -1,7 +1,9 @@
 //! Mahalanobis outlier score, as Lee et al. (2018) define it for a classifier's features:
 //! the distance to the nearest class mean under one shared ("tied") covariance. curate has
 //! no classes, so k-means clusters of the embeddings stand in for them (a single Gaussian
-//! over clustered data misses points between clusters).
+//! over clustered data misses points between clusters). Clusters smaller than a quarter of
+//! the average (at least [`MIN_CLASS_SIZE`]) are not classes: a small cluster of outliers
+//! (ten blank frames among ten thousand photos) is measured from the real classes.
 //!
 //! The tied covariance `Σ` of the residuals `x − μ(cluster of x)` is a burn matrix product,
 //! shrunk toward its mean variance (`(1 − α) Σ + α·tr(Σ)/d · I`, α = [`SHRINKAGE`]) so it
@@ -19,6 +21,8 @@ pub const SHRINKAGE: f64 = 0.1;
 const ROWS_PER_CLUSTER: usize = 50;
 /// Most clusters fitted.
 const MAX_CLUSTERS: usize = 32;
+/// Fewest members of a cluster that counts as a class (see [`scores`]).
+const MIN_CLASS_SIZE: usize = 12;
 /// Rows per tile of the final distances.
 const TILE: usize = 65_536;
 
@@ -62,16 +66,29 @@ pub fn scores(features: &[f32], dim: usize, device: &Device) -> Vec<f32> {
         .map(|i| l_inv[(i % dim) * dim + i / dim] as f32)
         .collect();
     let w = Tensor::<2>::from_data(TensorData::new(l_inv_t, [dim, dim]), device);
-    let means = Tensor::<2>::from_data(
-        TensorData::new(clusters.centroids.clone(), [clusters.k, dim]),
-        device,
-    )
-    .matmul(w.clone());
+    // Only clusters of a fair size stand for classes: k-means gives a handful of outliers
+    // alike among themselves (ten blank frames) a centre of their own, and their distance
+    // to it says nothing about belonging to the data.
+    let mut sizes = vec![0_usize; clusters.k];
+    for &c in &clusters.assignment {
+        sizes[c as usize] += 1;
+    }
+    let least = (n / (4 * clusters.k)).max(MIN_CLASS_SIZE).min(*sizes.iter().max().unwrap_or(&0));
+    let centres: Vec<f32> = clusters
+        .centroids
+        .chunks_exact(dim)
+        .zip(&sizes)
+        .filter(|&(_, &size)| size >= least)
+        .flat_map(|(c, _)| c.iter().copied())
+        .collect();
+    let classes = centres.len() / dim;
+    let means = Tensor::<2>::from_data(TensorData::new(centres, [classes, dim]), device)
+        .matmul(w.clone());
     let mean_norms = means
         .clone()
         .mul(means.clone())
         .sum_dim(1)
-        .reshape([1, clusters.k]);
+        .reshape([1, classes]);
     let means_t = means.transpose();
     let mut out = Vec::with_capacity(n);
     for tile in features.chunks(TILE * dim) {

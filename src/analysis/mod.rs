@@ -17,3 +17,4 @@ pub mod quality;
 pub mod semdedup;
 pub mod topk;
 pub mod umap;
+pub mod verify;

@@ -13,7 +13,6 @@ use std::path::Path;
 use image::{ImageFormat, RgbImage};
 use rayon::prelude::*;
 
-use super::resample::resize_area;
 use crate::store::report::ReportRow;
 
 /// Default number of distinct scenes (about 2,900 files in all).
@@ -33,6 +32,10 @@ pub struct Truth {
     /// Families: an original and all its copies (exact and near). Every pair inside a family
     /// is a true duplicate pair.
     pub families: Vec<Family>,
+    /// Look-alike sets: distinct images made to look like each other (a colour variant, one
+    /// detail changed). No two members of a set are duplicates.
+    #[serde(default)]
+    pub lookalikes: Vec<Vec<String>>,
     /// Planted outliers.
     pub outliers: Vec<String>,
     /// Bad files: (lossy relative path, expected status).
@@ -603,42 +606,103 @@ struct Planned {
     caption: Option<(String, bool)>,
 }
 
+/// Kinds of near copy, as an independent benchmark makes them.
+const COPY_KINDS: usize = 5;
+
+/// A near copy of `image` by transform `how` (`0..COPY_KINDS`), with the image crate's own
+/// filters (not curate's resampler): the copy, its JPEG quality and a description.
 fn near_copy(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, u8, String) {
+    use image::imageops::{FilterType, crop_imm, resize};
     let (w, h) = image.dimensions();
     match how {
         0 => (
             image.clone(),
-            55 + rng.below(15) as u8,
+            60 + rng.below(25) as u8,
             "JPEG re-encode".to_owned(),
         ),
         1 => {
-            let scale = rng.range(0.5, 0.75);
-            let out = resize_area(image, (w as f32 * scale) as u32, (h as f32 * scale) as u32);
-            (out, 90, format!("resized to {:.0}%", scale * 100.0))
+            let scale = rng.range(0.6, 0.9);
+            let (tw, th) = (
+                ((w as f32 * scale).round() as u32).max(8),
+                ((h as f32 * scale).round() as u32).max(8),
+            );
+            let out = resize(image, tw, th, FilterType::Lanczos3);
+            (out, 92, format!("downscaled to {:.0}%", scale * 100.0))
         }
         2 => {
-            let frac = rng.range(0.01, 0.04);
-            let (dx, dy) = ((w as f32 * frac) as u32, (h as f32 * frac) as u32);
-            let out = image::imageops::crop_imm(image, dx, dy, w - 2 * dx, h - 2 * dy).to_image();
-            (out, 90, format!("cropped {:.0}% per side", frac * 100.0))
+            let borders: [f32; 4] = std::array::from_fn(|_| rng.range(0.0, 0.08));
+            let x0 = (borders[0] * w as f32) as u32;
+            let y0 = (borders[1] * h as f32) as u32;
+            let x1 = w - (borders[2] * w as f32) as u32;
+            let y1 = h - (borders[3] * h as f32) as u32;
+            let cropped = crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
+            let out = resize(&cropped, w, h, FilterType::CatmullRom);
+            let most = borders.iter().fold(0.0_f32, |a, &b| a.max(b));
+            (
+                out,
+                92,
+                format!("cropped up to {:.0}% per border, resized back", most * 100.0),
+            )
         }
         3 => {
-            let shift = rng.range(12.0, 24.0) * if rng.unit() < 0.5 { -1.0 } else { 1.0 };
+            let factor = 1.0 + rng.range(0.03, 0.08) * if rng.unit() < 0.5 { -1.0 } else { 1.0 };
             let mut out = image.clone();
-            out.pixels_mut()
-                .for_each(|p| p.0 = p.0.map(|c| (f32::from(c) + shift).clamp(0.0, 255.0) as u8));
-            (out, 90, format!("brightness {shift:+.0}"))
+            out.pixels_mut().for_each(|p| {
+                p.0 = p.0.map(|c| (f32::from(c) * factor).round().clamp(0.0, 255.0) as u8);
+            });
+            (out, 92, format!("brightness x{factor:.2}"))
         }
         _ => {
-            let sigma = rng.range(3.0, 6.0);
+            let sigma = rng.range(2.0, 4.0);
             let mut out = image.clone();
             out.pixels_mut().for_each(|p| {
                 p.0 =
                     p.0.map(|c| (f32::from(c) + rng.gauss() * sigma).clamp(0.0, 255.0) as u8);
             });
-            (out, 90, format!("noise sigma {sigma:.1}"))
+            (out, 95, format!("noise sigma {sigma:.1}"))
         }
     }
+}
+
+/// Two different transforms of [`near_copy`] applied one after the other.
+fn combined_copy(image: &RgbImage, rng: &mut Rng) -> (RgbImage, u8, String) {
+    let first = rng.below(COPY_KINDS);
+    let second = (first + 1 + rng.below(COPY_KINDS - 1)) % COPY_KINDS;
+    let (once, q1, how1) = near_copy(image, first, rng);
+    let once = if q1 < 90 {
+        image::load_from_memory(&encode(&once, ImageFormat::Jpeg, q1))
+            .expect("decoding our own JPEG cannot fail")
+            .to_rgb8()
+    } else {
+        once
+    };
+    let (twice, q2, how2) = near_copy(&once, second, rng);
+    (twice, q2, format!("{how1} + {how2}"))
+}
+
+/// A distinct image made to look like `image`: its colours rotated (a colour variant) or
+/// one detail painted over (a figure, a flag's emblem, a clock's hand elsewhere).
+fn lookalike(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, String) {
+    let (w, h) = image.dimensions();
+    let mut out = image.clone();
+    if how == 0 {
+        out.pixels_mut().for_each(|p| p.0 = [p.0[2], p.0[0], p.0[1]]);
+        return (out, "colour variant".to_owned());
+    }
+    let r = rng.range(0.08, 0.14) * w.min(h) as f32;
+    let (cx, cy) = (
+        rng.range(0.25, 0.75) * w as f32,
+        rng.range(0.25, 0.75) * h as f32,
+    );
+    let colour = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
+    for y in 0..h {
+        for x in 0..w {
+            if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < r * r {
+                out.put_pixel(x, y, image::Rgb(colour));
+            }
+        }
+    }
+    (out, "one detail changed".to_owned())
 }
 
 /// Writes the sample dataset into `dir` (created if needed) and returns its ground truth.
@@ -651,13 +715,19 @@ pub fn generate(dir: &Path, scenes: usize) -> io::Result<Truth> {
 pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth> {
     const SEED: u64 = 0x00C0_FFEE;
     fs::create_dir_all(dir)?;
-    let planned: Vec<(Vec<Planned>, Option<Family>)> = (0..scenes)
+    let planned: Vec<(Vec<Planned>, Option<Family>, Vec<String>)> = (0..scenes)
         .into_par_iter()
         .map(|i| {
             let mut rng = Rng::new(SEED, i as u64);
             let theme = i % THEMES.len();
             let (w, h) = if plain {
                 (256, 256)
+            } else if i % 97 == 5 {
+                // Large photos.
+                (1800, 1200)
+            } else if i % 23 == 3 {
+                // Tiny icons.
+                (32, 32)
             } else {
                 [
                     (256, 256),
@@ -690,7 +760,7 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
                 caption: (!plain).then(|| (caption.clone(), json_caption)),
             }];
             if plain {
-                return (files, None);
+                return (files, None, Vec::new());
             }
             let mut family = Family {
                 original: rel.clone(),
@@ -711,10 +781,15 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
                     family.exact.push(copy_rel);
                 }
             }
-            if rng.below(100) < 8 {
-                let first = rng.below(5);
-                for n in 0..=rng.below(2) {
-                    let (copy, quality, how) = near_copy(&image, (first + n * 2) % 5, &mut rng);
+            let tiny_or_large = w == 32 || w == 1800;
+            if rng.below(100) < 8 || (tiny_or_large && rng.below(2) == 0) {
+                let first = rng.below(COPY_KINDS);
+                for n in 0..=rng.below(3) {
+                    let (copy, quality, how) = if n == 2 {
+                        combined_copy(&image, &mut rng)
+                    } else {
+                        near_copy(&image, (first + n * 2) % COPY_KINDS, &mut rng)
+                    };
                     let copy_rel = format!("{stem}_v{n}.jpg");
                     files.push(Planned {
                         rel: copy_rel.clone(),
@@ -725,18 +800,34 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
                 }
             }
             let has_copies = !family.exact.is_empty() || !family.near.is_empty();
-            (files, has_copies.then_some(family))
+            // Look-alikes of some originals: distinct images a detector must keep apart.
+            let mut lookalikes = Vec::new();
+            if rng.below(100) < 4 {
+                let how = rng.below(2);
+                let (variant, what) = lookalike(&image, how, &mut rng);
+                let variant_rel = format!("{stem}_lookalike.png");
+                files.push(Planned {
+                    rel: variant_rel.clone(),
+                    bytes: encode(&variant, ImageFormat::Png, 90),
+                    caption: Some((format!("{caption} ({what})"), false)),
+                });
+                lookalikes = vec![rel.clone(), variant_rel];
+            }
+            (files, has_copies.then_some(family), lookalikes)
         })
         .collect();
 
     let mut truth = Truth::default();
     let mut files: Vec<Planned> = Vec::new();
-    for (planned_files, family) in planned {
+    for (planned_files, family, lookalikes) in planned {
         truth
             .images
             .extend(planned_files.iter().map(|f| f.rel.clone()));
         files.extend(planned_files);
         truth.families.extend(family);
+        if !lookalikes.is_empty() {
+            truth.lookalikes.push(lookalikes);
+        }
     }
     if !plain {
         let outliers = (scenes / 60).max(12);
@@ -746,6 +837,25 @@ pub fn generate_with(dir: &Path, scenes: usize, plain: bool) -> io::Result<Truth
             files.push(Planned {
                 rel: rel.clone(),
                 bytes: encode(&outlier(o % 12, &mut rng), ImageFormat::Png, 90),
+                caption: None,
+            });
+            truth.images.push(rel.clone());
+            truth.outliers.push(rel);
+        }
+        // A small cluster of outliers: near-blank frames, alike among themselves, so a
+        // nearest-neighbour score alone would call them ordinary.
+        for o in 0..10 {
+            let mut rng = Rng::new(SEED ^ 0xB1A4, o as u64);
+            let level = 16.0 + rng.range(0.0, 10.0);
+            let mut frame = RgbImage::new(256, 192);
+            frame.pixels_mut().for_each(|p| {
+                let v = (level + rng.gauss()).clamp(0.0, 255.0) as u8;
+                p.0 = [v, v, v.saturating_add(1)];
+            });
+            let rel = format!("misc/frame_{o:02}.png");
+            files.push(Planned {
+                rel: rel.clone(),
+                bytes: encode(&frame, ImageFormat::Png, 90),
                 caption: None,
             });
             truth.images.push(rel.clone());
@@ -911,6 +1021,10 @@ pub struct Evaluation {
     pub near_found: (usize, usize),
     /// Groups with exactly one keeper / all groups.
     pub groups_with_one_keeper: (usize, usize),
+    /// Look-alike pairs put in one group / all look-alike pairs.
+    pub lookalikes_grouped: (usize, usize),
+    /// Images with no planted copy dropped as a duplicate / all such images.
+    pub unique_dropped: (usize, usize),
     /// AUROC of `ood_score` for planted outliers against all other readable images.
     pub outlier_auroc: f64,
     /// Bad files reported with the expected status and not kept / all bad files.
@@ -941,6 +1055,16 @@ impl fmt::Display for Evaluation {
             f,
             "  one keeper per group   {}/{}",
             self.groups_with_one_keeper.0, self.groups_with_one_keeper.1
+        )?;
+        writeln!(
+            f,
+            "  look-alikes grouped    {}/{} pairs (should be 0)",
+            self.lookalikes_grouped.0, self.lookalikes_grouped.1
+        )?;
+        writeln!(
+            f,
+            "  unique images dropped  {}/{} (should be 0)",
+            self.unique_dropped.0, self.unique_dropped.1
         )?;
         writeln!(f, "  outlier AUROC          {:.3}", self.outlier_auroc)?;
         write!(
@@ -1011,6 +1135,33 @@ pub fn evaluate(truth: &Truth, rows: &[ReportRow]) -> Evaluation {
     eval.pair_recall = hits as f64 / true_pairs.len().max(1) as f64;
     eval.pair_precision = hits as f64 / predicted.len().max(1) as f64;
 
+    for set in &truth.lookalikes {
+        for (i, a) in set.iter().enumerate() {
+            for b in &set[i + 1..] {
+                eval.lookalikes_grouped.1 += 1;
+                let together = match (by_path.get(a.as_str()), by_path.get(b.as_str())) {
+                    (Some(x), Some(y)) => x.dup_group >= 0 && x.dup_group == y.dup_group,
+                    _ => false,
+                };
+                eval.lookalikes_grouped.0 += usize::from(together);
+            }
+        }
+    }
+    let in_family: HashSet<&str> = truth
+        .families
+        .iter()
+        .flat_map(Family::members)
+        .collect();
+    for path in truth.images.iter().filter(|p| !in_family.contains(p.as_str())) {
+        if let Some(row) = by_path.get(path.as_str()).filter(|r| r.status == "ok") {
+            eval.unique_dropped.1 += 1;
+            eval.unique_dropped.0 += usize::from(
+                row.drop_reason
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with("_duplicate")),
+            );
+        }
+    }
     let outliers: HashSet<&str> = truth.outliers.iter().map(String::as_str).collect();
     let (mut positive, mut negative) = (Vec::new(), Vec::new());
     for row in rows.iter().filter(|r| r.status == "ok") {

@@ -2,6 +2,7 @@
 //! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
 
 pub mod ingest;
+pub mod near;
 pub mod preview;
 pub mod rekeep;
 pub mod semantic;
@@ -29,8 +30,11 @@ use crate::store::{self, neighbours};
 /// Settings of one analysis run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Largest pHash Hamming distance for near duplicates.
+    /// Largest pHash Hamming distance of a near-duplicate candidate (every candidate is
+    /// verified on its pixels).
     pub max_distance: u32,
+    /// Largest block difference of a verified copy ([`crate::analysis::verify`]).
+    pub max_difference: f32,
     /// The `k` of the outlier score.
     pub outlier_k: usize,
     /// Which outlier score is `ood_score` (and what `--drop-outliers` ranks by).
@@ -74,6 +78,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             max_distance: dedup::DEFAULT_MAX_DISTANCE,
+            max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,
             outlier_k: knn::DEFAULT_OUTLIER_K,
             outlier_score: OutlierScore::Kth,
             quality_labels: Vec::new(),
@@ -191,6 +196,8 @@ pub struct Analysis {
     pub captions: Option<semantic::CaptionSemantics>,
     /// The cached semantic pairs, for regrouping at another threshold (`--model`).
     pub semantic_pairs: Option<std::sync::Arc<semantic::SemanticPairs>>,
+    /// Every near-duplicate candidate with its pixel verdict.
+    pub near: std::sync::Arc<near::NearPairs>,
 }
 
 /// Counts and timings of a run (printed by the command line, `--json` for machines).
@@ -238,6 +245,17 @@ pub struct Summary {
     pub semantic_duplicates: usize,
     /// Groups of near-identical captions (`--text-model`).
     pub caption_groups: usize,
+    /// Near-duplicate candidate pairs compared on their pixels.
+    pub near_candidates: usize,
+    /// Of those, the pairs verified as copies.
+    pub near_copies: usize,
+    /// The largest block difference among the verified copies (where copies end).
+    pub farthest_copy: Option<f32>,
+    /// The smallest block difference among the rejected candidates (where look-alikes
+    /// start).
+    pub closest_rejected: Option<f32>,
+    /// The block-difference threshold of the run.
+    pub max_difference: f32,
     /// The ensemble's learned weights per operator (with quality labels), for the user.
     pub ensemble_weights: Vec<(String, f32)>,
 }
@@ -416,11 +434,15 @@ pub fn analyze(
         (graph, false)
     };
 
-    // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP embeddings,
-    // star-linked from the largest images (the usual keepers) outwards.
+    // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP (or imported)
+    // embeddings, star-linked from the largest images outwards. Pairs of images on disk are
+    // only candidates, verified on their pixels like every other; rows without an image
+    // have nothing else to go by.
     let mut semantic_pairs = None;
     let mut pairs_to_cache = cached_pairs.clone();
-    let links = if semantic.is_some() || imported.is_some() {
+    let mut model_candidates = Vec::new();
+    let mut semantic_links = Vec::new();
+    if semantic.is_some() || imported.is_some() {
         let threshold = options.models.semantic_threshold;
         let floor = threshold.min(semdedup::DEFAULT_FLOOR);
         let pairs = match cached_pairs {
@@ -445,21 +467,24 @@ pub fn analyze(
                 .map_or(0, |f| u64::from(f.width) * u64::from(f.height))
         };
         let priority = semantic::largest_first(n, pixels);
-        let links = found
-            .links(1.0 - threshold, &priority)
-            .into_iter()
-            .map(|(a, b)| (readable[a as usize], readable[b as usize]))
-            .collect();
+        for (a, b) in found.links(1.0 - threshold, &priority) {
+            let (a, b) = (readable[a as usize], readable[b as usize]);
+            if records[a as usize].facts().is_some() && records[b as usize].facts().is_some() {
+                model_candidates.push((a, b));
+            } else {
+                semantic_links.push(dedup::DupLink {
+                    a,
+                    b,
+                    kind: dedup::DupKind::Semantic,
+                });
+            }
+        }
         semantic_pairs = Some(std::sync::Arc::new(semantic::SemanticPairs {
             found,
             threshold,
             floor,
-            max_distance: options.max_distance,
         }));
-        links
-    } else {
-        Vec::new()
-    };
+    }
     if clusters_changed {
         store::clusters::save(
             root,
@@ -471,7 +496,41 @@ pub fn analyze(
         )
         .map_err(write_err("the cluster cache"))?;
     }
-    let groups = dedup::group_with(&content, &phashes, options.max_distance, &links);
+    // Near duplicates: every candidate verified on the pixels, verdicts cached by content.
+    let candidates = near::candidates(
+        &content,
+        &phashes,
+        options.max_distance,
+        imported.is_none().then_some((&graph, readable.as_slice())),
+        &model_candidates,
+    );
+    let mut verdicts = store::verdicts::load(root);
+    let known = verdicts.len();
+    let verified = near::verify(&records, &thumbnail_pack, &candidates, &mut verdicts);
+    if verdicts.len() != known {
+        store::verdicts::save(root, &verdicts).map_err(write_err("the verification cache"))?;
+    }
+    let near_pairs = near::NearPairs {
+        pairs: verified,
+        max_difference: options.max_difference,
+    };
+    let listed: Vec<_> = near_pairs
+        .pairs
+        .iter()
+        .map(|p| {
+            (
+                records[p.a as usize].rel_path.as_str(),
+                records[p.b as usize].rel_path.as_str(),
+                p.comparison,
+                p.comparison.is_copy(options.max_difference),
+            )
+        })
+        .collect();
+    store::verdicts::write_pairs_csv(root, &listed).map_err(write_err("the near-pair list"))?;
+    let mut links = near_pairs.links(options.max_difference);
+    links.extend(semantic_links);
+    let (_, facts) = keeper_facts(&records);
+    let groups = dedup::group_with(&content, &links, &keep::quality_rank(&facts));
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
     });
@@ -647,6 +706,15 @@ pub fn analyze(
         model: semantic.as_ref().map(|s| s.model.clone()),
         embedded: semantic.as_ref().map_or(0, |s| s.embedded),
         caption_groups: caption_semantics.as_ref().map_or(0, |c| c.groups),
+        near_candidates: near_pairs.pairs.len(),
+        near_copies: near_pairs
+            .pairs
+            .iter()
+            .filter(|p| p.comparison.is_copy(options.max_difference))
+            .count(),
+        farthest_copy: near_pairs.separation().0,
+        closest_rejected: near_pairs.separation().1,
+        max_difference: options.max_difference,
         ensemble_weights,
         semantic_duplicates: groups
             .dup_kind
@@ -677,6 +745,7 @@ pub fn analyze(
         semantic,
         captions: caption_semantics,
         semantic_pairs,
+        near: std::sync::Arc::new(near_pairs),
     })
 }
 
@@ -908,6 +977,21 @@ fn judge(
     ood: &[f32],
     drop_outliers_percent: Option<f32>,
 ) -> (Vec<Option<Scores>>, Decisions) {
+    let (scores, facts) = keeper_facts(records);
+    let decisions = keep::decide(
+        groups,
+        &facts,
+        content,
+        ood,
+        drop_outliers_percent,
+        keep::KeeperPolicy::Quality,
+    );
+    (scores, decisions)
+}
+
+/// Quality scores (against the run's own size statistics) and what the keeper choice
+/// looks at, per row.
+fn keeper_facts(records: &[FileRecord]) -> (Vec<Option<Scores>>, Vec<Option<KeeperFacts>>) {
     let dims: Vec<(u32, u32)> = records
         .iter()
         .filter_map(FileRecord::facts)
@@ -938,15 +1022,7 @@ fn judge(
             })
         })
         .collect();
-    let decisions = keep::decide(
-        groups,
-        &facts,
-        content,
-        ood,
-        drop_outliers_percent,
-        keep::KeeperPolicy::Quality,
-    );
-    (scores, decisions)
+    (scores, facts)
 }
 
 /// Takes unchanged files from the cache and decodes the rest in parallel batches, appending

@@ -51,6 +51,8 @@ pub struct PreviewBuilder {
     ready: usize,
     basis: Option<(pca::Basis, usize)>,
     max_distance: u32,
+    /// Pixel verdicts so far, so each candidate pair is verified once across previews.
+    verdicts: std::collections::HashMap<crate::store::verdicts::PairKey, crate::analysis::verify::Comparison>,
 }
 
 impl PreviewBuilder {
@@ -58,6 +60,7 @@ impl PreviewBuilder {
     #[must_use]
     pub fn new(root: PathBuf, scan: Arc<Scan>, pack: PathBuf, max_distance: u32) -> Self {
         let (captions, caption_warnings) = captions::load(&root, &scan);
+        let root_for_verdicts = root.clone();
         let mut warnings = scan.warnings.clone();
         warnings.extend(caption_warnings);
         Self {
@@ -70,6 +73,7 @@ impl PreviewBuilder {
             ready: 0,
             basis: None,
             max_distance,
+            verdicts: crate::store::verdicts::load(&root_for_verdicts),
         }
     }
 
@@ -114,7 +118,15 @@ impl PreviewBuilder {
             .collect();
         let phashes: Vec<Option<u64>> =
             records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
-        let groups = dedup::group(&content, &phashes, self.max_distance);
+        let candidates = super::near::candidates(&content, &phashes, self.max_distance, None, &[]);
+        let verified = super::near::verify(&records, &self.pack, &candidates, &mut self.verdicts);
+        let links = super::near::NearPairs {
+            pairs: verified,
+            max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,
+        }
+        .links(crate::analysis::verify::DEFAULT_MAX_DIFFERENCE);
+        let (_, facts) = super::keeper_facts(&records);
+        let groups = dedup::group_with(&content, &links, &crate::analysis::keep::quality_rank(&facts));
         let ood = vec![0.0_f32; records.len()];
         let (scores, decisions) = judge(&records, &groups, &content, &ood, None);
 
@@ -170,6 +182,7 @@ impl PreviewBuilder {
             semantic: None,
             captions: None,
             semantic_pairs: None,
+            near: Arc::default(),
         }
     }
 }

@@ -482,8 +482,6 @@ pub struct SemanticPairs {
     pub threshold: f32,
     /// The lowest threshold the cached pairs allow.
     pub floor: f32,
-    /// The run's pHash distance.
-    pub max_distance: u32,
 }
 
 /// Points `0..n` largest image first (ties in index order): the order semantic groups are
@@ -495,34 +493,49 @@ pub fn largest_first(n: usize, pixels: impl Fn(u32) -> u64) -> Vec<u32> {
     order
 }
 
-/// The report rows regrouped for semantic threshold `threshold` (clamped to the cached
-/// floor): duplicate groups, kinds, keepers and keep/drop recomputed by the same rules as
-/// the run (`dedup::group_with`, then [`super::rekeep::redecide`] under `policy`, with
-/// `learned` scores per row when labels taught one). Outlier drops of the run are kept.
+/// The report rows regrouped: exact copies, the pixel-verified `near` links and, with
+/// `semantic` pairs and a threshold (clamped to the cached floor), embedding links of rows
+/// without an image; duplicate groups, kinds, keepers and keep/drop recomputed by the same
+/// rules as the run (`dedup::group_with`, then [`super::rekeep::redecide`] under `policy`,
+/// with `learned` scores per row when labels taught one). Outlier drops of the run are kept.
 #[must_use]
 pub fn regroup(
     rows: &[ReportRow],
-    pairs: &SemanticPairs,
-    threshold: f32,
+    near: &[crate::analysis::dedup::DupLink],
+    semantic: Option<(&SemanticPairs, f32)>,
     policy: crate::analysis::keep::KeeperPolicy,
     learned: Option<&[f32]>,
 ) -> Vec<ReportRow> {
-    let threshold = threshold.clamp(pairs.floor, 1.0);
     let readable: Vec<u32> = (0..rows.len() as u32)
         .filter(|&r| rows[r as usize].status == "ok")
         .collect();
     let content = super::rekeep::content(rows);
-    let phashes: Vec<Option<u64>> = rows.iter().map(|r| r.phash).collect();
     let facts = super::rekeep::facts(rows, None);
-    let pixels = |p: u32| facts[readable[p as usize] as usize].map_or(0, |f| f.pixels);
-    let priority = largest_first(readable.len(), pixels);
-    let links: Vec<(u32, u32)> = pairs
-        .found
-        .links(1.0 - threshold, &priority)
-        .into_iter()
-        .map(|(a, b)| (readable[a as usize], readable[b as usize]))
-        .collect();
-    let groups = crate::analysis::dedup::group_with(&content, &phashes, pairs.max_distance, &links);
+    let mut links = near.to_vec();
+    if let Some((pairs, threshold)) = semantic {
+        let threshold = threshold.clamp(pairs.floor, 1.0);
+        let pixels = |p: u32| facts[readable[p as usize] as usize].map_or(0, |f| f.pixels);
+        let priority = largest_first(readable.len(), pixels);
+        // Pairs of images on disk join only through the pixel verification (`near`); rows
+        // without an image have their embeddings alone.
+        links.extend(
+            pairs
+                .found
+                .links(1.0 - threshold, &priority)
+                .into_iter()
+                .map(|(a, b)| (readable[a as usize], readable[b as usize]))
+                .filter(|&(a, b)| {
+                    rows[a as usize].width.is_none() || rows[b as usize].width.is_none()
+                })
+                .map(|(a, b)| crate::analysis::dedup::DupLink {
+                    a,
+                    b,
+                    kind: crate::analysis::dedup::DupKind::Semantic,
+                }),
+        );
+    }
+    let rank = crate::analysis::keep::quality_rank(&facts);
+    let groups = crate::analysis::dedup::group_with(&content, &links, &rank);
     super::rekeep::redecide(rows, &groups, policy, learned).0
 }
 

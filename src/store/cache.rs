@@ -318,6 +318,13 @@ pub struct ThumbReader {
 }
 
 impl ThumbReader {
+    /// Opens the pack at `pack`.
+    pub fn open(pack: &Path) -> io::Result<Self> {
+        Ok(Self {
+            file: File::open(pack)?,
+        })
+    }
+
     /// Reads one thumbnail's bytes.
     pub fn read(&mut self, thumb: ThumbRef) -> io::Result<Vec<u8>> {
         self.file.seek(SeekFrom::Start(thumb.offset))?;

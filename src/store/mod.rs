@@ -12,6 +12,7 @@ pub mod npy;
 pub mod report;
 pub mod session;
 pub mod vectors;
+pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 

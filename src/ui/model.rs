@@ -122,6 +122,9 @@ pub struct Collection {
     pub embeddings: Option<(Arc<PointEmbeddings>, PathBuf)>,
     /// The cached semantic pairs, for regrouping at another threshold (with `--model`).
     pub semantic_pairs: Option<Arc<SemanticPairs>>,
+    /// Every near-duplicate candidate pair (report rows) with its pixel verdict, for
+    /// regrouping at another pixel-difference threshold and for showing where the line is.
+    pub near: Arc<crate::pipeline::near::NearPairs>,
 }
 
 /// How far the analysis behind a preview collection has got.
@@ -170,6 +173,7 @@ impl Collection {
             thumbnail_pack,
             semantic,
             semantic_pairs,
+            near,
             ..
         } = analysis;
         let embeddings =
@@ -237,6 +241,7 @@ impl Collection {
             preview: None,
             embeddings,
             semantic_pairs,
+            near,
             source: Arc::new(Source::Dataset {
                 root,
                 rows,
@@ -463,6 +468,7 @@ impl Collection {
             preview: None,
             embeddings: None,
             semantic_pairs: None,
+            near: Arc::default(),
             source: Arc::new(Source::Synthetic { seed, cluster }),
         }
     }

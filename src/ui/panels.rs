@@ -126,6 +126,29 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
             }
         });
     }
+    if !ws.collection.near.pairs.is_empty() {
+        ui.horizontal(|ui| {
+            let slider = ui
+                .add_enabled(
+                    !ws.regrouping(),
+                    egui::Slider::new(&mut ws.near_slider, 0.0..=60.0)
+                        .step_by(0.5)
+                        .text("pixel difference"),
+                )
+                .on_hover_text(
+                    "Candidate pairs (similar hashes or features) are compared on their pixels after alignment; a pair is a copy when its worst block differs by at most this much (mean colour distance, 0-441). Groups are recomputed when you let go; nothing is compared again.",
+                );
+            let t = ws.near_slider;
+            if (slider.drag_stopped() || (slider.changed() && !slider.dragged()))
+                && (t - ws.near_threshold).abs() > f32::EPSILON
+            {
+                ws.regroup_near(t);
+            }
+        });
+        egui::CollapsingHeader::new("Where the line is")
+            .id_salt("near line")
+            .show(ui, |ui| line_pairs(ui, ws));
+    }
     ui.horizontal(|ui| {
         ui.label("keeper:");
         let mut policy = ws.keeper_policy;
@@ -226,6 +249,42 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                 ui.separator();
             }
         });
+}
+
+/// The grouped pairs that differ most next to the rejected pairs that differ least, as
+/// thumbnail pairs with their pixel difference: where copies end on this folder.
+fn line_pairs(ui: &mut egui::Ui, ws: &mut Workspace) {
+    const SMALL: f32 = 44.0;
+    let line = ws.line_pairs(6);
+    let mut show = |ui: &mut egui::Ui, title: &str, pairs: &[(u32, u32, f32)]| {
+        ui.label(egui::RichText::new(title).strong());
+        if pairs.is_empty() {
+            ui.label("none");
+        }
+        egui::ScrollArea::horizontal()
+            .id_salt(title)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    for &(a, b, d) in pairs {
+                        ui.vertical(|ui| {
+                            ui.horizontal(|ui| {
+                                for p in [a, b] {
+                                    let response = thumbnail(ui, ws, p, SMALL)
+                                        .on_hover_text(ws.collection.path(p as usize));
+                                    if response.clicked() {
+                                        ws.inspected = Some(p);
+                                    }
+                                }
+                            });
+                            ui.label(format!("{d:.1}"));
+                        });
+                        ui.add_space(6.0);
+                    }
+                });
+            });
+    };
+    show(ui, "Grouped, least alike", &line.farthest_copies);
+    show(ui, "Not grouped, most alike", &line.closest_others);
 }
 
 /// A histogram with a draggable threshold; returns the new threshold when it moved.

@@ -278,8 +278,12 @@ pub struct Workspace {
     pub semantic_threshold: f32,
     /// The threshold slider's value (applied when the user lets go).
     pub semantic_slider: f32,
-    /// A regrouping running for a new threshold.
-    regrouping: Option<(f32, KeeperPolicy, Receiver<Vec<report::ReportRow>>)>,
+    /// The pixel-difference threshold of near duplicates the groups were made with.
+    pub near_threshold: f32,
+    /// The pixel-difference slider's value (applied when the user lets go).
+    pub near_slider: f32,
+    /// A regrouping running for new thresholds (semantic, pixel difference) and policy.
+    regrouping: Option<(f32, f32, KeeperPolicy, Receiver<Vec<report::ReportRow>>)>,
     /// How keepers are chosen.
     pub keeper_policy: KeeperPolicy,
     /// Images the user labelled for the ensemble score: point → bad.
@@ -292,6 +296,19 @@ pub struct Workspace {
     pub ensemble: (Arc<Vec<f32>>, Vec<(String, f32)>),
     /// A refit running.
     refitting: Option<Receiver<EnsembleFit>>,
+    /// The candidate pairs nearest the pixel-difference line, for the threshold they were
+    /// picked at (see [`Self::line_pairs`]).
+    line: Option<(f32, Arc<LinePairs>)>,
+}
+
+/// Candidate pairs on both sides of the pixel-difference threshold, as points with their
+/// difference: what a person looks at to decide where copies end.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinePairs {
+    /// The grouped pairs with the largest differences, largest first.
+    pub farthest_copies: Vec<(u32, u32, f32)>,
+    /// The pairs not grouped with the smallest differences, smallest first.
+    pub closest_others: Vec<(u32, u32, f32)>,
 }
 
 impl Workspace {
@@ -323,7 +340,10 @@ impl Workspace {
                 p.threshold
             });
         let search = Search::new(collection.embeddings.as_ref().map(|(_, dir)| dir.clone()));
+        let near_threshold = collection.near.max_difference;
         let mut ws = Self {
+            near_threshold,
+            near_slider: near_threshold,
             search,
             similarity: None,
             similarity_range: (0.0, 1.0, 1.0),
@@ -348,6 +368,7 @@ impl Workspace {
                 Vec::new(),
             ),
             refitting: None,
+            line: None,
             map,
             thumbs,
             mode: ColourMode::Groups,
@@ -521,17 +542,24 @@ impl Workspace {
     /// Regroups the semantic duplicates for `threshold` in the background (from the cached
     /// pairs: no re-clustering); [`Self::poll_regroup`] applies the result.
     pub fn regroup(&mut self, threshold: f32) {
-        self.redecide(threshold, self.keeper_policy);
+        self.redecide(threshold, self.near_threshold, self.keeper_policy);
+    }
+
+    /// Regroups the near duplicates for pixel-difference threshold `max_difference` in the
+    /// background (from the verdicts of the run: nothing is compared again).
+    pub fn regroup_near(&mut self, max_difference: f32) {
+        self.redecide(self.semantic_threshold, max_difference, self.keeper_policy);
     }
 
     /// Chooses every group's keeper again under `policy`, in the background.
     pub fn set_keeper_policy(&mut self, policy: KeeperPolicy) {
-        self.redecide(self.semantic_threshold, policy);
+        self.redecide(self.semantic_threshold, self.near_threshold, policy);
     }
 
-    /// Recomputes groups (for `threshold`, when there are semantic pairs) and keepers (by
-    /// `policy`, with the learned ensemble score when labels taught one) in the background.
-    fn redecide(&mut self, threshold: f32, policy: KeeperPolicy) {
+    /// Recomputes groups (for the semantic `threshold` when there are semantic pairs, and
+    /// the pixel-difference threshold `max_difference`) and keepers (by `policy`, with the
+    /// learned ensemble score when labels taught one) in the background.
+    fn redecide(&mut self, threshold: f32, max_difference: f32, policy: KeeperPolicy) {
         let Source::Dataset {
             rows, point_row, ..
         } = &*self.collection.source
@@ -546,26 +574,62 @@ impl Workspace {
             per_row
         });
         let pairs = self.collection.semantic_pairs.clone();
+        let near = Arc::clone(&self.collection.near);
         let source = Arc::clone(&self.collection.source);
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             if let Source::Dataset { rows, .. } = &*source {
-                let rows = if let Some(pairs) = &pairs {
-                    crate::pipeline::semantic::regroup(
-                        rows,
-                        pairs,
-                        threshold,
-                        policy,
-                        learned.as_deref(),
-                    )
-                } else {
-                    let groups = crate::pipeline::rekeep::groups(rows);
-                    crate::pipeline::rekeep::redecide(rows, &groups, policy, learned.as_deref()).0
-                };
+                let rows = crate::pipeline::semantic::regroup(
+                    rows,
+                    &near.links(max_difference),
+                    pairs.as_deref().map(|p| (p, threshold)),
+                    policy,
+                    learned.as_deref(),
+                );
                 send.send(rows).ok();
             }
         });
-        self.regrouping = Some((threshold, policy, receive));
+        self.regrouping = Some((threshold, max_difference, policy, receive));
+    }
+
+    /// The `count` grouped pairs with the largest pixel differences and the `count` rejected
+    /// pairs with the smallest, under the current threshold (picked once per threshold).
+    pub fn line_pairs(&mut self, count: usize) -> Arc<LinePairs> {
+        if let Some((t, line)) = &self.line
+            && (*t - self.near_threshold).abs() <= f32::EPSILON
+        {
+            return Arc::clone(line);
+        }
+        let mut point_of_row = std::collections::HashMap::new();
+        if let Source::Dataset { point_row, .. } = &*self.collection.source {
+            for (point, &row) in point_row.iter().enumerate() {
+                point_of_row.insert(row, point as u32);
+            }
+        }
+        let threshold = self.near_threshold;
+        let mut copies = Vec::new();
+        let mut others = Vec::new();
+        for p in &self.collection.near.pairs {
+            let (Some(&a), Some(&b)) = (point_of_row.get(&p.a), point_of_row.get(&p.b)) else {
+                continue;
+            };
+            let d = p.comparison.difference;
+            if p.comparison.is_copy(threshold) {
+                copies.push((a, b, d));
+            } else if d.is_finite() {
+                others.push((a, b, d));
+            }
+        }
+        copies.sort_by(|x, y| y.2.total_cmp(&x.2));
+        others.sort_by(|x, y| x.2.total_cmp(&y.2));
+        copies.truncate(count);
+        others.truncate(count);
+        let line = Arc::new(LinePairs {
+            farthest_copies: copies,
+            closest_others: others,
+        });
+        self.line = Some((threshold, Arc::clone(&line)));
+        line
     }
 
     /// Whether a regrouping is running.
@@ -576,13 +640,15 @@ impl Workspace {
 
     /// Applies a finished regrouping; returns a note for the user.
     pub fn poll_regroup(&mut self) -> Option<String> {
-        let (threshold, policy, receive) = self.regrouping.as_ref()?;
+        let (threshold, max_difference, policy, receive) = self.regrouping.as_ref()?;
         let rows = receive.try_recv().ok()?;
-        let (threshold, policy) = (*threshold, *policy);
+        let (threshold, max_difference, policy) = (*threshold, *max_difference, *policy);
         self.regrouping = None;
         self.collection.apply_rows(rows);
         let policy_changed = policy != self.keeper_policy;
+        let near_changed = (max_difference - self.near_threshold).abs() > f32::EPSILON;
         self.semantic_threshold = threshold;
+        self.near_threshold = max_difference;
         self.keeper_policy = policy;
         let c = &self.collection;
         let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
@@ -596,6 +662,12 @@ impl Workspace {
             .iter()
             .filter(|k| **k == super::model::DupKind::Semantic)
             .count();
+        if near_changed {
+            return Some(format!(
+                "pixel difference up to {max_difference:.1}: {} groups",
+                c.groups.len()
+            ));
+        }
         if policy_changed || c.semantic_pairs.is_none() {
             return Some(format!(
                 "keepers chosen again: {} ({} groups)",
@@ -662,15 +734,13 @@ impl Workspace {
         self.ensemble = (Arc::new(scores), weights);
         self.mode = ColourMode::Ensemble;
         self.drawn = None;
-        let (threshold, policy) = self
-            .regrouping
-            .as_ref()
-            .map_or((self.semantic_threshold, self.keeper_policy), |r| {
-                (r.0, r.1)
-            });
+        let (threshold, max_difference, policy) = self.regrouping.as_ref().map_or(
+            (self.semantic_threshold, self.near_threshold, self.keeper_policy),
+            |r| (r.0, r.1, r.2),
+        );
         if learned && policy == KeeperPolicy::Quality {
             // The learned score now chooses the keepers.
-            self.redecide(threshold, policy);
+            self.redecide(threshold, max_difference, policy);
         }
         let bad = self.quality_labels.values().filter(|b| **b).count();
         let good = self.quality_labels.len() - bad;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Duplicate / hard-negative / outlier evaluation of curate against peer tools on sets built
+# from real images in packages. See benches/dedup_eval/README.md.
+#
+#   benches/dedup_eval/run.sh                    # dev set: generate if missing, curate, peers
+#   benches/dedup_eval/run.sh --set heldout      # the held-out set (score only at the end)
+#   benches/dedup_eval/run.sh --scale 5          # a ~10k-image version of the dev set
+#   benches/dedup_eval/run.sh --no-peers         # curate only
+#   benches/dedup_eval/run.sh --reuse-peers      # reuse peer outputs from an earlier run
+#
+# Environment: CURATE (binary; default ${CARGO_TARGET_DIR:-target}/release/curate, skipped with
+# a message when absent; nothing is built here), CURATE_EVAL_CACHE (default
+# ~/.cache/curate-eval: venvs, downloaded sources, sets, peer outputs), PYTHON (default
+# python3.11). Venvs are pinned by requirements-peers.txt and requirements-fastdup.txt.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CACHE="${CURATE_EVAL_CACHE:-$HOME/.cache/curate-eval}"
+export CURATE_EVAL_CACHE="$CACHE"
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+SET=dev SCALE=1 PEERS=--peers REUSE=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --set) SET="$2"; shift 2 ;;
+    --scale) SCALE="$2"; shift 2 ;;
+    --no-peers) PEERS=; shift ;;
+    --reuse-peers) REUSE=--reuse-peers; shift ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$SET" in dev|heldout) ;; *) echo "--set must be dev or heldout" >&2; exit 2 ;; esac
+
+# venv NAME REQUIREMENTS: create and install once per requirements file content
+venv() {
+  local dir="$CACHE/$1" req="$HERE/$2" stamp
+  stamp="$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$dir/.installed-$stamp" ]; then
+    echo "setting up $dir ($2)" >&2
+    rm -rf "$dir"
+    "$PYTHON" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+    # --no-deps: the files are complete pip freezes (imagededup's torch requirement is skipped)
+    "$dir/bin/python" -m pip install -q --no-deps -r "$req"
+    touch "$dir/.installed-$stamp"
+  fi
+}
+mkdir -p "$CACHE"
+venv venv-peers requirements-peers.txt
+if [ -n "$PEERS" ]; then venv venv-fastdup requirements-fastdup.txt; fi
+PY="$CACHE/venv-peers/bin/python"
+
+SETS="$CACHE/sets"
+NAME="$SET"; if [ "$SCALE" != 1 ]; then NAME="$SET-x$SCALE"; fi
+DIR="$SETS/$NAME"
+if [ ! -f "$DIR/truth.json" ]; then
+  "$PY" "$HERE/make_sets.py" "$SETS" --set "$SET" --scale "$SCALE" --force
+fi
+
+cd "$ROOT"
+CURATE_BIN="${CURATE:-${CARGO_TARGET_DIR:-target}/release/curate}"
+if [ -z "${CURATE:-}" ] && [ ! -x "$CURATE_BIN" ] && [ -x "$HOME/.cache/curate-target/release/curate" ]; then
+  CURATE_BIN="$HOME/.cache/curate-target/release/curate"
+fi
+NO_CURATE=
+if [ -x "$CURATE_BIN" ]; then
+  echo "curate: $CURATE_BIN analyze $DIR --json" >&2
+  rm -rf "$DIR/.curate"
+  start=$(date +%s%N)
+  if "$CURATE_BIN" analyze "$DIR" --json > "$SETS/$NAME-curate.json" 2> "$SETS/$NAME-curate.stderr"; then
+    echo "curate: $(( ($(date +%s%N) - start) / 1000000 )) ms (its JSON summary: $SETS/$NAME-curate.json)" >&2
+  else
+    echo "curate failed (exit $?); see $SETS/$NAME-curate.stderr" >&2
+    tail -5 "$SETS/$NAME-curate.stderr" >&2 || true
+    NO_CURATE=--no-curate
+  fi
+else
+  echo "curate: no binary at $CURATE_BIN (set CURATE=...); scoring the peers only" >&2
+  rm -rf "$DIR/.curate"
+  NO_CURATE=--no-curate
+fi
+
+"$PY" "$HERE/score.py" "$DIR" $PEERS $REUSE $NO_CURATE --out "$SETS/$NAME-scores.json"

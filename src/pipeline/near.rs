@@ -1,0 +1,217 @@
+//! Near duplicates: candidate pairs proposed by the pHash index, the feature k-NN graph and
+//! model embeddings, each verified on the two images' thumbnails
+//! ([`crate::analysis::verify`]) before it may join a group.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::analysis::dedup::{self, DupKind, DupLink};
+use crate::analysis::knn::Neighbours;
+use crate::analysis::verify::{self, Comparison, Picture};
+use crate::store::cache::{FileRecord, ThumbReader};
+use crate::store::verdicts::{self, PairKey};
+
+/// Feature neighbours of each image proposed as candidates.
+pub const GRAPH_CANDIDATES: usize = 8;
+/// Least cosine similarity of the built-in features for a graph candidate.
+pub const GRAPH_FLOOR: f32 = 0.80;
+/// Images sharing one pHash value are all paired up to this many; beyond it (a thousand
+/// blank frames) the feature graph proposes their pairs.
+const SAME_HASH_LIMIT: usize = 24;
+
+/// One verified candidate pair of rows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verified {
+    /// Lower row.
+    pub a: u32,
+    /// Higher row.
+    pub b: u32,
+    /// What the pixels said.
+    pub comparison: Comparison,
+}
+
+/// Every verified candidate pair of a run (copies and rejected look-alikes), so the
+/// grouping can be redone at another threshold and a person can see where the line is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NearPairs {
+    /// The pairs, by row.
+    pub pairs: Vec<Verified>,
+    /// The block-difference threshold of the run.
+    pub max_difference: f32,
+}
+
+impl NearPairs {
+    /// Links of the pairs that are copies under `max_difference`.
+    #[must_use]
+    pub fn links(&self, max_difference: f32) -> Vec<DupLink> {
+        self.pairs
+            .iter()
+            .filter(|p| p.comparison.is_copy(max_difference))
+            .map(|p| DupLink {
+                a: p.a,
+                b: p.b,
+                kind: DupKind::Near,
+            })
+            .collect()
+    }
+
+    /// The separation on this folder: the largest block difference among the copies and
+    /// the smallest among the rejected pairs that were compared on their pixels.
+    #[must_use]
+    pub fn separation(&self) -> (Option<f32>, Option<f32>) {
+        let mut farthest_copy: Option<f32> = None;
+        let mut closest_other: Option<f32> = None;
+        for p in &self.pairs {
+            let d = p.comparison.difference;
+            if p.comparison.is_copy(self.max_difference) {
+                farthest_copy = Some(farthest_copy.map_or(d, |f| f.max(d)));
+            } else if d.is_finite() {
+                closest_other = Some(closest_other.map_or(d, |c| c.min(d)));
+            }
+        }
+        (farthest_copy, closest_other)
+    }
+}
+
+/// Candidate row pairs (lower row first, unique), never two rows with the same content
+/// hash (those are exact copies already): pHash neighbours within `max_distance` bits,
+/// each image's closest feature neighbours (`graph` over the `readable` rows) and `extra`
+/// pairs (model embeddings).
+#[must_use]
+pub fn candidates(
+    content: &[Option<[u8; 32]>],
+    phashes: &[Option<u64>],
+    max_distance: u32,
+    graph: Option<(&Neighbours, &[u32])>,
+    extra: &[(u32, u32)],
+) -> Vec<(u32, u32)> {
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut by_value: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (row, hash) in phashes.iter().enumerate() {
+        if let Some(hash) = hash {
+            by_value.entry(*hash).or_default().push(row as u32);
+        }
+    }
+    let mut values: Vec<u64> = by_value.keys().copied().collect();
+    values.sort_unstable();
+    let members = |v: u64| -> &[u32] {
+        let all = &by_value[&v];
+        &all[..all.len().min(SAME_HASH_LIMIT)]
+    };
+    for &value in &values {
+        let rows = members(value);
+        for (i, &a) in rows.iter().enumerate() {
+            for &b in &rows[i + 1..] {
+                pairs.push((a, b));
+            }
+        }
+    }
+    for (x, y, _) in dedup::distinct_pairs(&values, max_distance) {
+        for &a in members(values[x as usize]) {
+            for &b in members(values[y as usize]) {
+                pairs.push((a, b));
+            }
+        }
+    }
+    if let Some((graph, readable)) = graph {
+        for p in 0..graph.len() {
+            let row = readable[p];
+            let (indices, similarities) = (
+                &graph.indices[p * graph.k..(p + 1) * graph.k],
+                &graph.similarities[p * graph.k..(p + 1) * graph.k],
+            );
+            for (&q, &s) in indices.iter().zip(similarities).take(GRAPH_CANDIDATES) {
+                if q != u32::MAX && s >= GRAPH_FLOOR {
+                    pairs.push((row, readable[q as usize]));
+                }
+            }
+        }
+    }
+    pairs.extend_from_slice(extra);
+    for pair in &mut pairs {
+        *pair = (pair.0.min(pair.1), pair.0.max(pair.1));
+    }
+    pairs.retain(|&(a, b)| {
+        a != b
+            && content[a as usize].is_some()
+            && content[b as usize].is_some()
+            && content[a as usize] != content[b as usize]
+    });
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// Verifies `pairs` on the rows' thumbnails (read from `pack`): verdicts already in
+/// `known` (by content) are reused, new ones are added to it. A thumbnail that cannot be
+/// read or decoded rejects its pairs (precision first) without a cached verdict, so a
+/// later call can still verify them.
+pub fn verify(
+    records: &[FileRecord],
+    pack: &Path,
+    pairs: &[(u32, u32)],
+    known: &mut HashMap<PairKey, Comparison>,
+) -> Vec<Verified> {
+    let key_of = |a: u32, b: u32| -> Option<PairKey> {
+        let (fa, fb) = (records[a as usize].facts()?, records[b as usize].facts()?);
+        Some(verdicts::key(&fa.content_hash, &fb.content_hash))
+    };
+    let todo: Vec<(u32, u32)> = pairs
+        .iter()
+        .copied()
+        .filter(|&(a, b)| key_of(a, b).is_some_and(|k| !known.contains_key(&k)))
+        .collect();
+    if !todo.is_empty() {
+        let mut rows: Vec<u32> = todo.iter().flat_map(|&(a, b)| [a, b]).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let pictures = pictures(records, pack, &rows);
+        let found: Vec<(PairKey, Comparison)> = todo
+            .par_iter()
+            .filter_map(|&(a, b)| {
+                let key = key_of(a, b)?;
+                let picture = |row: u32| {
+                    rows.binary_search(&row)
+                        .ok()
+                        .and_then(|i| pictures[i].as_ref())
+                };
+                Some((key, verify::compare(picture(a)?, picture(b)?)))
+            })
+            .collect();
+        known.extend(found);
+    }
+    pairs
+        .iter()
+        .filter_map(|&(a, b)| {
+            let comparison = known
+                .get(&key_of(a, b)?)
+                .copied()
+                .unwrap_or(Comparison::REJECTED);
+            Some(Verified { a, b, comparison })
+        })
+        .collect()
+}
+
+/// The pictures of `rows` (sorted), from their thumbnails; `None` where one cannot be read.
+fn pictures(records: &[FileRecord], pack: &Path, rows: &[u32]) -> Vec<Option<Picture>> {
+    let mut reader = ThumbReader::open(pack).ok();
+    let bytes: Vec<Option<Vec<u8>>> = rows
+        .iter()
+        .map(|&row| {
+            let facts = records[row as usize].facts()?;
+            reader.as_mut()?.read(facts.thumb).ok()
+        })
+        .collect();
+    bytes
+        .into_par_iter()
+        .zip(rows)
+        .map(|(bytes, &row)| {
+            let facts = records[row as usize].facts()?;
+            let image =
+                image::load_from_memory_with_format(&bytes?, image::ImageFormat::Jpeg).ok()?;
+            Some(Picture::new(&image.to_rgb8(), facts.width, facts.height))
+        })
+        .collect()
+}

@@ -1,0 +1,155 @@
+//! Pixel-verification verdicts cached in `DIR/.curate/verdicts.bin`, keyed by the two
+//! images' content hashes, so a warm run verifies no pair twice (and an unchanged folder
+//! verifies nothing).
+//!
+//! Layout (little-endian): magic `CVRD`, version u32, the verifier's version string (u32
+//! length + bytes), count u64, then per pair: the 16-byte prefixes of the two content hashes
+//! (lower first), block difference f32, mean difference f32.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use super::atomic;
+use crate::analysis::verify::{self, Comparison};
+
+const MAGIC: &[u8; 4] = b"CVRD";
+const VERSION: u32 = 1;
+const FILE: &str = "verdicts.bin";
+const ENTRY: usize = 16 + 16 + 4 + 4;
+
+/// A pair of images by content: the 16-byte prefixes of their hashes, lower first.
+pub type PairKey = ([u8; 16], [u8; 16]);
+
+/// The key of the pair of images with these content hashes.
+#[must_use]
+pub fn key(a: &[u8; 32], b: &[u8; 32]) -> PairKey {
+    let prefix = |h: &[u8; 32]| -> [u8; 16] { h[..16].try_into().expect("16 of 32 bytes") };
+    let (a, b) = (prefix(a), prefix(b));
+    (a.min(b), a.max(b))
+}
+
+/// The cached verdicts of `root` (empty when there are none, or when they were made by
+/// another version of the verifier).
+#[must_use]
+pub fn load(root: &Path) -> HashMap<PairKey, Comparison> {
+    fs::read(super::curate_dir(root).join(FILE))
+        .ok()
+        .and_then(|bytes| parse(&bytes))
+        .unwrap_or_default()
+}
+
+fn parse(bytes: &[u8]) -> Option<HashMap<PairKey, Comparison>> {
+    if bytes.len() < 12 || &bytes[..4] != MAGIC || bytes[4..8] != VERSION.to_le_bytes() {
+        return None;
+    }
+    let len = u32::from_le_bytes(bytes[8..12].try_into().ok()?) as usize;
+    let tag = bytes.get(12..12 + len)?;
+    if tag != verify::VERSION.as_bytes() {
+        return None;
+    }
+    let at = 12 + len;
+    let count = usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()?;
+    let body = bytes.get(at + 8..)?;
+    if body.len() != count.checked_mul(ENTRY)? {
+        return None;
+    }
+    let f = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4 bytes"));
+    Some(
+        body.chunks_exact(ENTRY)
+            .map(|e| {
+                (
+                    (
+                        e[..16].try_into().expect("16 bytes"),
+                        e[16..32].try_into().expect("16 bytes"),
+                    ),
+                    Comparison {
+                        difference: f(&e[32..36]),
+                        mean: f(&e[36..40]),
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Replaces the cached verdicts with `verdicts`, atomically.
+pub fn save(root: &Path, verdicts: &HashMap<PairKey, Comparison>) -> std::io::Result<()> {
+    let tag = verify::VERSION.as_bytes();
+    let mut bytes = Vec::with_capacity(20 + tag.len() + verdicts.len() * ENTRY);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(tag.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(tag);
+    bytes.extend_from_slice(&(verdicts.len() as u64).to_le_bytes());
+    let mut entries: Vec<_> = verdicts.iter().collect();
+    entries.sort_by_key(|(k, _)| **k);
+    for ((a, b), c) in entries {
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        bytes.extend_from_slice(&c.difference.to_le_bytes());
+        bytes.extend_from_slice(&c.mean.to_le_bytes());
+    }
+    atomic::write_bytes(&super::curate_dir(root).join(FILE), &bytes)
+}
+
+/// Writes the compared pairs of a run to `DIR/.curate/near-pairs.csv` (atomically), closest
+/// first: `path_a,path_b,difference,mean,copy`. A person (or a script) sees there where copies
+/// end and look-alikes begin on this folder, and can move `--max-difference`.
+pub fn write_pairs_csv(
+    root: &Path,
+    pairs: &[(&str, &str, Comparison, bool)],
+) -> std::io::Result<std::path::PathBuf> {
+    let path = super::curate_dir(root).join("near-pairs.csv");
+    let mut sorted: Vec<_> = pairs.to_vec();
+    sorted.sort_by(|x, y| x.2.difference.total_cmp(&y.2.difference));
+    atomic::write_with(&path, |w| {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(["path_a", "path_b", "difference", "mean", "copy"])
+            .map_err(std::io::Error::other)?;
+        for (a, b, c, copy) in sorted {
+            let number = |v: f32| {
+                if v.is_finite() {
+                    format!("{v:.2}")
+                } else {
+                    String::new()
+                }
+            };
+            out.write_record([
+                a,
+                b,
+                &number(c.difference),
+                &number(c.mean),
+                if copy { "true" } else { "false" },
+            ])
+            .map_err(std::io::Error::other)?;
+        }
+        out.flush()
+    })?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_round_trip_and_damage_is_ignored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut verdicts = HashMap::new();
+        verdicts.insert(
+            key(&[1; 32], &[2; 32]),
+            Comparison {
+                difference: 3.5,
+                mean: 1.25,
+            },
+        );
+        save(dir.path(), &verdicts).expect("saved");
+        assert_eq!(load(dir.path()), verdicts);
+        let path = crate::store::curate_dir(dir.path()).join(FILE);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes.pop();
+        fs::write(&path, bytes).expect("write");
+        assert!(load(dir.path()).is_empty());
+    }
+}
