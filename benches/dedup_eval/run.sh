@@ -11,12 +11,13 @@
 # Environment: CURATE (binary; default ${CARGO_TARGET_DIR:-target}/release/curate, skipped with
 # a message when absent; nothing is built here), CURATE_EVAL_CACHE (default
 # ~/.cache/curate-eval: venvs, downloaded sources, sets, peer outputs), PYTHON (default
-# python3.11). Venvs are pinned by requirements-peers.txt and requirements-fastdup.txt.
+# python3.11). The peer tools are pinned below, their dependencies in requirements-*.txt.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CACHE="${CURATE_EVAL_CACHE:-$HOME/.cache/curate-eval}"
 export CURATE_EVAL_CACHE="$CACHE"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/curate-xdg}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
 SET=dev SCALE=1 PEERS=--peers REUSE=
@@ -32,23 +33,30 @@ while [ $# -gt 0 ]; do
 done
 case "$SET" in dev|heldout) ;; *) echo "--set must be dev or heldout" >&2; exit 2 ;; esac
 
-# venv NAME REQUIREMENTS: create and install once per requirements file content
+# The peer tools, pinned; their dependencies are pinned in requirements-*.txt.
+PEERS_PINS=(cleanvision==0.3.7 imagededup==0.3.3.post2 "cleanlab[datalab]==2.9.0" pyarrow==26.0.1)
+FASTDUP_PINS=(fastdup==2.54)
+
+# venv NAME REQUIREMENTS PINS...: create and install once per requirements + pins
 venv() {
   local dir="$CACHE/$1" req="$HERE/$2" stamp
-  stamp="$(sha256sum "$req" | cut -c1-16)"
+  shift 2
+  stamp="$( (cat "$req"; echo "$@") | sha256sum | cut -c1-16)"
   if [ ! -f "$dir/.installed-$stamp" ]; then
-    echo "setting up $dir ($2)" >&2
+    echo "setting up $dir ($*)" >&2
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
-    # --no-deps: the files are complete pip freezes (imagededup's torch requirement is skipped)
-    "$dir/bin/python" -m pip install -q --no-deps -r "$req"
+    # --no-deps: the requirement files are complete pip freezes (this also skips imagededup's
+    # torch / torchvision, needed only by its CNN method, which is not used)
+    "$dir/bin/python" -m pip install -q --no-deps -r "$req" "$@"
     touch "$dir/.installed-$stamp"
   fi
 }
-mkdir -p "$CACHE"
-venv venv-peers requirements-peers.txt
-if [ -n "$PEERS" ]; then venv venv-fastdup requirements-fastdup.txt; fi
+mkdir -p "$CACHE" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR" 2>/dev/null || true
+venv venv-peers requirements-peers.txt "${PEERS_PINS[@]}"
+if [ -n "$PEERS" ]; then venv venv-fastdup requirements-fastdup.txt "${FASTDUP_PINS[@]}"; fi
 PY="$CACHE/venv-peers/bin/python"
 
 SETS="$CACHE/sets"

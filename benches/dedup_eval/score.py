@@ -150,6 +150,7 @@ def score_groups(truth, groups, keep=None, drop_reason=None):
     f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
     same = lambda a, b: a in comp_of and comp_of.get(a) == comp_of.get(b)
     per_t, per_s, alpha = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0]), [0, 0]
+    per_ts = defaultdict(lambda: [0, 0])
     for f in truth.families:
         for c in f["copies"]:
             hit = same(f["original"], c["path"])
@@ -157,6 +158,9 @@ def score_groups(truth, groups, keep=None, drop_reason=None):
             per_t[c["transform"]][1] += 1
             per_s[f["size_class"]][0] += hit
             per_s[f["size_class"]][1] += 1
+            key = "%s/%s%s" % (c["transform"], f["size_class"], "/alpha_dropped" if c.get("alpha_dropped") else "")
+            per_ts[key][0] += hit
+            per_ts[key][1] += 1
             if c.get("alpha_dropped"):
                 alpha[0] += hit
                 alpha[1] += 1
@@ -187,9 +191,11 @@ def score_groups(truth, groups, keep=None, drop_reason=None):
         "recall_by_transform": {t: (per_t[t][0] / per_t[t][1] if per_t[t][1] else None, per_t[t][1]) for t in TRANSFORMS},
         "recall_by_size": {s: (per_s[s][0] / per_s[s][1] if per_s[s][1] else None, per_s[s][1]) for s in SIZES},
         "recall_alpha_dropped": (alpha[0] / alpha[1] if alpha[1] else None, alpha[1]),
+        "recall_by_transform_size": {k: (v[0] / v[1], v[1]) for k, v in sorted(per_ts.items())},
         "hard_negative_pairs_grouped": len(viol_all), "hard_negative_pairs": len(truth.hn_all),
         "hard_negative_rate": len(viol_all) / len(truth.hn_all) if truth.hn_all else 0.0,
         "hard_negative_by_kind": hn_kind,
+        "hard_negative_macro_rate": (sum(v / n for v, n in hn_kind.values() if n) / max(1, sum(1 for _, n in hn_kind.values() if n))),
         "keep_emulated": emulated,
         "nondup_dropped": len(dropped), "nondup_total": len(truth.singletons),
         "nondup_dropped_rate": len(dropped) / len(truth.singletons) if truth.singletons else 0.0,
@@ -222,6 +228,8 @@ def score_scores(truth, scores):
                 missing += 1
                 v = float("-inf")
             vals.append(v)
+        if missing == len(paths):
+            continue  # a column with no values (e.g. a score that was not computed)
         out[name] = {"auroc": auroc(labels, vals), "missing": missing,
                      "outliers": sum(labels), "inliers": len(labels) - sum(labels)}
     return out
@@ -301,8 +309,8 @@ def markdown(set_name, results, truth):
                  % (set_name, len(t["images"]), len(t["families"]), ncopies, len(truth.hn_all),
                     sum(truth.ood_labels.values()), len(truth.ood_labels) - sum(truth.ood_labels.values())))
     lines.append("")
-    lines.append("| tool | pair P | pair R | F1 | hard neg. grouped | non-dup dropped | one kept / family | groups | time s |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("| tool | pair P | pair R | F1 | hard neg. grouped | HN macro | non-dup dropped | one kept / family | groups | time s |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         d = r.get("dups")
         if not d:
@@ -312,12 +320,13 @@ def markdown(set_name, results, truth):
             nd += "; as dup %d" % d["nondup_dropped_as_dup"]
         if d["keep_emulated"]:
             nd += " *"
-        lines.append("| %s | %s | %s | %s | %d / %d (%s) | %s | %s | %d | %s |" % (
+        lines.append("| %s | %s | %s | %s | %d / %d (%s) | %s | %s | %s | %d | %s |" % (
             name, fmt(d["precision"]), fmt(d["recall"]), fmt(d["f1"]), d["hard_negative_pairs_grouped"],
-            d["hard_negative_pairs"], fmt(d["hard_negative_rate"]), nd, fmt(d["one_kept_per_family"]),
+            d["hard_negative_pairs"], fmt(d["hard_negative_rate"]), fmt(d["hard_negative_macro_rate"]), nd, fmt(d["one_kept_per_family"]),
             d["groups"], fmt(r.get("seconds"), 1)))
     lines.append("")
-    lines.append("\\* keep emulated: the lexicographically first path of each group is kept")
+    lines.append("\\* keep emulated: the lexicographically first path of each group is kept. "
+                 "HN macro: the grouped share averaged over hard-negative kinds.")
     lines.append("")
     lines.append("Recall of copies (grouped with their original) per transform, size class of the original, and RGBA→JPEG copies:")
     lines.append("")
@@ -362,6 +371,8 @@ def main():
     ap.add_argument("set_dir")
     ap.add_argument("--curate-report", default=None)
     ap.add_argument("--no-curate", action="store_true")
+    ap.add_argument("--curate-json", default=None,
+                    help="curate's `analyze --json` output, for its time (default SET_DIR/../<set>-curate.json)")
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--tools", default=",".join(PEERS), help="peers to run (comma list)")
     ap.add_argument("--fastdup-python", default=os.environ.get(
@@ -388,6 +399,12 @@ def main():
                 "coverage": {"truth_images": len(truth.universe), "in_report": len(seen & truth.universe),
                              "not_ok": notok, "extra_paths": len(seen - truth.universe)},
             }
+            cj = args.curate_json or os.path.join(os.path.dirname(set_dir), set_name + "-curate.json")
+            if os.path.exists(cj) and os.path.getmtime(cj) >= os.path.getmtime(report) - 5:
+                try:
+                    results["curate"]["seconds"] = json.load(open(cj))["summary"]["elapsed_secs"]
+                except (ValueError, KeyError, TypeError):
+                    pass
         else:
             print("curate: no report at %s (skipped)" % report, file=sys.stderr)
 

@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v1-48-6";
+pub const VERSION: &str = "pixels-v2";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
@@ -53,6 +53,10 @@ const SHIFT_RANGE: f32 = 0.20;
 
 /// Smallest share of one picture the aligned other must cover.
 const MIN_OVERLAP: f32 = 0.70;
+
+/// Profile cost per unit of scale or shift away from the identity (profiles are in units
+/// of the mean level: compression noise costs about 1e-5, a misplaced edge 1e-2).
+const IDENTITY_PREFERENCE: f32 = 2e-4;
 
 /// Blocks per side of the block grid the difference is averaged over.
 const BLOCKS: usize = 6;
@@ -134,20 +138,31 @@ pub fn compare(a: &Picture, b: &Picture) -> Comparison {
     if (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank() {
         return Comparison::REJECTED;
     }
-    let side = a.width.min(a.height).min(b.width).min(b.height).max(4);
-    let sa = square(a, side);
-    let sb = square(b, side);
-    let mut best = evaluate(&sa, &sb, side, Warp::IDENTITY);
+    // Both on the grid of the smaller one, lightly smoothed: compression and noise live in
+    // single pixels, the differences that matter span several.
+    let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
+    let ga = Grid::of(a, w, h).smoothed();
+    let gb = Grid::of(b, w, h).smoothed();
+    let mut best = evaluate(&ga, &gb, Warp::IDENTITY);
     if best.difference <= DEFAULT_MAX_DIFFERENCE * 0.5 {
         return best;
     }
-    let x = align_axis(&profile(&sa, side, Axis::X), &profile(&sb, side, Axis::X));
-    let y = align_axis(&profile(&sa, side, Axis::Y), &profile(&sb, side, Axis::Y));
-    let warp = Warp { x, y };
-    if warp != Warp::IDENTITY {
-        let aligned = evaluate(&sa, &sb, side, warp);
-        if aligned.difference < best.difference {
-            best = aligned;
+    let x = align_axis(&ga.profile(Axis::X), &gb.profile(Axis::X));
+    let y = align_axis(&ga.profile(Axis::Y), &gb.profile(Axis::Y));
+    // Both axes aligned, or one of them only (when the other's profile misled it).
+    for warp in [
+        Warp { x, y },
+        Warp { x, y: (1.0, 0.0) },
+        Warp { x: (1.0, 0.0), y },
+    ] {
+        if warp != Warp::IDENTITY {
+            let aligned = evaluate(&ga, &gb, warp);
+            if aligned.difference < best.difference {
+                best = aligned;
+            }
+        }
+        if best.difference <= DEFAULT_MAX_DIFFERENCE * 0.5 {
+            break;
         }
     }
     best
@@ -174,37 +189,101 @@ enum Axis {
     Y,
 }
 
-/// `picture` resampled to `side × side` (area average with fractional coverage).
-fn square(picture: &Picture, side: usize) -> Vec<f32> {
-    let wx = weights(picture.width, side);
-    let wy = weights(picture.height, side);
-    // Columns first, then rows.
-    let mut rows = vec![0.0_f32; picture.height * side * 3];
-    for y in 0..picture.height {
-        let src = &picture.rgb[y * picture.width * 3..(y + 1) * picture.width * 3];
-        for (tx, taps) in wx.iter().enumerate() {
-            let mut acc = [0.0_f32; 3];
-            for &(sx, w) in taps {
-                for c in 0..3 {
-                    acc[c] += w * f32::from(src[sx * 3 + c]);
+/// A float RGB grid.
+struct Grid {
+    w: usize,
+    h: usize,
+    rgb: Vec<f32>,
+}
+
+impl Grid {
+    /// `picture` resampled to `w × h` (area average with fractional coverage).
+    fn of(picture: &Picture, w: usize, h: usize) -> Self {
+        let wx = weights(picture.width, w);
+        let wy = weights(picture.height, h);
+        // Columns first, then rows.
+        let mut rows = vec![0.0_f32; picture.height * w * 3];
+        for y in 0..picture.height {
+            let src = &picture.rgb[y * picture.width * 3..(y + 1) * picture.width * 3];
+            for (tx, taps) in wx.iter().enumerate() {
+                let mut acc = [0.0_f32; 3];
+                for &(sx, weight) in taps {
+                    for c in 0..3 {
+                        acc[c] += weight * f32::from(src[sx * 3 + c]);
+                    }
+                }
+                rows[(y * w + tx) * 3..(y * w + tx) * 3 + 3].copy_from_slice(&acc);
+            }
+        }
+        let mut rgb = vec![0.0_f32; w * h * 3];
+        for (ty, taps) in wy.iter().enumerate() {
+            for tx in 0..w {
+                let mut acc = [0.0_f32; 3];
+                for &(sy, weight) in taps {
+                    for c in 0..3 {
+                        acc[c] += weight * rows[(sy * w + tx) * 3 + c];
+                    }
+                }
+                rgb[(ty * w + tx) * 3..(ty * w + tx) * 3 + 3].copy_from_slice(&acc);
+            }
+        }
+        Self { w, h, rgb }
+    }
+
+    /// The grid through a 3×3 binomial filter (edges repeated).
+    fn smoothed(self) -> Self {
+        let (w, h) = (self.w, self.h);
+        let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
+            let mut out = vec![0.0_f32; src.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    let (before, after) = if horizontal {
+                        ((y * w + x.saturating_sub(1)), (y * w + (x + 1).min(w - 1)))
+                    } else {
+                        ((y.saturating_sub(1) * w + x), ((y + 1).min(h - 1) * w + x))
+                    };
+                    let here = y * w + x;
+                    for c in 0..3 {
+                        out[here * 3 + c] = 0.25 * src[before * 3 + c]
+                            + 0.5 * src[here * 3 + c]
+                            + 0.25 * src[after * 3 + c];
+                    }
                 }
             }
-            rows[(y * side + tx) * 3..(y * side + tx) * 3 + 3].copy_from_slice(&acc);
-        }
+            out
+        };
+        let rgb = pass(&pass(&self.rgb, true), false);
+        Self { w, h, rgb }
     }
-    let mut out = vec![0.0_f32; side * side * 3];
-    for (ty, taps) in wy.iter().enumerate() {
-        for tx in 0..side {
-            let mut acc = [0.0_f32; 3];
-            for &(sy, w) in taps {
+
+    /// Mean colour along `axis` (one RGB triple per column for `X`, per row for `Y`),
+    /// divided by the grid's mean level so brightness changes do not move the match.
+    fn profile(&self, axis: Axis) -> Vec<[f32; 3]> {
+        let len = match axis {
+            Axis::X => self.w,
+            Axis::Y => self.h,
+        };
+        let mut out = vec![[0.0_f32; 3]; len];
+        for y in 0..self.h {
+            for x in 0..self.w {
+                let i = match axis {
+                    Axis::X => x,
+                    Axis::Y => y,
+                };
+                let p = &self.rgb[(y * self.w + x) * 3..(y * self.w + x) * 3 + 3];
                 for c in 0..3 {
-                    acc[c] += w * rows[(sy * side + tx) * 3 + c];
+                    out[i][c] += p[c];
                 }
             }
-            out[(ty * side + tx) * 3..(ty * side + tx) * 3 + 3].copy_from_slice(&acc);
         }
+        let across = (self.w * self.h / len) as f32;
+        let level = out.iter().flatten().sum::<f32>() / (self.w * self.h * 3) as f32 + 8.0;
+        let norm = 1.0 / (across * level);
+        for v in out.iter_mut().flatten() {
+            *v *= norm;
+        }
+        out
     }
-    out
 }
 
 /// Box-filter taps from `from` samples to `to` samples (normalised per target sample).
@@ -235,45 +314,29 @@ fn weights(from: usize, to: usize) -> Vec<Vec<(usize, f32)>> {
         .collect()
 }
 
-/// Mean colour along `axis` (one RGB triple per column for `X`, per row for `Y`), divided
-/// by the picture's mean level so brightness changes do not move the match.
-fn profile(square: &[f32], side: usize, axis: Axis) -> Vec<[f32; 3]> {
-    let mut out = vec![[0.0_f32; 3]; side];
-    for y in 0..side {
-        for x in 0..side {
-            let i = match axis {
-                Axis::X => x,
-                Axis::Y => y,
-            };
-            let p = &square[(y * side + x) * 3..(y * side + x) * 3 + 3];
-            for c in 0..3 {
-                out[i][c] += p[c];
-            }
-        }
-    }
-    let level = out.iter().flatten().sum::<f32>() / (side * side * 3) as f32 + 8.0;
-    let norm = 1.0 / (side as f32 * level);
-    for v in out.iter_mut().flatten() {
-        *v *= norm;
-    }
-    out
+/// Where sample `j` of a `len`-sample axis lands on the other grid under `(scale, shift)`,
+/// clamped to the grid, or `None` outside it.
+fn map_sample((scale, shift): (f32, f32), j: usize, len: usize) -> Option<f32> {
+    let len = len as f32;
+    let pos = (scale * ((j as f32 + 0.5) / len) + shift) * len - 0.5;
+    (-0.5..=len - 0.5)
+        .contains(&pos)
+        .then(|| pos.clamp(0.0, len - 1.0))
 }
 
 /// The scale and shift that best map profile `b` onto profile `a` (least squares over the
 /// overlap), searched coarse to fine.
 fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
-    let side = a.len() as f32;
-    let cost = |scale: f32, shift: f32| -> f32 {
+    let len = a.len();
+    let cost = |warp: (f32, f32)| -> f32 {
         let mut sum = 0.0;
         let mut count = 0_usize;
         for (j, pb) in b.iter().enumerate() {
-            let pos = (scale * ((j as f32 + 0.5) / side) + shift) * side - 0.5;
-            if !(-0.5..=side - 0.5).contains(&pos) {
+            let Some(pos) = map_sample(warp, j, len) else {
                 continue;
-            }
-            let pos = pos.clamp(0.0, side - 1.0);
+            };
             let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(a.len() - 1);
+            let hi = (lo + 1).min(len - 1);
             let f = pos - lo as f32;
             for c in 0..3 {
                 let va = a[lo][c] * (1.0 - f) + a[hi][c] * f;
@@ -281,17 +344,19 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
             }
             count += 1;
         }
-        if (count as f32) < MIN_OVERLAP * side {
+        if (count as f32) < MIN_OVERLAP * len as f32 {
             f32::INFINITY
         } else {
-            sum / count as f32
+            // A little for leaving the identity, so a flat profile (vertical stripes seen
+            // along y) keeps it instead of following compression noise.
+            sum / count as f32 + IDENTITY_PREFERENCE * ((warp.0 - 1.0).abs() + warp.1.abs())
         }
     };
-    let mut best = (cost(1.0, 0.0), 1.0, 0.0);
+    let mut best = (cost((1.0, 0.0)), 1.0, 0.0);
     let search = |scales: &[f32], shifts: &[f32], best: &mut (f32, f32, f32)| {
         for &scale in scales {
             for &shift in shifts {
-                let c = cost(scale, shift);
+                let c = cost((scale, shift));
                 if c < best.0 {
                     *best = (c, scale, shift);
                 }
@@ -299,7 +364,7 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
         }
     };
     let coarse_scale = 0.05;
-    let coarse_shift = 2.0 / side;
+    let coarse_shift = 2.0 / len as f32;
     let scales: Vec<f32> = steps(SCALE_RANGE.0, SCALE_RANGE.1, coarse_scale);
     let shifts: Vec<f32> = steps(-SHIFT_RANGE, SHIFT_RANGE, coarse_shift);
     search(&scales, &shifts, &mut best);
@@ -315,103 +380,142 @@ fn steps(from: f32, to: f32, step: f32) -> Vec<f32> {
     (0..=n).map(|i| from + i as f32 * step).collect()
 }
 
+/// Largest brightness gain between copies (and its inverse the smallest): ±8 % with room
+/// for rounding, and no more, so a change of skin tone or paint is not "brightness".
+const MAX_GAIN: f64 = 1.10;
+/// Largest brightness offset between copies, in levels.
+const MAX_OFFSET: f64 = 6.0;
+/// Largest change of a full-scale value between copies, in levels (gain and offset
+/// together).
+const MAX_TOP_CHANGE: f64 = 24.0;
+
+/// Values at or beyond these are clipped: they say nothing about a brightness gain.
+const CLIPPED: (f32, f32) = (4.0, 251.0);
+
 /// The block and mean differences of `b` against `a` warped onto `b`'s grid.
-fn evaluate(a: &[f32], b: &[f32], side: usize, warp: Warp) -> Comparison {
-    let n = side * side;
-    let sidef = side as f32;
-    let map = |(scale, shift): (f32, f32), j: usize| -> Option<f32> {
-        let pos = (scale * ((j as f32 + 0.5) / sidef) + shift) * sidef - 0.5;
-        (-0.5..=sidef - 0.5)
-            .contains(&pos)
-            .then(|| pos.clamp(0.0, sidef - 1.0))
-    };
-    let xs: Vec<Option<f32>> = (0..side).map(|j| map(warp.x, j)).collect();
-    let ys: Vec<Option<f32>> = (0..side).map(|i| map(warp.y, i)).collect();
+fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
+    let (w, h) = (b.w, b.h);
+    let n = w * h;
+    let xs: Vec<Option<f32>> = (0..w).map(|j| map_sample(warp.x, j, w)).collect();
+    let ys: Vec<Option<f32>> = (0..h).map(|i| map_sample(warp.y, i, h)).collect();
     let mut warped = vec![0.0_f32; n * 3];
     let mut valid = vec![false; n];
     for (i, y) in ys.iter().enumerate() {
         let Some(y) = *y else { continue };
         let (y0, fy) = (y.floor() as usize, y - y.floor());
-        let y1 = (y0 + 1).min(side - 1);
+        let y1 = (y0 + 1).min(h - 1);
         for (j, x) in xs.iter().enumerate() {
             let Some(x) = *x else { continue };
             let (x0, fx) = (x.floor() as usize, x - x.floor());
-            let x1 = (x0 + 1).min(side - 1);
+            let x1 = (x0 + 1).min(w - 1);
             for c in 0..3 {
-                let at = |yy: usize, xx: usize| a[(yy * side + xx) * 3 + c];
+                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
                 let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
                 let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                warped[(i * side + j) * 3 + c] = top * (1.0 - fy) + bottom * fy;
+                warped[(i * w + j) * 3 + c] = top * (1.0 - fy) + bottom * fy;
             }
-            valid[i * side + j] = true;
+            valid[i * w + j] = true;
         }
     }
     let count = valid.iter().filter(|&&v| v).count();
     if (count as f32) < MIN_OVERLAP * n as f32 {
         return Comparison::REJECTED;
     }
-    // One gain and offset for all channels (brightness), least squares, bounded.
-    let (mut sa, mut sb, mut saa, mut sab) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+    // One gain and offset for all channels (brightness), least squares over the values
+    // clipped in neither image, bounded; the prediction is clipped as a brightened image is.
+    let (mut sa, mut sb, mut saa, mut sab, mut m) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64, 0.0);
     for p in (0..n).filter(|&p| valid[p]) {
         for c in 0..3 {
-            let (va, vb) = (f64::from(warped[p * 3 + c]), f64::from(b[p * 3 + c]));
+            let (va, vb) = (warped[p * 3 + c], b.rgb[p * 3 + c]);
+            if va <= CLIPPED.0 || va >= CLIPPED.1 || vb <= CLIPPED.0 || vb >= CLIPPED.1 {
+                continue;
+            }
+            let (va, vb) = (f64::from(va), f64::from(vb));
             sa += va;
             sb += vb;
             saa += va * va;
             sab += va * vb;
+            m += 1.0;
         }
     }
-    let m = (count * 3) as f64;
-    let var = saa / m - (sa / m).powi(2);
-    let cov = sab / m - (sa / m) * (sb / m);
-    let gain = if var > 1e-6 { cov / var } else { 1.0 }.clamp(0.82, 1.22);
-    let offset = (sb / m - gain * sa / m).clamp(-24.0, 24.0);
+    let (gain, offset) = if m >= 16.0 {
+        let var = saa / m - (sa / m).powi(2);
+        let cov = sab / m - (sa / m) * (sb / m);
+        let gain = if var > 1e-6 { cov / var } else { 1.0 }.clamp(MAX_GAIN.recip(), MAX_GAIN);
+        let offset = (sb / m - gain * sa / m).clamp(-MAX_OFFSET, MAX_OFFSET);
+        // At most ±9 % of full scale at the top of the range, whatever the mix.
+        let top = 255.0 * (gain - 1.0);
+        (gain, offset.clamp(-MAX_TOP_CHANGE - top, MAX_TOP_CHANGE - top))
+    } else {
+        (1.0, 0.0)
+    };
     let (gain, offset) = (gain as f32, offset as f32);
-    for v in &mut warped {
-        *v = *v * gain + offset;
+    // The prediction of each value as an interval: a clipped value could have been
+    // anything beyond the clip before the gain.
+    let mut low = vec![0.0_f32; n * 3];
+    let mut high = vec![0.0_f32; n * 3];
+    for ((v, lo), hi) in warped.iter().zip(&mut low).zip(&mut high) {
+        let predicted = (*v * gain + offset).clamp(0.0, 255.0);
+        (*lo, *hi) = if *v >= CLIPPED.1 {
+            (predicted.min(255.0 * gain + offset).min(255.0), 255.0)
+        } else if *v <= CLIPPED.0 {
+            (0.0, predicted)
+        } else {
+            (predicted, predicted)
+        };
     }
     // Per pixel: distance to the best match within one pixel, both ways.
-    let distance = |x: &[f32], p: usize, y: &[f32], q: usize| -> f32 {
-        let (dr, dg, db) = (
-            x[p * 3] - y[q * 3],
-            x[p * 3 + 1] - y[q * 3 + 1],
-            x[p * 3 + 2] - y[q * 3 + 2],
-        );
-        (dr * dr + dg * dg + db * db).sqrt()
+    let distance = |x: &[f32], p: usize, q: usize| -> f32 {
+        let mut sum = 0.0;
+        for c in 0..3 {
+            let v = x[p * 3 + c];
+            let d = (low[q * 3 + c] - v).max(v - high[q * 3 + c]).max(0.0);
+            sum += d * d;
+        }
+        sum.sqrt()
     };
-    let block = side.div_ceil(BLOCKS);
-    let blocks_per_side = side.div_ceil(block);
-    let mut block_sum = vec![0.0_f32; blocks_per_side * blocks_per_side];
-    let mut block_count = vec![0_u32; blocks_per_side * blocks_per_side];
+    let distance_back = |p: usize, y: &[f32], q: usize| -> f32 {
+        let mut sum = 0.0;
+        for c in 0..3 {
+            let v = y[q * 3 + c];
+            let d = (low[p * 3 + c] - v).max(v - high[p * 3 + c]).max(0.0);
+            sum += d * d;
+        }
+        sum.sqrt()
+    };
+    let (block_w, block_h) = (w.div_ceil(BLOCKS), h.div_ceil(BLOCKS));
+    let (blocks_x, blocks_y) = (w.div_ceil(block_w), h.div_ceil(block_h));
+    let mut block_sum = vec![0.0_f32; blocks_x * blocks_y];
+    let mut block_count = vec![0_u32; blocks_x * blocks_y];
     let mut total = 0.0_f32;
-    for i in 0..side {
-        for j in 0..side {
-            let p = i * side + j;
+    for i in 0..h {
+        for j in 0..w {
+            let p = i * w + j;
             if !valid[p] {
                 continue;
             }
             let (mut forward, mut backward) = (f32::INFINITY, f32::INFINITY);
-            for qi in i.saturating_sub(1)..=(i + 1).min(side - 1) {
-                for qj in j.saturating_sub(1)..=(j + 1).min(side - 1) {
-                    let q = qi * side + qj;
+            for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
+                for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
+                    let q = qi * w + qj;
                     if valid[q] {
-                        forward = forward.min(distance(b, p, &warped, q));
-                        backward = backward.min(distance(&warped, p, b, q));
+                        forward = forward.min(distance(&b.rgb, p, q));
+                        backward = backward.min(distance_back(p, &b.rgb, q));
                     }
                 }
             }
             let e = forward.max(backward);
             total += e;
-            let k = (i / block) * blocks_per_side + j / block;
+            let k = (i / block_h) * blocks_x + j / block_w;
             block_sum[k] += e;
             block_count[k] += 1;
         }
     }
-    let least = (block * block / 2) as u32;
+    let least = (block_w * block_h / 2).max(1) as u32;
     let difference = block_sum
         .iter()
         .zip(&block_count)
-        .filter(|&(_, &c)| c >= least.max(1))
+        .filter(|&(_, &c)| c >= least)
         .map(|(&s, &c)| s / c as f32)
         .fold(0.0_f32, f32::max);
     Comparison {
@@ -423,6 +527,44 @@ fn evaluate(a: &[f32], b: &[f32], side: usize, warp: Warp) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[ignore = "a probe for people: CURATE_PROBE=a.png,b.png"]
+    fn probe() {
+        let paths = std::env::var("CURATE_PROBE").expect("CURATE_PROBE=a,b");
+        let (a, b) = paths.split_once(',').expect("two paths");
+        let load = |p: &str| {
+            let image = image::open(p).expect("image").to_rgb8();
+            let (w, h) = image.dimensions();
+            let (tw, th) = fit_within(w, h, 128);
+            Picture::new(&resize_area(&image, tw, th), w, h)
+        };
+        let via_thumb = |p: &str| {
+            let ingested = crate::pipeline::ingest::ingest_bytes(
+                &std::fs::read(p).expect("read"),
+                crate::dataset::DecodeLimits::default(),
+            )
+            .expect("ingest");
+            let thumb = image::load_from_memory(&ingested.thumbnail).expect("thumb").to_rgb8();
+            Picture::new(&thumb, ingested.facts.width, ingested.facts.height)
+        };
+        eprintln!("via thumbnails {:?}", compare(&via_thumb(a), &via_thumb(b)));
+        let (pa, pb) = if std::env::var_os("CURATE_PROBE_THUMBS").is_some() {
+            (via_thumb(a), via_thumb(b))
+        } else {
+            (load(a), load(b))
+        };
+        let (w, h) = (pa.width.min(pb.width), pa.height.min(pb.height));
+        let ga = Grid::of(&pa, w, h).smoothed();
+        let gb = Grid::of(&pb, w, h).smoothed();
+        eprintln!("identity {:?}", evaluate(&ga, &gb, Warp::IDENTITY));
+        let warp = Warp {
+            x: align_axis(&ga.profile(Axis::X), &gb.profile(Axis::X)),
+            y: align_axis(&ga.profile(Axis::Y), &gb.profile(Axis::Y)),
+        };
+        eprintln!("{warp:?} {:?}", evaluate(&ga, &gb, warp));
+        eprintln!("compare {:?}", compare(&pa, &pb));
+    }
     use image::Rgb;
 
     /// A picture with a few shapes: a disc, a bar and a gradient background.
