@@ -27,16 +27,16 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v2";
+pub const VERSION: &str = "pixels-v5";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
 
 /// Largest block difference (mean RGB distance in a block, 0–441) of a verified copy.
-pub const DEFAULT_MAX_DIFFERENCE: f32 = 18.0;
+pub const DEFAULT_MAX_DIFFERENCE: f32 = 14.0;
 
 /// Largest mean difference over the whole overlap of a verified copy.
-const MAX_MEAN_DIFFERENCE: f32 = 9.0;
+const MAX_MEAN_DIFFERENCE: f32 = 6.0;
 
 /// Pictures whose luma standard deviation is below this are near-blank (see the module
 /// documentation).
@@ -49,7 +49,12 @@ const MAX_LOG_ASPECT: f32 = 0.05;
 const SCALE_RANGE: (f32, f32) = (0.80, 1.25);
 
 /// Shifts searched per axis, in units of the picture side.
-const SHIFT_RANGE: f32 = 0.20;
+const SHIFT_RANGE: f32 = 0.12;
+
+/// How far each end of one copy's window may lie from the other's (a crop of 8 % per
+/// border of either, in units of the other's side, with rounding): a photo patch offset by
+/// a quarter of its size is another picture, not a crop.
+const END_SLACK: f32 = 0.11;
 
 /// Smallest share of one picture the aligned other must cover.
 const MIN_OVERLAP: f32 = 0.70;
@@ -60,6 +65,13 @@ const IDENTITY_PREFERENCE: f32 = 2e-4;
 
 /// Blocks per side of the block grid the difference is averaged over.
 const BLOCKS: usize = 6;
+
+
+/// Blocks per side of the finer grid (see [`Comparison::fine`]).
+pub const FINE_BLOCKS: usize = 12;
+
+/// How much more a fine block may differ than the threshold of a coarse one.
+const FINE_FACTOR: f32 = 1.5;
 
 /// A small colour picture of an image: what verification compares.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +126,9 @@ pub struct Comparison {
     pub difference: f32,
     /// The mean difference over the overlap.
     pub mean: f32,
+    /// The largest difference over a finer block grid ([`FINE_BLOCKS`] per side): a
+    /// changed word or a moved hand fills a small block, not a large one.
+    pub fine: f32,
 }
 
 impl Comparison {
@@ -121,12 +136,15 @@ impl Comparison {
     pub const REJECTED: Self = Self {
         difference: f32::INFINITY,
         mean: f32::INFINITY,
+        fine: f32::INFINITY,
     };
 
     /// Whether this is a copy under the block threshold `max_difference`.
     #[must_use]
     pub fn is_copy(&self, max_difference: f32) -> bool {
-        self.difference <= max_difference && self.mean <= MAX_MEAN_DIFFERENCE
+        self.difference <= max_difference
+            && self.mean <= MAX_MEAN_DIFFERENCE
+            && self.fine <= max_difference * FINE_FACTOR
     }
 }
 
@@ -356,6 +374,11 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
     let search = |scales: &[f32], shifts: &[f32], best: &mut (f32, f32, f32)| {
         for &scale in scales {
             for &shift in shifts {
+                // Copies are windows of one original with at most 8 % off each border:
+                // both ends of one window lie within about 0.1 of the other's.
+                if shift.abs() > END_SLACK || (shift + scale - 1.0).abs() > END_SLACK {
+                    continue;
+                }
                 let c = cost((scale, shift));
                 if c < best.0 {
                     *best = (c, scale, shift);
@@ -483,10 +506,7 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
         }
         sum.sqrt()
     };
-    let (block_w, block_h) = (w.div_ceil(BLOCKS), h.div_ceil(BLOCKS));
-    let (blocks_x, blocks_y) = (w.div_ceil(block_w), h.div_ceil(block_h));
-    let mut block_sum = vec![0.0_f32; blocks_x * blocks_y];
-    let mut block_count = vec![0_u32; blocks_x * blocks_y];
+    let mut errors = vec![f32::NAN; n];
     let mut total = 0.0_f32;
     for i in 0..h {
         for j in 0..w {
@@ -506,22 +526,41 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
             }
             let e = forward.max(backward);
             total += e;
-            let k = (i / block_h) * blocks_x + j / block_w;
-            block_sum[k] += e;
-            block_count[k] += 1;
+            errors[p] = e;
         }
     }
-    let least = (block_w * block_h / 2).max(1) as u32;
-    let difference = block_sum
-        .iter()
-        .zip(&block_count)
-        .filter(|&(_, &c)| c >= least)
-        .map(|(&s, &c)| s / c as f32)
-        .fold(0.0_f32, f32::max);
+    let difference = worst_block(&errors, w, h, BLOCKS);
+    let fine = worst_block(&errors, w, h, FINE_BLOCKS);
     Comparison {
         difference,
         mean: total / count as f32,
+        fine,
     }
+}
+
+/// The largest mean of `errors` (NaN = outside the overlap) over a grid of `blocks` ×
+/// `blocks`, counting blocks at least half inside the overlap.
+fn worst_block(errors: &[f32], w: usize, h: usize, blocks: usize) -> f32 {
+    let (block_w, block_h) = (w.div_ceil(blocks), h.div_ceil(blocks));
+    let (blocks_x, blocks_y) = (w.div_ceil(block_w), h.div_ceil(block_h));
+    let mut sum = vec![0.0_f32; blocks_x * blocks_y];
+    let mut count = vec![0_u32; blocks_x * blocks_y];
+    for i in 0..h {
+        for j in 0..w {
+            let e = errors[i * w + j];
+            if !e.is_nan() {
+                let k = (i / block_h) * blocks_x + j / block_w;
+                sum[k] += e;
+                count[k] += 1;
+            }
+        }
+    }
+    let least = (block_w * block_h / 2).max(1) as u32;
+    sum.iter()
+        .zip(&count)
+        .filter(|&(_, &c)| c >= least)
+        .map(|(&s, &c)| s / c as f32)
+        .fold(0.0_f32, f32::max)
 }
 
 #[cfg(test)]

@@ -86,7 +86,11 @@ pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
     .then_some(format)
 }
 
-/// Decodes `bytes` to 8-bit RGB (alpha dropped, first frame of an animation).
+/// Decodes `bytes` to 8-bit RGB (first frame of an animation). Transparent pixels are
+/// composited over black: what a transparent icon looks like, whatever colour its
+/// invisible pixels happen to store (a circle emoji's hidden corners are often its own
+/// colour, which would make it a square), and what saving it without its alpha usually
+/// gives.
 pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileError> {
     if bytes.is_empty() {
         return Err(FileError::Empty);
@@ -116,7 +120,20 @@ pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileEr
     if width == 0 || height == 0 {
         return Err(FileError::Corrupt("the image has no pixels".to_owned()));
     }
-    Ok(image.into_rgb8())
+    Ok(if image.color().has_alpha() {
+        over_black(&image.into_rgba8())
+    } else {
+        image.into_rgb8()
+    })
+}
+
+/// `image` composited over black.
+fn over_black(image: &image::RgbaImage) -> RgbImage {
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, a] = image.get_pixel(x, y).0;
+        let scale = |v: u8| ((u16::from(v) * u16::from(a) + 127) / 255) as u8;
+        image::Rgb([scale(r), scale(g), scale(b)])
+    })
 }
 
 /// Decoders fill in the missing part of a cut-off JPEG or PNG with grey, or fail with a

@@ -506,7 +506,7 @@ pub fn analyze(
     );
     let mut verdicts = store::verdicts::load(root);
     let known = verdicts.len();
-    let verified = near::verify(&records, &thumbnail_pack, &candidates, &mut verdicts);
+    let verified = near::verify(root, &records, &thumbnail_pack, &candidates, &mut verdicts);
     if verdicts.len() != known {
         store::verdicts::save(root, &verdicts).map_err(write_err("the verification cache"))?;
     }

@@ -144,11 +144,38 @@ pub fn candidates(
     pairs
 }
 
+/// What verification compares of one image: its visible picture (transparency over
+/// black) and, for an image with transparent pixels, the picture of its colours with the
+/// alpha dropped (what `convert("RGB")` and many scripts save).
+struct Views {
+    visible: Picture,
+    alpha_dropped: Option<Picture>,
+}
+
+/// Compares two images. An image with transparency is also compared by its colours alone
+/// against an opaque one (a JPEG saved from it without its alpha); two images with
+/// transparency are compared as seen, so a circle and a square icon stay apart whatever
+/// their hidden pixels hold.
+fn compare_views(a: &Views, b: &Views) -> Comparison {
+    let seen = verify::compare(&a.visible, &b.visible);
+    let dropped = match (&a.alpha_dropped, &b.alpha_dropped) {
+        (Some(pa), None) => verify::compare(pa, &b.visible),
+        (None, Some(pb)) => verify::compare(&a.visible, pb),
+        _ => return seen,
+    };
+    if dropped.difference < seen.difference {
+        dropped
+    } else {
+        seen
+    }
+}
+
 /// Verifies `pairs` on the rows' thumbnails (read from `pack`): verdicts already in
 /// `known` (by content) are reused, new ones are added to it. A thumbnail that cannot be
 /// read or decoded rejects its pairs (precision first) without a cached verdict, so a
 /// later call can still verify them.
 pub fn verify(
+    root: &Path,
     records: &[FileRecord],
     pack: &Path,
     pairs: &[(u32, u32)],
@@ -167,7 +194,7 @@ pub fn verify(
         let mut rows: Vec<u32> = todo.iter().flat_map(|&(a, b)| [a, b]).collect();
         rows.sort_unstable();
         rows.dedup();
-        let pictures = pictures(records, pack, &rows);
+        let pictures = pictures(root, records, pack, &rows);
         let found: Vec<(PairKey, Comparison)> = todo
             .par_iter()
             .filter_map(|&(a, b)| {
@@ -177,7 +204,7 @@ pub fn verify(
                         .ok()
                         .and_then(|i| pictures[i].as_ref())
                 };
-                Some((key, verify::compare(picture(a)?, picture(b)?)))
+                Some((key, compare_views(picture(a)?, picture(b)?)))
             })
             .collect();
         known.extend(found);
@@ -194,8 +221,41 @@ pub fn verify(
         .collect()
 }
 
-/// The pictures of `rows` (sorted), from their thumbnails; `None` where one cannot be read.
-fn pictures(records: &[FileRecord], pack: &Path, rows: &[u32]) -> Vec<Option<Picture>> {
+/// Files up to this size in a format that can hold transparency are read again for their
+/// alpha-dropped view (icons, not posters).
+const ALPHA_VIEW_BYTES: u64 = 2 << 20;
+
+/// The alpha-dropped picture of the file at `path`, if it is small, in a format with
+/// transparency, and has transparent pixels.
+fn alpha_dropped(path: &Path, size: u64) -> Option<Picture> {
+    if size > ALPHA_VIEW_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let format = crate::dataset::decode::sniff_format(&bytes)?;
+    if !matches!(
+        format,
+        image::ImageFormat::Png | image::ImageFormat::WebP | image::ImageFormat::Gif | image::ImageFormat::Tiff
+    ) {
+        return None;
+    }
+    let image = image::load_from_memory_with_format(&bytes, format).ok()?;
+    if !image.color().has_alpha() {
+        return None;
+    }
+    let rgba = image.to_rgba8();
+    if rgba.pixels().all(|p| p.0[3] == u8::MAX) {
+        return None;
+    }
+    let rgb = image.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let (tw, th) = crate::dataset::resample::fit_within(w, h, super::ingest::THUMB_SIDE);
+    let small = crate::dataset::resample::resize_area(&rgb, tw, th);
+    Some(Picture::new(&small, w, h))
+}
+
+/// The views of `rows` (sorted), from their thumbnails; `None` where one cannot be read.
+fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> Vec<Option<Views>> {
     let mut reader = ThumbReader::open(pack).ok();
     let bytes: Vec<Option<Vec<u8>>> = rows
         .iter()
@@ -211,7 +271,11 @@ fn pictures(records: &[FileRecord], pack: &Path, rows: &[u32]) -> Vec<Option<Pic
             let facts = records[row as usize].facts()?;
             let image =
                 image::load_from_memory_with_format(&bytes?, image::ImageFormat::Jpeg).ok()?;
-            Some(Picture::new(&image.to_rgb8(), facts.width, facts.height))
+            let record = &records[row as usize];
+            Some(Views {
+                visible: Picture::new(&image.to_rgb8(), facts.width, facts.height),
+                alpha_dropped: alpha_dropped(&root.join(&record.rel_path), record.size),
+            })
         })
         .collect()
 }

@@ -119,7 +119,7 @@ impl PreviewBuilder {
         let phashes: Vec<Option<u64>> =
             records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
         let candidates = super::near::candidates(&content, &phashes, self.max_distance, None, &[]);
-        let verified = super::near::verify(&records, &self.pack, &candidates, &mut self.verdicts);
+        let verified = super::near::verify(&self.root, &records, &self.pack, &candidates, &mut self.verdicts);
         let links = super::near::NearPairs {
             pairs: verified,
             max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,

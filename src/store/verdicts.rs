@@ -14,9 +14,9 @@ use super::atomic;
 use crate::analysis::verify::{self, Comparison};
 
 const MAGIC: &[u8; 4] = b"CVRD";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const FILE: &str = "verdicts.bin";
-const ENTRY: usize = 16 + 16 + 4 + 4;
+const ENTRY: usize = 16 + 16 + 4 + 4 + 4;
 
 /// A pair of images by content: the 16-byte prefixes of their hashes, lower first.
 pub type PairKey = ([u8; 16], [u8; 16]);
@@ -66,6 +66,7 @@ fn parse(bytes: &[u8]) -> Option<HashMap<PairKey, Comparison>> {
                     Comparison {
                         difference: f(&e[32..36]),
                         mean: f(&e[36..40]),
+                        fine: f(&e[40..44]),
                     },
                 )
             })
@@ -89,12 +90,13 @@ pub fn save(root: &Path, verdicts: &HashMap<PairKey, Comparison>) -> std::io::Re
         bytes.extend_from_slice(b);
         bytes.extend_from_slice(&c.difference.to_le_bytes());
         bytes.extend_from_slice(&c.mean.to_le_bytes());
+        bytes.extend_from_slice(&c.fine.to_le_bytes());
     }
     atomic::write_bytes(&super::curate_dir(root).join(FILE), &bytes)
 }
 
 /// Writes the compared pairs of a run to `DIR/.curate/near-pairs.csv` (atomically), closest
-/// first: `path_a,path_b,difference,mean,copy`. A person (or a script) sees there where copies
+/// first: `path_a,path_b,difference,mean,fine,copy`. A person (or a script) sees there where copies
 /// end and look-alikes begin on this folder, and can move `--max-difference`.
 pub fn write_pairs_csv(
     root: &Path,
@@ -105,7 +107,7 @@ pub fn write_pairs_csv(
     sorted.sort_by(|x, y| x.2.difference.total_cmp(&y.2.difference));
     atomic::write_with(&path, |w| {
         let mut out = csv::Writer::from_writer(w);
-        out.write_record(["path_a", "path_b", "difference", "mean", "copy"])
+        out.write_record(["path_a", "path_b", "difference", "mean", "fine", "copy"])
             .map_err(std::io::Error::other)?;
         for (a, b, c, copy) in sorted {
             let number = |v: f32| {
@@ -120,6 +122,7 @@ pub fn write_pairs_csv(
                 b,
                 &number(c.difference),
                 &number(c.mean),
+                &number(c.fine),
                 if copy { "true" } else { "false" },
             ])
             .map_err(std::io::Error::other)?;
@@ -142,6 +145,7 @@ mod tests {
             Comparison {
                 difference: 3.5,
                 mean: 1.25,
+                fine: 7.0,
             },
         );
         save(dir.path(), &verdicts).expect("saved");
