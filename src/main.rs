@@ -216,9 +216,9 @@ struct CommonArgs {
     /// Where tensor work runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// The outlier score behind `ood_score` and --drop-outliers (all three are in the
-    /// report: `ood_kth`, `ood_mean_knn`, `ood_mahalanobis`).
-    #[arg(long, value_enum, default_value_t = pipeline::OutlierScore::Kth)]
+    /// The outlier score behind `ood_score` and --drop-outliers (all four are in the
+    /// report: `ood_combined`, `ood_kth`, `ood_mean_knn`, `ood_mahalanobis`).
+    #[arg(long, value_enum, default_value_t = pipeline::OutlierScore::Combined)]
     outlier_score: pipeline::OutlierScore,
     /// How each duplicate group's keeper is chosen: `quality` (the best image; the learned
     /// ensemble score when --quality-labels are given), `central` (closest to its k-means

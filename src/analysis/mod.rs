@@ -14,6 +14,7 @@ pub mod mahalanobis;
 pub mod pca;
 pub mod phash;
 pub mod quality;
+pub mod rarity;
 pub mod semdedup;
 pub mod topk;
 pub mod umap;

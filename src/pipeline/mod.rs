@@ -19,7 +19,7 @@ use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions, KeeperFacts};
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
-use crate::analysis::{kmeans, pca, phash, semdedup, umap};
+use crate::analysis::{kmeans, pca, phash, rarity, semdedup, umap};
 use crate::dataset::{self, DecodeLimits, captions};
 use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
 use crate::progress::{Progress, ProgressEvent, Stage};
@@ -80,7 +80,7 @@ impl Default for Options {
             max_distance: dedup::DEFAULT_MAX_DISTANCE,
             max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,
             outlier_k: knn::DEFAULT_OUTLIER_K,
-            outlier_score: OutlierScore::Kth,
+            outlier_score: OutlierScore::Combined,
             quality_labels: Vec::new(),
             drop_outliers_percent: None,
             keeper_policy: keep::KeeperPolicy::Quality,
@@ -110,18 +110,23 @@ impl Default for Options {
 pub enum OutlierScore {
     /// Cosine distance to the k-th nearest neighbour outside the image's duplicate group
     /// (Sun et al. 2022): `ood_kth`.
-    #[default]
     Kth,
     /// Mean cosine distance to the k nearest such neighbours: `ood_mean_knn`.
     #[value(name = "mean")]
     MeanKnn,
     /// Mahalanobis distance to one Gaussian fitted on all images: `ood_mahalanobis`.
     Mahalanobis,
+    /// How rare the image is on every signal at once, relative to the folder
+    /// ([`crate::analysis::rarity`]: the far-neighbour distance, the Mahalanobis distance
+    /// and the seven quality measures): `ood_combined`. The best of the four on real
+    /// images with clustered outliers, and the default.
+    #[default]
+    Combined,
 }
 
 impl OutlierScore {
-    /// All three, in report order.
-    pub const ALL: [Self; 3] = [Self::Kth, Self::MeanKnn, Self::Mahalanobis];
+    /// All four, in report order.
+    pub const ALL: [Self; 4] = [Self::Combined, Self::Kth, Self::MeanKnn, Self::Mahalanobis];
 
     /// A short human label.
     #[must_use]
@@ -130,6 +135,7 @@ impl OutlierScore {
             Self::Kth => "k-th neighbour distance",
             Self::MeanKnn => "mean k-NN distance",
             Self::Mahalanobis => "Mahalanobis distance",
+            Self::Combined => "combined rarity",
         }
     }
 }
@@ -529,7 +535,7 @@ pub fn analyze(
     store::verdicts::write_pairs_csv(root, &listed).map_err(write_err("the near-pair list"))?;
     let mut links = near_pairs.links(options.max_difference);
     links.extend(semantic_links);
-    let (_, facts) = keeper_facts(&records);
+    let (scores_now, facts) = keeper_facts(&records);
     let groups = dedup::group_with(&content, &links, &keep::quality_rank(&facts));
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
@@ -561,10 +567,32 @@ pub fn analyze(
         dim,
         &device.device,
     ));
+    let far = per_row(knn::outlier_scores(&graph, &readable_groups, graph.k));
+    let combined = per_row({
+        let quality: Vec<Vec<f32>> = (0..SCORE_NAMES.len())
+            .map(|m| {
+                readable
+                    .iter()
+                    .map(|&r| scores_now[r as usize].map_or(0.0, |s| s.values[m]))
+                    .collect()
+            })
+            .collect();
+        let on_readable = |column: &[f32]| -> Vec<f32> {
+            readable.iter().map(|&r| column[r as usize]).collect()
+        };
+        let (far, mahalanobis) = (on_readable(&far), on_readable(&mahalanobis));
+        let mut signals: Vec<(&[f32], rarity::Tails)> = vec![
+            (&far, rarity::Tails::Upper),
+            (&mahalanobis, rarity::Tails::Upper),
+        ];
+        signals.extend(quality.iter().map(|q| (q.as_slice(), rarity::Tails::Both)));
+        rarity::combined(&signals)
+    });
     let ood = match options.outlier_score {
         OutlierScore::Kth => kth.clone(),
         OutlierScore::MeanKnn => mean_knn.clone(),
         OutlierScore::Mahalanobis => mahalanobis.clone(),
+        OutlierScore::Combined => combined.clone(),
     };
 
     progress.send(ProgressEvent::Started {
@@ -630,6 +658,7 @@ pub fn analyze(
             report.ood_kth = Some(kth[row]);
             report.ood_mean_knn = Some(mean_knn[row]);
             report.ood_mahalanobis = Some(mahalanobis[row]);
+            report.ood_combined = Some(combined[row]);
         }
     }
     // Labels saved by the app (G / B), overridden by the caller's.

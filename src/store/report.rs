@@ -92,6 +92,8 @@ pub struct ReportRow {
     pub ood_mean_knn: Option<f32>,
     /// Outlier score: Mahalanobis distance to a Gaussian fitted on all images.
     pub ood_mahalanobis: Option<f32>,
+    /// The combined rarity over every signal (see [`crate::analysis::rarity`]).
+    pub ood_combined: Option<f32>,
     /// The ensemble of every operator (0..1, higher = worse): mean rank, or the
     /// probability of "bad" learned from labels.
     pub ensemble_score: Option<f32>,
@@ -145,6 +147,7 @@ fn schema() -> Schema {
         Field::new("ensemble_score", DataType::Float32, true),
         Field::new("cluster", DataType::Int64, true),
         Field::new("centroid_similarity", DataType::Float32, true),
+        Field::new("ood_combined", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -203,6 +206,7 @@ fn batch(
         rows.iter().map(|r| r.cluster).collect::<Int64Array>(),
     ));
     columns.push(floats(rows, |r| r.centroid_similarity));
+    columns.push(floats(rows, |r| r.ood_combined));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -302,6 +306,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         "ood_mahalanobis",
         "ensemble_score",
         "centroid_similarity",
+        "ood_combined",
     ]
     .iter()
     .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
@@ -351,6 +356,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             ensemble_score: opt_col(optional_floats[6], i),
             cluster: cluster.and_then(|a| a.is_valid(i).then(|| a.value(i))),
             centroid_similarity: opt_col(optional_floats[7], i),
+            ood_combined: opt_col(optional_floats[8], i),
         });
     }
     Ok(())

@@ -97,8 +97,8 @@ pub struct Collection {
     pub dup_kind: Vec<DupKind>,
     /// Outlier score per point (higher = more unusual): the one chosen in the app.
     pub ood: Vec<f32>,
-    /// The three outlier scores per point, in [`OutlierScore::ALL`] order (datasets only).
-    pub ood_by: Option<[Vec<f32>; 3]>,
+    /// The outlier scores per point, in [`OutlierScore::ALL`] order (datasets only).
+    pub ood_by: Option<[Vec<f32>; 4]>,
     /// Quality scores per point, `u16` fractions of 1 (see [`Self::quality`]).
     quality: Vec<[u16; MEASURES]>,
     /// Whether the point's image has a caption.
@@ -188,7 +188,7 @@ impl Collection {
         let n = readable.len();
         let mut positions = Vec::with_capacity(n);
         let mut ood = Vec::with_capacity(n);
-        let mut ood_by: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+        let mut ood_by: [Vec<f32>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
         let mut quality = Vec::with_capacity(n);
         let mut captioned = Vec::with_capacity(n);
         let mut thumbs = Vec::with_capacity(n);
@@ -202,6 +202,7 @@ impl Collection {
                     OutlierScore::Kth => r.ood_kth,
                     OutlierScore::MeanKnn => r.ood_mean_knn,
                     OutlierScore::Mahalanobis => r.ood_mahalanobis,
+                    OutlierScore::Combined => r.ood_combined,
                 };
                 column.push(value.or(r.ood_score).unwrap_or(0.0));
             }

@@ -374,6 +374,7 @@ fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
         OutlierScore::Kth => "Cosine distance to the 5th nearest image outside the image's own duplicate group (Sun et al. 2022).",
         OutlierScore::MeanKnn => "Mean cosine distance to the 5 nearest images outside the image's own duplicate group.",
         OutlierScore::Mahalanobis => "Mahalanobis distance to the nearest k-means cluster mean under one shared covariance (Lee et al. 2018).",
+        OutlierScore::Combined => "How rare the image is on every signal at once, relative to this folder: the distance to its 16th nearest image, the Mahalanobis distance and the seven quality measures, each as a tail rarity; the mean of its two largest. Finds small clusters of outliers that hide each other from a neighbour distance.",
     });
     ui.label("Drag on the histogram to set the threshold.");
     if let Some(p) = ws.collection.preview {

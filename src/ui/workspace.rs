@@ -373,7 +373,7 @@ impl Workspace {
             thumbs,
             mode: ColourMode::Groups,
             ood_threshold,
-            ood_kind: OutlierScore::Kth,
+            ood_kind: OutlierScore::Combined,
             measure: 2,
             quality_threshold: [0.5, 0.95, 0.5, 0.7, 0.8, 0.5, 0.5],
             selected: Vec::new(),
