@@ -350,25 +350,35 @@ fn text_search_selects_the_closest_images() {
     expected.sort_unstable();
     assert_eq!(ws.selected, expected);
 
-    // The semantic threshold moves live: at cosine 1 no group is semantic any more, the
-    // keep-list grows, and the user's selection and marks are untouched.
-    let kept_before = ws.counts.kept;
-    let semantic = |app: &CurateApp| {
+    // Model similarity only proposes pairs of images on disk: the pixels decide, so no
+    // group is semantic. The pixel-difference threshold moves live: at 0 no near copy is
+    // left, the keep-list grows, and the user's selection is untouched.
+    let kind_count = |app: &CurateApp, kind: curate::ui::model::DupKind| {
         let c = &app.workspace.as_ref().unwrap().collection;
-        c.dup_kind
-            .iter()
-            .filter(|k| **k == curate::ui::model::DupKind::Semantic)
-            .count()
+        c.dup_kind.iter().filter(|k| **k == kind).count()
     };
-    assert!(semantic(harness.state()) > 0);
-    harness.state_mut().workspace.as_mut().unwrap().regroup(1.0);
+    assert_eq!(
+        kind_count(harness.state(), curate::ui::model::DupKind::Semantic),
+        0
+    );
+    assert!(kind_count(harness.state(), curate::ui::model::DupKind::Near) > 0);
+    let kept_before = ws.counts.kept;
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .regroup_near(0.0);
     wait_until(&mut harness, "the regrouping", |app| {
         !app.workspace.as_ref().unwrap().regrouping()
     });
     harness.run_steps(2);
-    assert_eq!(semantic(harness.state()), 0);
+    assert_eq!(
+        kind_count(harness.state(), curate::ui::model::DupKind::Near),
+        0
+    );
     let ws = harness.state().workspace.as_ref().unwrap();
-    assert!((ws.semantic_threshold - 1.0).abs() < f32::EPSILON);
+    assert!(ws.near_threshold.abs() < f32::EPSILON);
     assert!(ws.counts.kept > kept_before);
     assert_eq!(ws.selected, expected);
 }

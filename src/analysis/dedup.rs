@@ -244,11 +244,7 @@ pub struct DupLink {
 /// family is linked to all its copies). `None` content
 /// hashes (unreadable files) take part in nothing.
 #[must_use]
-pub fn group_with(
-    content_hashes: &[Option<[u8; 32]>],
-    links: &[DupLink],
-    rank: &[u32],
-) -> Groups {
+pub fn group_with(content_hashes: &[Option<[u8; 32]>], links: &[DupLink], rank: &[u32]) -> Groups {
     let n = content_hashes.len();
     assert_eq!(n, rank.len(), "one rank per row");
     // Rows with identical bytes are one node: the first such row.

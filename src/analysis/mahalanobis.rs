@@ -73,7 +73,9 @@ pub fn scores(features: &[f32], dim: usize, device: &Device) -> Vec<f32> {
     for &c in &clusters.assignment {
         sizes[c as usize] += 1;
     }
-    let least = (n / (4 * clusters.k)).max(MIN_CLASS_SIZE).min(*sizes.iter().max().unwrap_or(&0));
+    let least = (n / (4 * clusters.k))
+        .max(MIN_CLASS_SIZE)
+        .min(*sizes.iter().max().unwrap_or(&0));
     let centres: Vec<f32> = clusters
         .centroids
         .chunks_exact(dim)
@@ -82,8 +84,8 @@ pub fn scores(features: &[f32], dim: usize, device: &Device) -> Vec<f32> {
         .flat_map(|(c, _)| c.iter().copied())
         .collect();
     let classes = centres.len() / dim;
-    let means = Tensor::<2>::from_data(TensorData::new(centres, [classes, dim]), device)
-        .matmul(w.clone());
+    let means =
+        Tensor::<2>::from_data(TensorData::new(centres, [classes, dim]), device).matmul(w.clone());
     let mean_norms = means
         .clone()
         .mul(means.clone())

@@ -31,7 +31,10 @@ pub fn tail_rarity(values: &[f32], tails: Tails) -> Vec<f32> {
     if n < 2 {
         return vec![0.0; n];
     }
-    let mut sorted: Vec<f32> = values.iter().map(|v| if v.is_nan() { 0.0 } else { *v }).collect();
+    let mut sorted: Vec<f32> = values
+        .iter()
+        .map(|v| if v.is_nan() { 0.0 } else { *v })
+        .collect();
     sorted.sort_by(f32::total_cmp);
     let norm = (n as f32).ln();
     values
@@ -92,9 +95,27 @@ mod tests {
         let n = 510;
         let odd = |i: usize| i >= 500;
         let wave = |i: usize, f: f32| ((i as f32 * f).sin() + 1.0) * 0.5;
-        let distance: Vec<f32> = (0..n).map(|i| if odd(i) { 0.1 } else { 0.2 + 0.3 * wave(i, 0.7) }).collect();
-        let grey: Vec<f32> = (0..n).map(|i| if odd(i) { 1.0 } else { 0.3 * wave(i, 1.3) }).collect();
-        let flat: Vec<f32> = (0..n).map(|i| if odd(i) { 0.0 } else { 0.2 + 0.8 * wave(i, 2.1) }).collect();
+        let distance: Vec<f32> = (0..n)
+            .map(|i| {
+                if odd(i) {
+                    0.1
+                } else {
+                    0.2 + 0.3 * wave(i, 0.7)
+                }
+            })
+            .collect();
+        let grey: Vec<f32> = (0..n)
+            .map(|i| if odd(i) { 1.0 } else { 0.3 * wave(i, 1.3) })
+            .collect();
+        let flat: Vec<f32> = (0..n)
+            .map(|i| {
+                if odd(i) {
+                    0.0
+                } else {
+                    0.2 + 0.8 * wave(i, 2.1)
+                }
+            })
+            .collect();
         let score = combined(&[
             (&distance, Tails::Upper),
             (&grey, Tails::Both),
@@ -102,6 +123,9 @@ mod tests {
         ]);
         let lowest_odd = score[500..].iter().copied().fold(f32::INFINITY, f32::min);
         let above = score[..500].iter().filter(|&&s| s >= lowest_odd).count();
-        assert!(above <= 10, "{above} ordinary images score at least as high");
+        assert!(
+            above <= 10,
+            "{above} ordinary images score at least as high"
+        );
     }
 }

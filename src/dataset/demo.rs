@@ -641,14 +641,18 @@ fn near_copy(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, u8, Stri
             (
                 out,
                 92,
-                format!("cropped up to {:.0}% per border, resized back", most * 100.0),
+                format!(
+                    "cropped up to {:.0}% per border, resized back",
+                    most * 100.0
+                ),
             )
         }
         3 => {
             let factor = 1.0 + rng.range(0.03, 0.08) * if rng.unit() < 0.5 { -1.0 } else { 1.0 };
             let mut out = image.clone();
             out.pixels_mut().for_each(|p| {
-                p.0 = p.0.map(|c| (f32::from(c) * factor).round().clamp(0.0, 255.0) as u8);
+                p.0 =
+                    p.0.map(|c| (f32::from(c) * factor).round().clamp(0.0, 255.0) as u8);
             });
             (out, 92, format!("brightness x{factor:.2}"))
         }
@@ -686,7 +690,8 @@ fn lookalike(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, String) 
     let (w, h) = image.dimensions();
     let mut out = image.clone();
     if how == 0 {
-        out.pixels_mut().for_each(|p| p.0 = [p.0[2], p.0[0], p.0[1]]);
+        out.pixels_mut()
+            .for_each(|p| p.0 = [p.0[2], p.0[0], p.0[1]]);
         return (out, "colour variant".to_owned());
     }
     let r = rng.range(0.08, 0.14) * w.min(h) as f32;
@@ -694,7 +699,11 @@ fn lookalike(image: &RgbImage, how: usize, rng: &mut Rng) -> (RgbImage, String) 
         rng.range(0.25, 0.75) * w as f32,
         rng.range(0.25, 0.75) * h as f32,
     );
-    let colour = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
+    let colour = [
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+    ];
     for y in 0..h {
         for x in 0..w {
             if (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < r * r {
@@ -1147,12 +1156,12 @@ pub fn evaluate(truth: &Truth, rows: &[ReportRow]) -> Evaluation {
             }
         }
     }
-    let in_family: HashSet<&str> = truth
-        .families
+    let in_family: HashSet<&str> = truth.families.iter().flat_map(Family::members).collect();
+    for path in truth
+        .images
         .iter()
-        .flat_map(Family::members)
-        .collect();
-    for path in truth.images.iter().filter(|p| !in_family.contains(p.as_str())) {
+        .filter(|p| !in_family.contains(p.as_str()))
+    {
         if let Some(row) = by_path.get(path.as_str()).filter(|r| r.status == "ok") {
             eval.unique_dropped.1 += 1;
             eval.unique_dropped.0 += usize::from(

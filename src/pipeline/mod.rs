@@ -577,9 +577,8 @@ pub fn analyze(
                     .collect()
             })
             .collect();
-        let on_readable = |column: &[f32]| -> Vec<f32> {
-            readable.iter().map(|&r| column[r as usize]).collect()
-        };
+        let on_readable =
+            |column: &[f32]| -> Vec<f32> { readable.iter().map(|&r| column[r as usize]).collect() };
         let (far, mahalanobis) = (on_readable(&far), on_readable(&mahalanobis));
         let mut signals: Vec<(&[f32], rarity::Tails)> = vec![
             (&far, rarity::Tails::Upper),
@@ -806,6 +805,10 @@ pub fn ensemble_features(
     columns.push((
         "outlier_mahalanobis".to_owned(),
         column(&|r| r.ood_mahalanobis.unwrap_or(0.0)),
+    ));
+    columns.push((
+        "outlier_combined".to_owned(),
+        column(&|r| r.ood_combined.unwrap_or(0.0)),
     ));
     if readable
         .iter()

@@ -235,7 +235,10 @@ fn alpha_dropped(path: &Path, size: u64) -> Option<Picture> {
     let format = crate::dataset::decode::sniff_format(&bytes)?;
     if !matches!(
         format,
-        image::ImageFormat::Png | image::ImageFormat::WebP | image::ImageFormat::Gif | image::ImageFormat::Tiff
+        image::ImageFormat::Png
+            | image::ImageFormat::WebP
+            | image::ImageFormat::Gif
+            | image::ImageFormat::Tiff
     ) {
         return None;
     }

@@ -49,7 +49,8 @@ fn parse(bytes: &[u8]) -> Option<HashMap<PairKey, Comparison>> {
         return None;
     }
     let at = 12 + len;
-    let count = usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()?;
+    let count =
+        usize::try_from(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)).ok()?;
     let body = bytes.get(at + 8..)?;
     if body.len() != count.checked_mul(ENTRY)? {
         return None;

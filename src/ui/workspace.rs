@@ -735,7 +735,11 @@ impl Workspace {
         self.mode = ColourMode::Ensemble;
         self.drawn = None;
         let (threshold, max_difference, policy) = self.regrouping.as_ref().map_or(
-            (self.semantic_threshold, self.near_threshold, self.keeper_policy),
+            (
+                self.semantic_threshold,
+                self.near_threshold,
+                self.keeper_policy,
+            ),
             |r| (r.0, r.1, r.2),
         );
         if learned && policy == KeeperPolicy::Quality {
