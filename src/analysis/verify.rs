@@ -562,20 +562,12 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
         };
     }
     // Per pixel: distance to the best match within one pixel, both ways.
-    let distance = |x: &[f32], p: usize, q: usize| -> f32 {
+    // Distance from `b`'s pixel `at_b` to the predicted interval of pixel `at_a`.
+    let distance = |at_b: usize, at_a: usize| -> f32 {
         let mut sum = 0.0;
         for c in 0..3 {
-            let v = x[p * 3 + c];
-            let d = (low[q * 3 + c] - v).max(v - high[q * 3 + c]).max(0.0);
-            sum += d * d;
-        }
-        sum.sqrt()
-    };
-    let distance_back = |p: usize, y: &[f32], q: usize| -> f32 {
-        let mut sum = 0.0;
-        for c in 0..3 {
-            let v = y[q * 3 + c];
-            let d = (low[p * 3 + c] - v).max(v - high[p * 3 + c]).max(0.0);
+            let v = b.rgb[at_b * 3 + c];
+            let d = (low[at_a * 3 + c] - v).max(v - high[at_a * 3 + c]).max(0.0);
             sum += d * d;
         }
         sum.sqrt()
@@ -593,8 +585,8 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
                 for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
                     let q = qi * w + qj;
                     if valid[q] {
-                        forward = forward.min(distance(&b.rgb, p, q));
-                        backward = backward.min(distance_back(p, &b.rgb, q));
+                        forward = forward.min(distance(p, q));
+                        backward = backward.min(distance(q, p));
                     }
                 }
             }

@@ -700,6 +700,7 @@ pub fn analyze(
     });
 
     let elapsed = started.elapsed().as_secs_f64();
+    let (farthest_copy, closest_rejected) = near_pairs.separation();
     let mut summary = Summary {
         files: rows.len(),
         images: readable.len(),
@@ -740,8 +741,8 @@ pub fn analyze(
             .iter()
             .filter(|p| p.comparison.is_copy(options.max_difference))
             .count(),
-        farthest_copy: near_pairs.separation().0,
-        closest_rejected: near_pairs.separation().1,
+        farthest_copy,
+        closest_rejected,
         max_difference: options.max_difference,
         ensemble_weights,
         semantic_duplicates: groups
