@@ -484,6 +484,7 @@ fn run_analysis_with(
                 }
                 ProgressEvent::Advanced { done, .. } => bar.set_position(done),
                 ProgressEvent::Finished { .. } => {}
+                ProgressEvent::Note(note) => bar.suspend(|| eprintln!("curate: {note}")),
             }
         }
         bar.finish_and_clear();

@@ -13,6 +13,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 pub enum Stage {
     /// Walking the folder.
     Scan,
+    /// Waiting for another process that is writing the same cache folder.
+    Wait,
     /// Decoding, hashing, measuring and thumbnailing each image.
     Decode,
     /// Running the image model (`--model`).
@@ -33,6 +35,7 @@ impl Stage {
     pub fn label(self) -> &'static str {
         match self {
             Self::Scan => "scanning",
+            Self::Wait => "waiting for another curate run on this folder",
             Self::Decode => "decoding",
             Self::Embed => "embedding images",
             Self::Dedup => "grouping duplicates",
@@ -65,6 +68,8 @@ pub enum ProgressEvent {
         /// The stage.
         stage: Stage,
     },
+    /// A sentence for the person waiting (e.g. whom a run waits for).
+    Note(String),
 }
 
 /// The job's side of progress reporting: cheap to clone, safe to share across threads.

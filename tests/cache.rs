@@ -96,3 +96,50 @@ fn damaged_cache_is_repaired() {
     let decoded = image::load_from_memory(&thumb).expect("a JPEG");
     assert!(decoded.width().max(decoded.height()) <= 128);
 }
+
+#[test]
+fn two_runs_at_once_take_turns() {
+    let (_guard, root) = common::copy_of_demo();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
+            .arg("analyze")
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start curate")
+    };
+    let (first, second) = (run(), run());
+    let outputs = [first, second].map(|child| child.wait_with_output().expect("wait"));
+    for output in &outputs {
+        assert!(
+            output.status.success(),
+            "a run failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(
+        outputs
+            .iter()
+            .any(|o| String::from_utf8_lossy(&o.stderr)
+                .contains("waiting for another curate process")),
+        "neither run said it waited for the other"
+    );
+    // Every cached thumbnail decodes, and the next run reuses all of it.
+    let cache = curate::store::cache::Cache::open(&root);
+    assert!(cache.discarded.is_none());
+    let warm = common::analyze(&root);
+    assert_eq!(
+        warm.summary.decoded, 1,
+        "only the file curate does not cache"
+    );
+    for facts in warm.records.iter().filter_map(|r| r.facts()) {
+        let thumb = cache
+            .read_thumbnail(facts.thumb)
+            .expect("thumbnail readable");
+        image::load_from_memory(&thumb).expect("a whole JPEG");
+    }
+    let (_clean_guard, clean_root) = common::copy_of_demo();
+    let clean = common::analyze(&clean_root);
+    assert_eq!(warm.rows, clean.rows, "the report of a clean run");
+}

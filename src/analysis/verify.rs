@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v7";
+pub const VERSION: &str = "pixels-v9";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
@@ -163,6 +163,9 @@ pub fn compare(a: &Picture, b: &Picture) -> Comparison {
     // Both on the grid of the smaller one, lightly smoothed: compression and noise live in
     // single pixels, the differences that matter span several.
     let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
+    if glance(a, b, w, h) > GLANCE_REJECT {
+        return Comparison::REJECTED;
+    }
     let ga = Grid::of(a, w, h).smoothed();
     let gb = Grid::of(b, w, h).smoothed();
     let mut best = evaluate(&ga, &gb, Warp::IDENTITY);
@@ -171,31 +174,62 @@ pub fn compare(a: &Picture, b: &Picture) -> Comparison {
     }
     let x = align_axis(&ga.profile(Axis::X), &gb.profile(Axis::X));
     let y = align_axis(&ga.profile(Axis::Y), &gb.profile(Axis::Y));
-    // Both axes aligned, or one of them only (when the other's profile misled it).
-    for warp in [
+    // Both axes aligned, or one of them only (when the other's profile misled it): the
+    // one whose pixels agree best is compared in full.
+    let Some(warp) = [
         Warp { x, y },
         Warp { x, y: (1.0, 0.0) },
         Warp { x: (1.0, 0.0), y },
-    ] {
-        if warp != Warp::IDENTITY {
-            let mut aligned = evaluate(&ga, &gb, warp);
-            // Polishing moves a difference by a few levels: only pairs near the line are
-            // worth it (most candidates are far from it, and this is most of the work).
-            if aligned.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
-                let refined = evaluate(&ga, &gb, refine(&ga, &gb, warp));
-                if refined.difference < aligned.difference {
-                    aligned = refined;
-                }
-            }
-            if aligned.difference < best.difference {
-                best = aligned;
-            }
-        }
-        if best.difference <= DEFAULT_MAX_DIFFERENCE * 0.5 {
-            break;
+    ]
+    .into_iter()
+    .filter(|&warp| warp != Warp::IDENTITY)
+    .map(|warp| (pixel_cost(&ga, &gb, warp), warp))
+    .min_by(|p, q| p.0.total_cmp(&q.0))
+    .map(|(_, warp)| warp) else {
+        return best;
+    };
+    let mut aligned = evaluate(&ga, &gb, warp);
+    // Polishing moves a difference by a few levels: only pairs near the line are worth it
+    // (most candidates are far from it, and this is most of the work).
+    if aligned.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
+        let refined = evaluate(&ga, &gb, refine(&ga, &gb, warp));
+        if refined.difference < aligned.difference {
+            aligned = refined;
         }
     }
+    if aligned.difference < best.difference {
+        best = aligned;
+    }
     best
+}
+
+/// Side of the grid a first glance compares on.
+const GLANCE_SIDE: usize = 16;
+
+/// Pairs whose mean difference at a glance (best of the identity and the profile
+/// alignment) exceeds this are not compared further. Copies differ less on a coarse grid
+/// than on the fine one (compression and noise average out), so this is far above
+/// [`MAX_MEAN_DIFFERENCE`]; most candidates (other pictures) are far above it in turn.
+const GLANCE_REJECT: f32 = 4.0 * MAX_MEAN_DIFFERENCE;
+
+/// The mean difference of two pictures on a coarse grid: a cheap first look.
+fn glance(a: &Picture, b: &Picture, w: usize, h: usize) -> f32 {
+    let scale = (GLANCE_SIDE as f32 / w.max(h) as f32).min(1.0);
+    let (gw, gh) = (
+        ((w as f32 * scale).round() as usize).max(4),
+        ((h as f32 * scale).round() as usize).max(4),
+    );
+    let ga = Grid::of(a, gw, gh);
+    let gb = Grid::of(b, gw, gh);
+    let identity = evaluate(&ga, &gb, Warp::IDENTITY).mean;
+    if identity <= GLANCE_REJECT {
+        return identity;
+    }
+    let warp = Warp {
+        x: align_axis(&ga.profile(Axis::X), &gb.profile(Axis::X)),
+        y: align_axis(&ga.profile(Axis::Y), &gb.profile(Axis::Y)),
+    };
+    identity.min(evaluate(&ga, &gb, warp).mean)
 }
 
 /// Per axis, the map from the second picture's coordinates to the first's:
@@ -418,40 +452,44 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
     (best.1, best.2)
 }
 
+/// The mean absolute difference of `b` and `a` warped onto it, per channel, over the
+/// overlap (infinite when the overlap is too small).
+fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
+    let (w, h) = (b.w, b.h);
+    let mut sum = 0.0;
+    let mut count = 0_usize;
+    for i in 0..h {
+        let Some(y) = map_sample(warp.y, i, h) else {
+            continue;
+        };
+        let (y0, fy) = (y.floor() as usize, y - y.floor());
+        let y1 = (y0 + 1).min(h - 1);
+        for j in 0..w {
+            let Some(x) = map_sample(warp.x, j, w) else {
+                continue;
+            };
+            let (x0, fx) = (x.floor() as usize, x - x.floor());
+            let x1 = (x0 + 1).min(w - 1);
+            for c in 0..3 {
+                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                sum += (top * (1.0 - fy) + bottom * fy - b.rgb[(i * w + j) * 3 + c]).abs();
+            }
+            count += 1;
+        }
+    }
+    if (count as f32) < MIN_OVERLAP * (w * h) as f32 {
+        f32::INFINITY
+    } else {
+        sum / count as f32
+    }
+}
+
 /// `warp` polished on the pixels themselves: coordinate descent on the mean colour
 /// distance of the overlap (profiles blur two axes into one; this does not).
 fn refine(a: &Grid, b: &Grid, mut warp: Warp) -> Warp {
-    let cost = |warp: Warp| -> f32 {
-        let (w, h) = (b.w, b.h);
-        let mut sum = 0.0;
-        let mut count = 0_usize;
-        for i in 0..h {
-            let Some(y) = map_sample(warp.y, i, h) else {
-                continue;
-            };
-            let (y0, fy) = (y.floor() as usize, y - y.floor());
-            let y1 = (y0 + 1).min(h - 1);
-            for j in 0..w {
-                let Some(x) = map_sample(warp.x, j, w) else {
-                    continue;
-                };
-                let (x0, fx) = (x.floor() as usize, x - x.floor());
-                let x1 = (x0 + 1).min(w - 1);
-                for c in 0..3 {
-                    let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
-                    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                    sum += (top * (1.0 - fy) + bottom * fy - b.rgb[(i * w + j) * 3 + c]).abs();
-                }
-                count += 1;
-            }
-        }
-        if (count as f32) < MIN_OVERLAP * (w * h) as f32 {
-            f32::INFINITY
-        } else {
-            sum / count as f32
-        }
-    };
+    let cost = |warp: Warp| pixel_cost(a, b, warp);
     let mut best = cost(warp);
     let (scale_step, shift_x, shift_y) = (0.01, 0.5 / b.w as f32, 0.5 / b.h as f32);
     for _ in 0..3 {

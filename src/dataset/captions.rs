@@ -33,19 +33,42 @@ pub struct Caption {
 pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut manifest: HashMap<String, String> = HashMap::new();
+    let images: std::collections::HashSet<&str> = scan
+        .images
+        .iter()
+        .map(|image| image.rel_path.as_str())
+        .collect();
     for rel in &scan.manifests {
         let folder = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
         match read_manifest(&root.join(rel)) {
             Ok((entries, problems)) => {
+                let (mut outside, mut missing) = (Vec::new(), Vec::new());
                 for (path, caption) in entries {
-                    let key = if folder.is_empty() {
-                        normalise(&path)
-                    } else {
-                        format!("{folder}/{}", normalise(&path))
-                    };
-                    manifest.insert(key, caption);
+                    match resolve(folder, &path) {
+                        None => outside.push(path),
+                        Some(key) => {
+                            if !images.contains(key.as_str()) {
+                                missing.push(path);
+                            }
+                            manifest.insert(key, caption);
+                        }
+                    }
                 }
                 warnings.extend(problems.into_iter().map(|p| format!("{rel}: {p}")));
+                if let Some(first) = outside.first() {
+                    warnings.push(format!(
+                        "{rel}: {} row(s) name paths outside the dataset and were ignored \
+                         (first: {first:?})",
+                        outside.len()
+                    ));
+                }
+                if let Some(first) = missing.first() {
+                    warnings.push(format!(
+                        "{rel}: {} row(s) name images that are not in the folder (first: \
+                         {first:?})",
+                        missing.len()
+                    ));
+                }
             }
             Err(err) => warnings.push(format!("{rel}: manifest ignored: {err}")),
         }
@@ -91,6 +114,27 @@ fn non_empty(text: &str) -> Option<String> {
 
 fn normalise(path: &str) -> String {
     path.trim().trim_start_matches("./").replace('\\', "/")
+}
+
+/// The dataset-relative path a manifest row in `folder` names, or `None` when it names
+/// a place outside the dataset (an absolute path, a drive, or `..` above the root).
+fn resolve(folder: &str, path: &str) -> Option<String> {
+    let path = normalise(path);
+    let bytes = path.as_bytes();
+    if path.starts_with('/') || (bytes.len() >= 2 && bytes[1] == b':') {
+        return None;
+    }
+    let mut parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 fn read_sidecar(path: &Path, json: bool) -> Result<String, String> {
@@ -229,4 +273,56 @@ fn read_parquet(path: &Path) -> Result<Entries, String> {
         }
     }
     Ok((entries, Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_paths_resolve_inside_the_dataset_only() {
+        assert_eq!(resolve("", "a.png").as_deref(), Some("a.png"));
+        assert_eq!(resolve("sub", "./a.png").as_deref(), Some("sub/a.png"));
+        assert_eq!(resolve("sub", "../a.png").as_deref(), Some("a.png"));
+        assert_eq!(resolve("sub", "x\\..\\a.png").as_deref(), Some("sub/a.png"));
+        assert_eq!(resolve("", "../outside.png"), None);
+        assert_eq!(resolve("sub", "../../outside.png"), None);
+        assert_eq!(resolve("", "/etc/passwd"), None);
+        assert_eq!(resolve("", "C:\\Windows\\a.png"), None);
+    }
+
+    #[test]
+    fn rows_outside_the_dataset_are_warned_about_and_ignored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+            .save(root.join("red.png"))
+            .expect("save");
+        image::RgbImage::from_pixel(8, 8, image::Rgb([10, 10, 200]))
+            .save(dir.path().join("outside.png"))
+            .expect("save");
+        std::fs::write(
+            root.join("captions.csv"),
+            "path,caption\nred.png,a red square\n../outside.png,not ours\n/etc/passwd,no\nghost.png,gone\n",
+        )
+        .expect("write");
+        let scan = crate::dataset::scan(&root).expect("scan");
+        let (captions, warnings) = load(&root, &scan);
+        assert_eq!(captions.len(), 1);
+        assert_eq!(captions[0].text.as_deref(), Some("a red square"));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("2 row(s) name paths outside the dataset")
+                    && w.contains("../outside.png")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("1 row(s) name images that are not in the folder")),
+            "{warnings:?}"
+        );
+    }
 }

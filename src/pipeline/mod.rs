@@ -168,6 +168,9 @@ pub enum PipelineError {
     /// The embeddings file could not be imported.
     #[error(transparent)]
     Embeddings(#[from] store::vectors::VectorsError),
+    /// The cache folder could not be locked for writing.
+    #[error(transparent)]
+    Lock(store::lock::LockError),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -319,6 +322,23 @@ pub fn analyze(
     let mut warnings = scan.warnings.clone();
     warnings.extend(model_warnings);
 
+    // One writer per cache folder: a second run waits here, then reuses what the first
+    // committed. Held until the last file of this run is written.
+    let _lock = store::lock::CacheLock::acquire(
+        &store::curate_dir(root),
+        |message| {
+            progress.send(ProgressEvent::Started {
+                stage: Stage::Wait,
+                total: 0,
+            });
+            progress.send(ProgressEvent::Note(message.to_owned()));
+        },
+        || progress.is_cancelled(),
+    )
+    .map_err(|err| match err {
+        store::lock::LockError::Cancelled(_) => PipelineError::Cancelled,
+        err @ store::lock::LockError::Io { .. } => PipelineError::Lock(err),
+    })?;
     let mut cache = Cache::open(root);
     if let Some(reason) = &cache.discarded {
         warnings.push(format!(".curate/index.parquet: {reason}"));

@@ -14,7 +14,7 @@ use crate::store::cache::{FileRecord, ThumbReader};
 use crate::store::verdicts::{self, PairKey};
 
 /// Feature neighbours of each image proposed as candidates.
-pub const GRAPH_CANDIDATES: usize = 8;
+pub const GRAPH_CANDIDATES: usize = 4;
 /// Least cosine similarity of the built-in features for a graph candidate.
 pub const GRAPH_FLOOR: f32 = 0.80;
 /// Images sharing one pHash value are all paired up to this many; beyond it (a thousand

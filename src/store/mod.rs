@@ -7,6 +7,7 @@ pub mod clusters;
 mod columns;
 pub mod embeddings;
 pub mod keeplist;
+pub mod lock;
 pub mod neighbours;
 pub mod npy;
 pub mod report;

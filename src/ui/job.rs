@@ -163,7 +163,7 @@ impl Job {
                     self.stage_started = Instant::now();
                 }
                 ProgressEvent::Advanced { done, .. } => self.done = done,
-                ProgressEvent::Finished { .. } => {}
+                ProgressEvent::Finished { .. } | ProgressEvent::Note(_) => {}
             }
         }
         match self.result.try_recv() {
