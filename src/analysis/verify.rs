@@ -455,35 +455,45 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
 /// The mean absolute difference of `b` and `a` warped onto it, per channel, over the
 /// overlap (infinite when the overlap is too small).
 fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
+    let (warped, valid) = warp_onto(a, b, warp);
+    let count = valid.iter().filter(|&&v| v).count();
+    if (count as f32) < MIN_OVERLAP * valid.len() as f32 {
+        return f32::INFINITY;
+    }
+    let sum: f32 = (0..valid.len())
+        .filter(|&p| valid[p])
+        .flat_map(|p| p * 3..p * 3 + 3)
+        .map(|k| (warped[k] - b.rgb[k]).abs())
+        .sum();
+    sum / count as f32
+}
+
+/// `a` warped onto `b`'s grid (bilinear), and which cells of `b` it covers.
+fn warp_onto(a: &Grid, b: &Grid, warp: Warp) -> (Vec<f32>, Vec<bool>) {
     let (w, h) = (b.w, b.h);
-    let mut sum = 0.0;
-    let mut count = 0_usize;
-    for i in 0..h {
-        let Some(y) = map_sample(warp.y, i, h) else {
-            continue;
-        };
+    let n = w * h;
+    let xs: Vec<Option<f32>> = (0..w).map(|j| map_sample(warp.x, j, w)).collect();
+    let ys: Vec<Option<f32>> = (0..h).map(|i| map_sample(warp.y, i, h)).collect();
+    let mut warped = vec![0.0_f32; n * 3];
+    let mut valid = vec![false; n];
+    for (i, y) in ys.iter().enumerate() {
+        let Some(y) = *y else { continue };
         let (y0, fy) = (y.floor() as usize, y - y.floor());
         let y1 = (y0 + 1).min(h - 1);
-        for j in 0..w {
-            let Some(x) = map_sample(warp.x, j, w) else {
-                continue;
-            };
+        for (j, x) in xs.iter().enumerate() {
+            let Some(x) = *x else { continue };
             let (x0, fx) = (x.floor() as usize, x - x.floor());
             let x1 = (x0 + 1).min(w - 1);
             for c in 0..3 {
                 let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
                 let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
                 let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                sum += (top * (1.0 - fy) + bottom * fy - b.rgb[(i * w + j) * 3 + c]).abs();
+                warped[(i * w + j) * 3 + c] = top * (1.0 - fy) + bottom * fy;
             }
-            count += 1;
+            valid[i * w + j] = true;
         }
     }
-    if (count as f32) < MIN_OVERLAP * (w * h) as f32 {
-        f32::INFINITY
-    } else {
-        sum / count as f32
-    }
+    (warped, valid)
 }
 
 /// `warp` polished on the pixels themselves: coordinate descent on the mean colour
@@ -540,27 +550,7 @@ const CLIPPED: (f32, f32) = (4.0, 251.0);
 fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     let (w, h) = (b.w, b.h);
     let n = w * h;
-    let xs: Vec<Option<f32>> = (0..w).map(|j| map_sample(warp.x, j, w)).collect();
-    let ys: Vec<Option<f32>> = (0..h).map(|i| map_sample(warp.y, i, h)).collect();
-    let mut warped = vec![0.0_f32; n * 3];
-    let mut valid = vec![false; n];
-    for (i, y) in ys.iter().enumerate() {
-        let Some(y) = *y else { continue };
-        let (y0, fy) = (y.floor() as usize, y - y.floor());
-        let y1 = (y0 + 1).min(h - 1);
-        for (j, x) in xs.iter().enumerate() {
-            let Some(x) = *x else { continue };
-            let (x0, fx) = (x.floor() as usize, x - x.floor());
-            let x1 = (x0 + 1).min(w - 1);
-            for c in 0..3 {
-                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
-                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                warped[(i * w + j) * 3 + c] = top * (1.0 - fy) + bottom * fy;
-            }
-            valid[i * w + j] = true;
-        }
-    }
+    let (warped, valid) = warp_onto(a, b, warp);
     let count = valid.iter().filter(|&&v| v).count();
     if (count as f32) < MIN_OVERLAP * n as f32 {
         return Comparison::REJECTED;
@@ -622,28 +612,34 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
         }
         sum.sqrt()
     };
-    let mut errors = vec![f32::NAN; n];
-    let mut total = 0.0_f32;
+    // Each distance serves twice: `b`'s pixel p against `a`'s neighbour q is p's forward
+    // candidate and q's backward one (the neighbourhood is symmetric).
+    let mut forward = vec![f32::INFINITY; n];
+    let mut backward = vec![f32::INFINITY; n];
     for i in 0..h {
         for j in 0..w {
             let p = i * w + j;
             if !valid[p] {
                 continue;
             }
-            let (mut forward, mut backward) = (f32::INFINITY, f32::INFINITY);
             for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
                 for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
                     let q = qi * w + qj;
                     if valid[q] {
-                        forward = forward.min(distance(p, q));
-                        backward = backward.min(distance(q, p));
+                        let d = distance(p, q);
+                        forward[p] = forward[p].min(d);
+                        backward[q] = backward[q].min(d);
                     }
                 }
             }
-            let e = forward.max(backward);
-            total += e;
-            errors[p] = e;
         }
+    }
+    let mut errors = vec![f32::NAN; n];
+    let mut total = 0.0_f32;
+    for p in (0..n).filter(|&p| valid[p]) {
+        let e = forward[p].max(backward[p]);
+        total += e;
+        errors[p] = e;
     }
     let difference = worst_block(&errors, w, h, BLOCKS);
     let fine = worst_block(&errors, w, h, FINE_BLOCKS);
