@@ -392,6 +392,11 @@ fn look_alikes_stay_apart_and_copies_are_found() {
             target.join("near-pairs.csv"),
         )
         .ok();
+        let mut groups = String::from("path,dup_group,keep\n");
+        for row in &analysis.rows {
+            groups.push_str(&format!("{},{},{}\n", row.path, row.dup_group, row.keep));
+        }
+        std::fs::write(target.join("groups.csv"), groups).expect("groups");
     }
     let mut missed = Vec::new();
     let mut copies_made = 0;

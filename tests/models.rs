@@ -104,9 +104,11 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
     // ε = 0 no semantic group is left, and the outlier-free keep-list never shrinks.
     let pairs = analysis.semantic_pairs.as_ref().expect("pairs cached");
     let near = analysis.near.links(analysis.near.max_difference);
+    let rejected = analysis.near.rejected(analysis.near.max_difference);
     let same = pipeline::semantic::regroup(
         &analysis.rows,
         &near,
+        &rejected,
         Some((pairs, pairs.threshold)),
         curate::analysis::keep::KeeperPolicy::Quality,
         None,
@@ -122,6 +124,7 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
     let strict = pipeline::semantic::regroup(
         &analysis.rows,
         &near,
+        &rejected,
         Some((pairs, 1.0)),
         curate::analysis::keep::KeeperPolicy::Quality,
         None,

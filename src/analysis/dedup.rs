@@ -242,9 +242,15 @@ pub struct DupLink {
 /// through `b`). Centres are taken in `rank` order (lower first: the keeper order, so a
 /// group is a star around its keeper), ties broken by number of links (the original of a
 /// family is linked to all its copies). `None` content
-/// hashes (unreadable files) take part in nothing.
+/// hashes (unreadable files) take part in nothing. `rejected` lists pairs that were
+/// compared and found not to be copies (see below).
 #[must_use]
-pub fn group_with(content_hashes: &[Option<[u8; 32]>], links: &[DupLink], rank: &[u32]) -> Groups {
+pub fn group_with(
+    content_hashes: &[Option<[u8; 32]>],
+    links: &[DupLink],
+    rejected: &[(u32, u32)],
+    rank: &[u32],
+) -> Groups {
     let n = content_hashes.len();
     assert_eq!(n, rank.len(), "one rank per row");
     // Rows with identical bytes are one node: the first such row.
@@ -291,6 +297,64 @@ pub fn group_with(content_hashes: &[Option<[u8; 32]>], links: &[DupLink], rank: 
             if *slot != Some(DupKind::Near) {
                 *slot = Some(kind);
             }
+        }
+    }
+    // Stars taken in keeper order can split one family: two copies made in opposite
+    // directions (brighter, darker) are copies of the original but not of each other, and
+    // the candidate pairs are sparse. A smaller group (or a node left out) joins a larger
+    // one when each of its members is linked to at least two of the larger group's members
+    // and to more of them than it was compared with and rejected. A look-alike of one
+    // member is linked to one at most and stays out.
+    let mut rejected_with: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for &(a, b) in rejected {
+        let (a, b) = (node[a as usize], node[b as usize]);
+        if a != b {
+            rejected_with[a as usize].push(b);
+            rejected_with[b as usize].push(a);
+        }
+    }
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    for i in (0..n as u32).filter(|&i| !partners[i as usize].is_empty()) {
+        members.entry(sets.find(i)).or_default().push(i);
+    }
+    let mut by_size: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
+    by_size.sort_by_key(|(root, list)| (list.len(), *root));
+    let sizes: HashMap<u32, usize> = by_size.iter().map(|(r, l)| (*r, l.len())).collect();
+    for (root, list) in &by_size {
+        let mut towards: HashMap<u32, u32> = HashMap::new();
+        for &m in list {
+            for &p in &partners[m as usize] {
+                let other = sets.find(p);
+                if other != sets.find(*root) {
+                    *towards.entry(other).or_default() += 1;
+                }
+            }
+        }
+        let Some((target, _)) = towards
+            .into_iter()
+            .filter(|(other, _)| sizes.get(other).copied().unwrap_or(1) >= list.len())
+            .max_by_key(|&(other, count)| (count, std::cmp::Reverse(other)))
+        else {
+            continue;
+        };
+        let joins = list.iter().all(|&m| {
+            let linked = partners[m as usize]
+                .iter()
+                .filter(|&&p| sets.find(p) == target)
+                .count();
+            let refused = rejected_with[m as usize]
+                .iter()
+                .filter(|&&p| sets.find(p) == target)
+                .count();
+            linked >= 2 && linked > refused
+        });
+        if joins {
+            for &m in list {
+                if linked_kind[m as usize].is_none() {
+                    linked_kind[m as usize] = Some(DupKind::Near);
+                }
+            }
+            sets.union(target, *root);
         }
     }
     for row in 0..n {
@@ -413,7 +477,7 @@ mod tests {
     fn groups_merge_exact_and_near() {
         let h = |b: u8| Some([b; 32]);
         let content = [h(1), h(1), h(2), h(3), None, h(4)];
-        let groups = group_with(&content, &[near(1, 2)], &[0; 6]);
+        let groups = group_with(&content, &[near(1, 2)], &[], &[0; 6]);
         assert_eq!(groups.exact_group, [0, 0, -1, -1, -1, -1]);
         assert_eq!(groups.dup_group, [0, 0, 0, -1, -1, -1]);
         assert_eq!(groups.dup_kind[0], Some(DupKind::Exact));
@@ -422,11 +486,30 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_of_most_of_a_group_joins_it() {
+        // 0 is the original; 1 (brighter, the keeper) and 2 (darker) are not copies of each
+        // other, but 2 is a copy of 0 and of 3; 4 looks like 3 only.
+        let content: Vec<Option<[u8; 32]>> = (0..5).map(|b| Some([b; 32])).collect();
+        let links = [
+            near(0, 1),
+            near(0, 2),
+            near(0, 3),
+            near(1, 3),
+            near(2, 3),
+            near(3, 4),
+        ];
+        let groups = group_with(&content, &links, &[(1, 2), (0, 4)], &[1, 0, 2, 3, 4]);
+        assert_eq!(groups.members, vec![vec![0, 1, 2, 3]]);
+        assert_eq!(groups.dup_kind[2], Some(DupKind::Near));
+        assert_eq!(groups.dup_group[4], -1);
+    }
+
+    #[test]
     fn look_alikes_never_chain() {
         // 0 is the original of 1 and 2; 3 looks like 2 only; 4 and 5 look like each other.
         let content: Vec<Option<[u8; 32]>> = (0..6).map(|b| Some([b; 32])).collect();
         let links = [near(0, 1), near(0, 2), near(1, 2), near(2, 3), near(4, 5)];
-        let groups = group_with(&content, &links, &[0, 1, 2, 3, 4, 5]);
+        let groups = group_with(&content, &links, &[(0, 3)], &[0, 1, 2, 3, 4, 5]);
         assert_eq!(groups.members, vec![vec![0, 1, 2], vec![4, 5]]);
         assert_eq!(groups.dup_group[3], -1);
     }

@@ -283,7 +283,7 @@ mod tests {
             Some([3; 32]),
             None,
         ];
-        let groups = group_with(&content, &[near(1, 2)], &[1, 2, 0, 3, 4]);
+        let groups = group_with(&content, &[near(1, 2)], &[], &[1, 2, 0, 3, 4]);
         let fact = |pixels, blurry| {
             Some(KeeperFacts {
                 pixels,
@@ -327,7 +327,7 @@ mod tests {
         // One group of three near copies: the largest image is the least central one, and a
         // learned score prefers the middle one.
         let content = [Some([1; 32]), Some([2; 32]), Some([3; 32])];
-        let groups = group_with(&content, &[near(0, 1), near(0, 2)], &[0, 1, 2]);
+        let groups = group_with(&content, &[near(0, 1), near(0, 2)], &[], &[0, 1, 2]);
         let fact = |pixels, centrality, learned| {
             Some(KeeperFacts {
                 pixels,

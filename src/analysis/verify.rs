@@ -27,16 +27,16 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v9";
+pub const VERSION: &str = "pixels-v12";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
 
 /// Largest block difference (mean RGB distance in a block, 0–441) of a verified copy.
-pub const DEFAULT_MAX_DIFFERENCE: f32 = 14.0;
+pub const DEFAULT_MAX_DIFFERENCE: f32 = 6.5;
 
 /// Largest mean difference over the whole overlap of a verified copy.
-const MAX_MEAN_DIFFERENCE: f32 = 6.0;
+const MAX_MEAN_DIFFERENCE: f32 = 2.25;
 
 /// Pictures whose luma standard deviation is below this are near-blank (see the module
 /// documentation).
@@ -210,7 +210,7 @@ const GLANCE_SIDE: usize = 16;
 /// alignment) exceeds this are not compared further. Copies differ less on a coarse grid
 /// than on the fine one (compression and noise average out), so this is far above
 /// [`MAX_MEAN_DIFFERENCE`]; most candidates (other pictures) are far above it in turn.
-const GLANCE_REJECT: f32 = 4.0 * MAX_MEAN_DIFFERENCE;
+const GLANCE_REJECT: f32 = 10.0 * MAX_MEAN_DIFFERENCE;
 
 /// The mean difference of two pictures on a coarse grid: a cheap first look.
 fn glance(a: &Picture, b: &Picture, w: usize, h: usize) -> f32 {
@@ -543,6 +543,10 @@ const MAX_OFFSET: f64 = 6.0;
 /// together).
 const MAX_TOP_CHANGE: f64 = 24.0;
 
+/// The share of the local contrast (the colour range of a 3×3 neighbourhood, the lower
+/// of the two pictures') forgiven at each pixel.
+const EDGE_TOLERANCE: f32 = 0.15;
+
 /// Values at or beyond these are clipped: they say nothing about a brightness gain.
 const CLIPPED: (f32, f32) = (4.0, 251.0);
 
@@ -557,11 +561,38 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     }
     // One gain and offset for all channels (brightness), least squares over the values
     // clipped in neither image, bounded; the prediction is clipped as a brightened image is.
+    // Per value, the brightest of its channel in the 3×3 neighbourhood, of either picture:
+    // values mixed (by the smoothing) with one a gain may have clipped say nothing exact
+    // about the gain.
+    let brightest = |values: &[f32], i: usize, j: usize, c: usize| -> f32 {
+        let mut top = 0.0_f32;
+        for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
+            for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
+                top = top.max(values[(qi * w + qj) * 3 + c]);
+            }
+        }
+        top
+    };
+    let mut top_a = vec![0.0_f32; n * 3];
+    let mut top_b = vec![0.0_f32; n * 3];
+    for i in 0..h {
+        for j in 0..w {
+            for c in 0..3 {
+                top_a[(i * w + j) * 3 + c] = brightest(&warped, i, j, c);
+                top_b[(i * w + j) * 3 + c] = brightest(&b.rgb, i, j, c);
+            }
+        }
+    }
     let (mut sa, mut sb, mut saa, mut sab, mut m) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64, 0.0);
     for p in (0..n).filter(|&p| valid[p]) {
         for c in 0..3 {
-            let (va, vb) = (warped[p * 3 + c], b.rgb[p * 3 + c]);
-            if va <= CLIPPED.0 || va >= CLIPPED.1 || vb <= CLIPPED.0 || vb >= CLIPPED.1 {
+            let k = p * 3 + c;
+            let (va, vb) = (warped[k], b.rgb[k]);
+            if va <= CLIPPED.0
+                || vb <= CLIPPED.0
+                || top_a[k] * MAX_GAIN as f32 >= CLIPPED.1
+                || top_b[k] * MAX_GAIN as f32 >= CLIPPED.1
+            {
                 continue;
             }
             let (va, vb) = (f64::from(va), f64::from(vb));
@@ -572,34 +603,73 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
             m += 1.0;
         }
     }
-    let (gain, offset) = if m >= 16.0 {
-        let var = saa / m - (sa / m).powi(2);
-        let cov = sab / m - (sa / m) * (sb / m);
-        let gain = if var > 1e-6 { cov / var } else { 1.0 }.clamp(MAX_GAIN.recip(), MAX_GAIN);
-        let offset = (sb / m - gain * sa / m).clamp(-MAX_OFFSET, MAX_OFFSET);
+    // Candidates: the least-squares gain and offset, and the least-squares gain alone (a
+    // brightness change is a pure gain; the two-parameter fit is ill-posed when the
+    // unclipped values span a narrow range). The one that predicts all values best wins.
+    let bounded = |gain: f64, offset: f64| -> (f32, f32) {
+        let gain = gain.clamp(MAX_GAIN.recip(), MAX_GAIN);
+        let offset = offset.clamp(-MAX_OFFSET, MAX_OFFSET);
         // At most ±9 % of full scale at the top of the range, whatever the mix.
         let top = 255.0 * (gain - 1.0);
         (
-            gain,
-            offset.clamp(-MAX_TOP_CHANGE - top, MAX_TOP_CHANGE - top),
+            gain as f32,
+            offset.clamp(-MAX_TOP_CHANGE - top, MAX_TOP_CHANGE - top) as f32,
         )
-    } else {
-        (1.0, 0.0)
     };
-    let (gain, offset) = (gain as f32, offset as f32);
+    let mut candidates = vec![(1.0_f32, 0.0_f32)];
+    if m >= 16.0 {
+        let var = saa / m - (sa / m).powi(2);
+        let cov = sab / m - (sa / m) * (sb / m);
+        let gain = if var > 1e-6 { cov / var } else { 1.0 };
+        candidates.push(bounded(gain, sb / m - gain * sa / m));
+        if saa > 1e-6 {
+            candidates.push(bounded(sab / saa, 0.0));
+        }
+    }
+    let interval = |v: f32, gain: f32, offset: f32| -> (f32, f32) {
+        let predicted = (v * gain + offset).clamp(0.0, 255.0);
+        if v >= CLIPPED.1 {
+            ((255.0 * gain + offset).min(predicted).min(255.0), 255.0)
+        } else if v <= CLIPPED.0 {
+            (0.0, predicted)
+        } else {
+            (predicted, predicted)
+        }
+    };
+    let misfit = |&(gain, offset): &(f32, f32)| -> f32 {
+        (0..n)
+            .filter(|&p| valid[p])
+            .flat_map(|p| p * 3..p * 3 + 3)
+            .map(|k| {
+                let (lo, hi) = interval(warped[k], gain, offset);
+                let v = b.rgb[k];
+                (lo - v).max(v - hi).max(0.0).powi(2)
+            })
+            .sum()
+    };
+    let (gain, offset) = candidates
+        .iter()
+        .map(|c| (misfit(c), *c))
+        .min_by(|x, y| x.0.total_cmp(&y.0))
+        .map_or((1.0, 0.0), |(_, c)| c);
     // The prediction of each value as an interval: a clipped value could have been
     // anything beyond the clip before the gain.
     let mut low = vec![0.0_f32; n * 3];
     let mut high = vec![0.0_f32; n * 3];
     for ((v, lo), hi) in warped.iter().zip(&mut low).zip(&mut high) {
-        let predicted = (*v * gain + offset).clamp(0.0, 255.0);
-        (*lo, *hi) = if *v >= CLIPPED.1 {
-            (predicted.min(255.0 * gain + offset).min(255.0), 255.0)
-        } else if *v <= CLIPPED.0 {
-            (0.0, predicted)
-        } else {
-            (predicted, predicted)
-        };
+        (*lo, *hi) = interval(*v, gain, offset);
+    }
+    // A gain clips the brightest values (brightening: those it pushes past white;
+    // darkening the copy of a brightened picture: those already white) before the pictures
+    // were smoothed, so next to such a value a mixed value may have taken anything between
+    // none and all of the gain.
+    if gain != 1.0 {
+        for k in 0..n * 3 {
+            if top_a[k] >= CLIPPED.1 || top_a[k] * gain + offset > 255.0 {
+                low[k] = low[k].min(warped[k]);
+                high[k] = high[k].max(warped[k]);
+            }
+        }
     }
     // Per pixel: distance to the best match within one pixel, both ways.
     // Distance from `b`'s pixel `at_b` to the predicted interval of pixel `at_a`.
@@ -634,10 +704,15 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
             }
         }
     }
+    // Compression and resampling err most at edges, in proportion to their contrast: an
+    // edge both pictures have forgives that share of the error there.
+    let range_a = local_range(&warped, &valid, w, h);
+    let range_b = local_range(&b.rgb, &valid, w, h);
     let mut errors = vec![f32::NAN; n];
     let mut total = 0.0_f32;
     for p in (0..n).filter(|&p| valid[p]) {
-        let e = forward[p].max(backward[p]);
+        let e =
+            (forward[p].max(backward[p]) - EDGE_TOLERANCE * range_a[p].min(range_b[p])).max(0.0);
         total += e;
         errors[p] = e;
     }
@@ -648,6 +723,33 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
         mean: total / count as f32,
         fine,
     }
+}
+
+/// Per cell, the largest colour distance between two cells of its 3×3 neighbourhood
+/// (approximated by the distance of the channel-wise minimum and maximum).
+fn local_range(rgb: &[f32], valid: &[bool], w: usize, h: usize) -> Vec<f32> {
+    let mut out = vec![0.0_f32; w * h];
+    for i in 0..h {
+        for j in 0..w {
+            let (mut lo, mut hi) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+            for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
+                for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
+                    let q = qi * w + qj;
+                    if valid[q] {
+                        for c in 0..3 {
+                            lo[c] = lo[c].min(rgb[q * 3 + c]);
+                            hi[c] = hi[c].max(rgb[q * 3 + c]);
+                        }
+                    }
+                }
+            }
+            out[i * w + j] = (0..3)
+                .map(|c| (hi[c] - lo[c]).max(0.0).powi(2))
+                .sum::<f32>()
+                .sqrt();
+        }
+    }
+    out
 }
 
 /// The largest mean of `errors` (NaN = outside the overlap) over a grid of `blocks` ×
@@ -718,6 +820,19 @@ mod tests {
         eprintln!("{warp:?} {:?}", evaluate(&ga, &gb, warp));
         let refined = refine(&ga, &gb, warp);
         eprintln!("refined {refined:?} {:?}", evaluate(&ga, &gb, refined));
+        if let Ok(w) = std::env::var("CURATE_PROBE_WARP") {
+            let v: Vec<f32> = w.split(',').map(|s| s.parse().expect("number")).collect();
+            let warp = Warp {
+                x: (v[0], v[1]),
+                y: (v[2], v[3]),
+            };
+            eprintln!("given {warp:?} {:?}", evaluate(&ga, &gb, warp));
+            let polished = refine(&ga, &gb, warp);
+            eprintln!(
+                "given+refined {polished:?} {:?}",
+                evaluate(&ga, &gb, polished)
+            );
+        }
         let save = |g: &Grid, name: &str| {
             let bytes: Vec<u8> = g.rgb.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
             RgbImage::from_raw(g.w as u32, g.h as u32, bytes)

@@ -556,7 +556,12 @@ pub fn analyze(
     let mut links = near_pairs.links(options.max_difference);
     links.extend(semantic_links);
     let (scores_now, facts) = keeper_facts(&records);
-    let groups = dedup::group_with(&content, &links, &keep::quality_rank(&facts));
+    let groups = dedup::group_with(
+        &content,
+        &links,
+        &near_pairs.rejected(options.max_difference),
+        &keep::quality_rank(&facts),
+    );
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
     });

@@ -57,6 +57,19 @@ impl NearPairs {
             .collect()
     }
 
+    /// The pairs compared on their pixels and found not to be copies under
+    /// `max_difference` (grouping uses them to keep look-alikes out).
+    #[must_use]
+    pub fn rejected(&self, max_difference: f32) -> Vec<(u32, u32)> {
+        self.pairs
+            .iter()
+            .filter(|p| {
+                p.comparison.difference.is_finite() && !p.comparison.is_copy(max_difference)
+            })
+            .map(|p| (p.a, p.b))
+            .collect()
+    }
+
     /// The separation on this folder: the largest block difference among the copies and
     /// the smallest among the rejected pairs that were compared on their pixels.
     #[must_use]

@@ -129,15 +129,16 @@ impl PreviewBuilder {
             &candidates,
             &mut self.verdicts,
         );
-        let links = super::near::NearPairs {
+        let near = super::near::NearPairs {
             pairs: verified,
             max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,
-        }
-        .links(crate::analysis::verify::DEFAULT_MAX_DIFFERENCE);
+        };
+        let threshold = crate::analysis::verify::DEFAULT_MAX_DIFFERENCE;
         let (_, facts) = super::keeper_facts(&records);
         let groups = dedup::group_with(
             &content,
-            &links,
+            &near.links(threshold),
+            &near.rejected(threshold),
             &crate::analysis::keep::quality_rank(&facts),
         );
         let ood = vec![0.0_f32; records.len()];

@@ -502,6 +502,7 @@ pub fn largest_first(n: usize, pixels: impl Fn(u32) -> u64) -> Vec<u32> {
 pub fn regroup(
     rows: &[ReportRow],
     near: &[crate::analysis::dedup::DupLink],
+    rejected: &[(u32, u32)],
     semantic: Option<(&SemanticPairs, f32)>,
     policy: crate::analysis::keep::KeeperPolicy,
     learned: Option<&[f32]>,
@@ -535,7 +536,7 @@ pub fn regroup(
         );
     }
     let rank = crate::analysis::keep::quality_rank(&facts);
-    let groups = crate::analysis::dedup::group_with(&content, &links, &rank);
+    let groups = crate::analysis::dedup::group_with(&content, &links, rejected, &rank);
     super::rekeep::redecide(rows, &groups, policy, learned).0
 }
 

@@ -131,12 +131,12 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
             let slider = ui
                 .add_enabled(
                     !ws.regrouping(),
-                    egui::Slider::new(&mut ws.near_slider, 0.0..=60.0)
-                        .step_by(0.5)
+                    egui::Slider::new(&mut ws.near_slider, 0.0..=30.0)
+                        .step_by(0.25)
                         .text("pixel difference"),
                 )
                 .on_hover_text(
-                    "Candidate pairs (similar hashes or features) are compared on their pixels after alignment; a pair is a copy when its worst block differs by at most this much (mean colour distance, 0-441). Groups are recomputed when you let go; nothing is compared again.",
+                    "Candidate pairs (similar hashes or features) are compared on their pixels after alignment; a pair is a copy when its worst block differs by at most this much (mean colour distance beyond what compression forgives at shared edges, 0-441). Groups are recomputed when you let go; nothing is compared again.",
                 );
             let t = ws.near_slider;
             if (slider.drag_stopped() || (slider.changed() && !slider.dragged()))

@@ -582,6 +582,7 @@ impl Workspace {
                 let rows = crate::pipeline::semantic::regroup(
                     rows,
                     &near.links(max_difference),
+                    &near.rejected(max_difference),
                     pairs.as_deref().map(|p| (p, threshold)),
                     policy,
                     learned.as_deref(),
