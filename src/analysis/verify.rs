@@ -143,10 +143,14 @@ impl Comparison {
         fine: f32::INFINITY,
     };
 
-    /// Whether this is a copy under the block threshold `max_difference`.
+    /// Whether this is a copy under the block threshold `max_difference` (never when it
+    /// is 0 or less).
     #[must_use]
     pub fn is_copy(&self, max_difference: f32) -> bool {
-        self.difference <= max_difference
+        // A line at 0 turns near duplicates off (compression forgiven at shared edges can
+        // leave a copy at exactly 0).
+        max_difference > 0.0
+            && self.difference <= max_difference
             && self.mean <= MAX_MEAN_DIFFERENCE
             && self.fine <= max_difference * FINE_FACTOR
     }
