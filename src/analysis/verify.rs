@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v12";
+pub const VERSION: &str = "pixels-v13";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
@@ -214,7 +214,7 @@ const GLANCE_SIDE: usize = 16;
 /// alignment) exceeds this are not compared further. Copies differ less on a coarse grid
 /// than on the fine one (compression and noise average out), so this is far above
 /// [`MAX_MEAN_DIFFERENCE`]; most candidates (other pictures) are far above it in turn.
-const GLANCE_REJECT: f32 = 10.0 * MAX_MEAN_DIFFERENCE;
+const GLANCE_REJECT: f32 = 5.0 * MAX_MEAN_DIFFERENCE;
 
 /// The mean difference of two pictures on a coarse grid: a cheap first look.
 fn glance(a: &Picture, b: &Picture, w: usize, h: usize) -> f32 {
