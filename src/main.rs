@@ -35,6 +35,11 @@ struct Cli {
     model: Option<PathBuf>,
     #[command(flatten)]
     embeddings: EmbeddingArgs,
+    /// Keep the cache (thumbnails, report, decisions) in this folder instead of
+    /// `DIR/.curate` (by default a dataset folder curate may not write uses a per-user
+    /// folder under `~/.cache/curate/`).
+    #[arg(long, value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
 }
 
 /// Embeddings computed elsewhere.
@@ -299,6 +304,18 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    if let Some(cache) = &cli.cache_dir {
+        let dataset = match &cli.command {
+            Some(Command::Analyze(args)) => Some(&args.dir),
+            Some(Command::Export(args)) => Some(&args.dir),
+            Some(Command::Embed(args)) => Some(&args.dir),
+            Some(Command::Demo(args)) => Some(&args.dir),
+            Some(Command::Stress(_)) => None,
+            None => cli.dir.as_ref(),
+        };
+        let dataset = dataset.context("--cache-dir needs a dataset folder")?;
+        curate::store::set_cache_dir(dataset, cache.clone());
+    }
     let Some(command) = cli.command else {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
         let embeddings = cli.embeddings.input(cli.model.as_deref())?;

@@ -143,3 +143,45 @@ fn two_runs_at_once_take_turns() {
     let clean = common::analyze(&clean_root);
     assert_eq!(warm.rows, clean.rows, "the report of a clean run");
 }
+
+#[test]
+fn the_cache_can_live_outside_the_dataset() {
+    let (_guard, root) = common::copy_of_demo();
+    fs::remove_dir_all(root.join(".curate")).ok();
+    let before = common::tree_checksum(&root);
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let cache = elsewhere.path().join("my cache");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
+        .arg("analyze")
+        .arg(&root)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--keep-list")
+        .arg(elsewhere.path().join("keep.txt"))
+        .output()
+        .expect("run curate");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(cache.join("report.parquet").is_file());
+    assert!(cache.join("lock").is_file());
+    assert!(
+        !root.join(".curate").exists(),
+        "nothing written into the dataset"
+    );
+    assert_eq!(common::tree_checksum(&root), before);
+}
+
+#[test]
+fn a_per_user_cache_folder_is_stable_and_per_dataset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    fs::create_dir_all(&a).expect("mkdir");
+    fs::create_dir_all(&b).expect("mkdir");
+    let first = curate::store::user_cache_dir(&a).expect("a home");
+    assert_eq!(curate::store::user_cache_dir(&a), Some(first.clone()));
+    assert_ne!(curate::store::user_cache_dir(&b), Some(first.clone()));
+    assert!(first.to_string_lossy().contains("curate"));
+}

@@ -7,6 +7,7 @@
 //! filters, not with curate's resampler.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -89,7 +90,7 @@ fn heart(size: u32, colour: [u8; 3]) -> RgbImage {
     let lobe_l = disc(0.36, 0.38, 0.2, colour);
     let lobe_r = disc(0.64, 0.38, 0.2, colour);
     let tip: Box<Shape> = Box::new(move |u, v| {
-        (v >= 0.4 && v <= 0.88 && (u - 0.5).abs() < (0.88 - v) * 0.95).then_some(colour)
+        ((0.4..=0.88).contains(&v) && (u - 0.5).abs() < (0.88 - v) * 0.95).then_some(colour)
     });
     let shine = disc(0.3, 0.32, 0.05, [255, 255, 255]);
     draw(size, size, &white, &[&*lobe_l, &*lobe_r, &*tip, &*shine])
@@ -255,7 +256,10 @@ fn noise(image: &RgbImage, sigma: f32, seed: u64) -> RgbImage {
 
 fn save(root: &Path, name: &str, image: &RgbImage) {
     let path = root.join(name);
-    if name.ends_with(".jpg") {
+    if std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg"))
+    {
         std::fs::write(&path, jpeg_bytes(image, 92)).expect("write");
     } else {
         image.save(&path).expect("write");
@@ -394,7 +398,7 @@ fn look_alikes_stay_apart_and_copies_are_found() {
         .ok();
         let mut groups = String::from("path,dup_group,keep\n");
         for row in &analysis.rows {
-            groups.push_str(&format!("{},{},{}\n", row.path, row.dup_group, row.keep));
+            writeln!(groups, "{},{},{}", row.path, row.dup_group, row.keep).expect("a string");
         }
         std::fs::write(target.join("groups.csv"), groups).expect("groups");
     }

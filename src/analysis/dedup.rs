@@ -357,8 +357,8 @@ pub fn group_with(
             sets.union(target, *root);
         }
     }
-    for row in 0..n {
-        sets.union(node[row], row as u32);
+    for (row, &first) in node.iter().enumerate() {
+        sets.union(first, row as u32);
     }
 
     let mut groups = Groups {

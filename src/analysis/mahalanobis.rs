@@ -2,7 +2,7 @@
 //! the distance to the nearest class mean under one shared ("tied") covariance. curate has
 //! no classes, so k-means clusters of the embeddings stand in for them (a single Gaussian
 //! over clustered data misses points between clusters). Clusters smaller than a quarter of
-//! the average (at least [`MIN_CLASS_SIZE`]) are not classes: a small cluster of outliers
+//! the average (at least `MIN_CLASS_SIZE`) are not classes: a small cluster of outliers
 //! (ten blank frames among ten thousand photos) is measured from the real classes.
 //!
 //! The tied covariance `Σ` of the residuals `x − μ(cluster of x)` is a burn matrix product,

@@ -192,7 +192,7 @@ pub fn verify(
     records: &[FileRecord],
     pack: &Path,
     pairs: &[(u32, u32)],
-    known: &mut HashMap<PairKey, Comparison>,
+    known: &mut HashMap<PairKey, Comparison, impl std::hash::BuildHasher>,
 ) -> Vec<Verified> {
     let key_of = |a: u32, b: u32| -> Option<PairKey> {
         let (fa, fb) = (records[a as usize].facts()?, records[b as usize].facts()?);

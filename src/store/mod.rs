@@ -20,10 +20,69 @@ use std::path::{Path, PathBuf};
 /// Name of curate's folder inside a dataset.
 pub const CURATE_DIR: &str = ".curate";
 
-/// `DIR/.curate`.
+/// An explicit cache folder for one dataset (`--cache-dir`): the dataset's full path and
+/// the folder; set once by the front end.
+static CACHE_DIR: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+
+/// Makes `cache` the cache folder of the dataset at `root` (`--cache-dir`); other
+/// datasets this process opens keep their own. Returns `false` when one was set already.
+pub fn set_cache_dir(root: &Path, cache: PathBuf) -> bool {
+    let full = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    CACHE_DIR.set((full, cache)).is_ok()
+}
+
+/// Where the cache of the dataset at `root` lives: `--cache-dir` when given for it; else
+/// `DIR/.curate` when it exists or can be created; else, for a dataset folder curate may
+/// not write (read-only media, another user's files), a per-user folder
+/// `$XDG_CACHE_HOME/curate/<digest of DIR's full path>` (`~/.cache/...` without
+/// `XDG_CACHE_HOME`, `%LOCALAPPDATA%\curate\...` on Windows) that is found again the
+/// next time.
 #[must_use]
 pub fn curate_dir(root: &Path) -> PathBuf {
-    root.join(CURATE_DIR)
+    if let Some((dataset, cache)) = CACHE_DIR.get()
+        && std::path::absolute(root).unwrap_or_else(|_| root.to_owned()) == *dataset
+    {
+        return cache.clone();
+    }
+    let local = root.join(CURATE_DIR);
+    if local.is_dir() {
+        return local;
+    }
+    let fallback = user_cache_dir(root);
+    if fallback.as_ref().is_some_and(|f| f.is_dir()) || !root.is_dir() {
+        return fallback.unwrap_or(local);
+    }
+    match std::fs::create_dir(&local) {
+        Ok(()) => local,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => local,
+        Err(_) => fallback.unwrap_or(local),
+    }
+}
+
+/// The per-user cache folder of the dataset at `root` (see [`curate_dir`]).
+#[must_use]
+pub fn user_cache_dir(root: &Path) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    let full = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let digest = blake3::hash(full.as_os_str().as_encoded_bytes()).to_hex();
+    let name = full
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                .take(40)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    Some(
+        base.join("curate")
+            .join(format!("{name}-{}", &digest[..16])),
+    )
 }
 
 /// The default report location, `DIR/.curate/report.parquet`.

@@ -76,7 +76,10 @@ fn parse(bytes: &[u8]) -> Option<HashMap<PairKey, Comparison>> {
 }
 
 /// Replaces the cached verdicts with `verdicts`, atomically.
-pub fn save(root: &Path, verdicts: &HashMap<PairKey, Comparison>) -> std::io::Result<()> {
+pub fn save(
+    root: &Path,
+    verdicts: &HashMap<PairKey, Comparison, impl std::hash::BuildHasher>,
+) -> std::io::Result<()> {
     let tag = verify::VERSION.as_bytes();
     let mut bytes = Vec::with_capacity(20 + tag.len() + verdicts.len() * ENTRY);
     bytes.extend_from_slice(MAGIC);
