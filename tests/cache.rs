@@ -185,3 +185,56 @@ fn a_per_user_cache_folder_is_stable_and_per_dataset() {
     assert_ne!(curate::store::user_cache_dir(&b), Some(first.clone()));
     assert!(first.to_string_lossy().contains("curate"));
 }
+
+#[test]
+fn a_run_killed_after_its_first_checkpoint_leaves_its_work() {
+    let (_guard, root) = common::copy_of_demo();
+    fs::remove_dir_all(root.join(".curate")).ok();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
+        .arg("analyze")
+        .arg(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start curate");
+    let (index, report) = (
+        root.join(".curate/index.parquet"),
+        root.join(".curate/report.parquet"),
+    );
+    let started = std::time::Instant::now();
+    while !index.exists() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let ended_already = report.exists() || child.try_wait().expect("wait").is_some();
+    child.kill().expect("kill -9"); // SIGKILL on Unix
+    child.wait().expect("reap");
+    assert!(!ended_already, "the run finished before it could be killed");
+
+    let next = common::analyze(&root);
+    // The first checkpoint holds at least the first 1,024 files.
+    assert!(
+        next.summary.decoded + 1000 <= next.rows.len(),
+        "the killed run's checkpoint was not reused ({} of {} decoded again)",
+        next.summary.decoded,
+        next.rows.len()
+    );
+    let cache = curate::store::cache::Cache::open(&root);
+    for facts in next.records.iter().filter_map(|r| r.facts()) {
+        let thumb = cache
+            .read_thumbnail(facts.thumb)
+            .expect("thumbnail readable");
+        image::load_from_memory(&thumb).expect("a whole JPEG");
+    }
+    let (_clean_guard, clean_root) = common::copy_of_demo();
+    fs::remove_dir_all(clean_root.join(".curate")).ok();
+    assert_eq!(
+        next.rows,
+        common::analyze(&clean_root).rows,
+        "the report of a clean run"
+    );
+}

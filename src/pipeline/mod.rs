@@ -271,6 +271,10 @@ pub struct Summary {
 
 /// How often the cache index is saved during a long decode, so a killed run keeps its work.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// The first checkpoint of a decode pass comes after this many files...
+const FIRST_CHECKPOINT_FILES: usize = 2 * BATCH;
+/// ...or this long, whichever is first.
+const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_secs(5);
 /// Files decoded per parallel batch (bounds memory: one decoded image per thread at a time,
 /// one batch of thumbnails waiting to be appended).
 const BATCH: usize = 512;
@@ -1134,6 +1138,7 @@ fn decode_all(
     };
     let mut last_checkpoint = Instant::now();
     let mut done = 0;
+    let mut first_checkpoint = true;
     for batch in todo.chunks(BATCH) {
         if progress.is_cancelled() {
             // Keep what was decoded: the next run starts from here.
@@ -1181,11 +1186,19 @@ fn decode_all(
             stage: Stage::Decode,
             done: done as u64,
         });
-        if last_checkpoint.elapsed() > CHECKPOINT_EVERY {
+        // The first checkpoint comes early, by work done or time, so a run killed in its
+        // first seconds still leaves its work; later ones every CHECKPOINT_EVERY.
+        let due = if first_checkpoint {
+            done >= FIRST_CHECKPOINT_FILES || last_checkpoint.elapsed() > FIRST_CHECKPOINT_AFTER
+        } else {
+            last_checkpoint.elapsed() > CHECKPOINT_EVERY
+        };
+        if due && done < todo.len() {
             appender.sync().map_err(io_err)?;
             let so_far: Vec<FileRecord> = records.iter().flatten().cloned().collect();
             cache.checkpoint(&so_far).map_err(io_err)?;
             last_checkpoint = Instant::now();
+            first_checkpoint = false;
         }
     }
     if let Some(appender) = appender.as_mut() {
