@@ -133,12 +133,7 @@ fn two_runs_at_once_take_turns() {
         warm.summary.decoded, 1,
         "only the file curate does not cache"
     );
-    for facts in warm.records.iter().filter_map(|r| r.facts()) {
-        let thumb = cache
-            .read_thumbnail(facts.thumb)
-            .expect("thumbnail readable");
-        image::load_from_memory(&thumb).expect("a whole JPEG");
-    }
+    every_thumbnail_decodes(&cache, &warm);
     let (_clean_guard, clean_root) = common::copy_of_demo();
     let clean = common::analyze(&clean_root);
     assert_eq!(warm.rows, clean.rows, "the report of a clean run");
@@ -223,13 +218,7 @@ fn a_run_killed_after_its_first_checkpoint_leaves_its_work() {
         next.summary.decoded,
         next.rows.len()
     );
-    let cache = curate::store::cache::Cache::open(&root);
-    for facts in next.records.iter().filter_map(|r| r.facts()) {
-        let thumb = cache
-            .read_thumbnail(facts.thumb)
-            .expect("thumbnail readable");
-        image::load_from_memory(&thumb).expect("a whole JPEG");
-    }
+    every_thumbnail_decodes(&curate::store::cache::Cache::open(&root), &next);
     let (_clean_guard, clean_root) = common::copy_of_demo();
     fs::remove_dir_all(clean_root.join(".curate")).ok();
     assert_eq!(
@@ -237,4 +226,14 @@ fn a_run_killed_after_its_first_checkpoint_leaves_its_work() {
         common::analyze(&clean_root).rows,
         "the report of a clean run"
     );
+}
+
+/// Every thumbnail the run's records name is in the pack and is a whole JPEG.
+fn every_thumbnail_decodes(cache: &curate::store::cache::Cache, run: &curate::pipeline::Analysis) {
+    for facts in run.records.iter().filter_map(|r| r.facts()) {
+        let thumb = cache
+            .read_thumbnail(facts.thumb)
+            .expect("thumbnail readable");
+        image::load_from_memory(&thumb).expect("a whole JPEG");
+    }
 }
