@@ -42,6 +42,9 @@ import sys
 import time
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (the union-find the peer runners use)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("CURATE_EVAL_CACHE", os.path.expanduser("~/.cache/curate-eval"))
 TRANSFORMS = ["jpeg", "downscale", "crop", "brightness", "noise", "combo", "exact"]
@@ -54,27 +57,12 @@ PEERS = ["cleanvision", "imagededup", "fastdup", "datalab"]
 
 
 def components(groups, universe):
-    parent = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    """Connected components (size > 1) of `groups` restricted to `universe`."""
+    pairs = []
     for g in groups:
         g = [p for p in g if p in universe]
-        for p in g:
-            find(p)
-        for a, b in zip(g, g[1:]):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    comp = {}
-    for x in list(parent):
-        comp.setdefault(find(x), []).append(x)
-    return [sorted(g) for g in comp.values() if len(g) > 1]
+        pairs.extend(zip(g, g[1:]))
+    return peers.components(pairs)
 
 
 def auroc(labels, scores):
