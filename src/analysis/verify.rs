@@ -568,25 +568,9 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     // Per value, the brightest of its channel in the 3×3 neighbourhood, of either picture:
     // values mixed (by the smoothing) with one a gain may have clipped say nothing exact
     // about the gain.
-    let brightest = |values: &[f32], i: usize, j: usize, c: usize| -> f32 {
-        let mut top = 0.0_f32;
-        for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
-            for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
-                top = top.max(values[(qi * w + qj) * 3 + c]);
-            }
-        }
-        top
-    };
-    let mut top_a = vec![0.0_f32; n * 3];
-    let mut top_b = vec![0.0_f32; n * 3];
-    for i in 0..h {
-        for j in 0..w {
-            for c in 0..3 {
-                top_a[(i * w + j) * 3 + c] = brightest(&warped, i, j, c);
-                top_b[(i * w + j) * 3 + c] = brightest(&b.rgb, i, j, c);
-            }
-        }
-    }
+    // (Over the overlap for `a`: its cells outside it are 0 and never the brightest.)
+    let (low_a, top_a) = neighbourhood(&warped, w, h, |q| valid[q]);
+    let (_, top_b) = neighbourhood(&b.rgb, w, h, |_| true);
     let (mut sa, mut sb, mut saa, mut sab, mut m) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64, 0.0);
     for p in (0..n).filter(|&p| valid[p]) {
         for c in 0..3 {
@@ -710,8 +694,11 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     }
     // Compression and resampling err most at edges, in proportion to their contrast: an
     // edge both pictures have forgives that share of the error there.
-    let range_a = local_range(&warped, &valid, w, h);
-    let range_b = local_range(&b.rgb, &valid, w, h);
+    let range_a = contrast(&low_a, &top_a);
+    let range_b = {
+        let (low_b, high_b) = neighbourhood(&b.rgb, w, h, |q| valid[q]);
+        contrast(&low_b, &high_b)
+    };
     let mut errors = vec![f32::NAN; n];
     let mut total = 0.0_f32;
     for p in (0..n).filter(|&p| valid[p]) {
@@ -729,31 +716,47 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     }
 }
 
-/// Per cell, the largest colour distance between two cells of its 3×3 neighbourhood
-/// (approximated by the distance of the channel-wise minimum and maximum).
-fn local_range(rgb: &[f32], valid: &[bool], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0.0_f32; w * h];
+/// Per value (cell and channel), the smallest and largest value of its channel over the
+/// cell's 3×3 neighbourhood, counting the cells `include` accepts.
+fn neighbourhood(
+    rgb: &[f32],
+    w: usize,
+    h: usize,
+    include: impl Fn(usize) -> bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut low = vec![f32::INFINITY; w * h * 3];
+    let mut high = vec![f32::NEG_INFINITY; w * h * 3];
     for i in 0..h {
         for j in 0..w {
-            let (mut lo, mut hi) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
+            let p = i * w + j;
             for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
                 for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
                     let q = qi * w + qj;
-                    if valid[q] {
+                    if include(q) {
                         for c in 0..3 {
-                            lo[c] = lo[c].min(rgb[q * 3 + c]);
-                            hi[c] = hi[c].max(rgb[q * 3 + c]);
+                            low[p * 3 + c] = low[p * 3 + c].min(rgb[q * 3 + c]);
+                            high[p * 3 + c] = high[p * 3 + c].max(rgb[q * 3 + c]);
                         }
                     }
                 }
             }
-            out[i * w + j] = (0..3)
-                .map(|c| (hi[c] - lo[c]).max(0.0).powi(2))
-                .sum::<f32>()
-                .sqrt();
         }
     }
-    out
+    (low, high)
+}
+
+/// Per cell, the local contrast: the distance of its neighbourhood's channel-wise minimum
+/// and maximum (see [`neighbourhood`]).
+fn contrast(low: &[f32], high: &[f32]) -> Vec<f32> {
+    low.chunks_exact(3)
+        .zip(high.chunks_exact(3))
+        .map(|(lo, hi)| {
+            (0..3)
+                .map(|c| (hi[c] - lo[c]).max(0.0).powi(2))
+                .sum::<f32>()
+                .sqrt()
+        })
+        .collect()
 }
 
 /// The largest mean of `errors` (NaN = outside the overlap) over a grid of `blocks` ×
