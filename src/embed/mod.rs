@@ -7,6 +7,7 @@
 pub mod builtin;
 pub mod clip;
 pub mod dct;
+pub mod efficientnet;
 pub mod device;
 pub mod text;
 pub mod weights;
