@@ -29,9 +29,10 @@ struct Cli {
     /// Where the analysis' tensor work runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// A Hugging Face CLIP folder: the map, outliers and semantic duplicates use its image
-    /// embeddings, and the app gets a text search box.
-    #[arg(long, value_name = "CLIP_DIR")]
+    /// The image model: a Hugging Face CLIP folder (the map, outliers and semantic
+    /// duplicates use its image embeddings, and the app gets a text search box), `none`
+    /// (pixel features only), or by default the installed EfficientNet-Lite0.
+    #[arg(long, value_name = "CLIP_DIR|none")]
     model: Option<PathBuf>,
     #[command(flatten)]
     embeddings: EmbeddingArgs,
@@ -129,15 +130,70 @@ struct AnalyzeArgs {
     quality_labels: Option<PathBuf>,
 }
 
+/// Which image model a run uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ModelPick {
+    /// A CLIP folder.
+    Clip(PathBuf),
+    /// An EfficientNet-Lite0 folder (the default model).
+    Classifier(PathBuf),
+    /// Pixel features only.
+    None,
+}
+
+/// `--model DIR` (a CLIP folder, or an EfficientNet-Lite0 folder such as the one
+/// scripts/fetch-models installs), `--model none` (pixel features only), or by default the
+/// installed EfficientNet-Lite0; when it is not installed, or embeddings come from a file,
+/// the pixel features (and one line on stderr saying so, in the first case).
+fn pick_model(model: Option<&Path>, imported_embeddings: bool) -> ModelPick {
+    use curate::embed::efficientnet;
+    match model {
+        Some(dir) if dir == Path::new("none") && !dir.is_dir() => ModelPick::None,
+        Some(dir) if efficientnet::is_model_dir(dir) => ModelPick::Classifier(dir.to_owned()),
+        Some(dir) => ModelPick::Clip(dir.to_owned()),
+        None if imported_embeddings => ModelPick::None,
+        None => match efficientnet::default_dir() {
+            Some(dir) if efficientnet::is_model_dir(&dir) => ModelPick::Classifier(dir),
+            dir => {
+                eprintln!(
+                    "curate: no image model installed{} (scripts/fetch-models installs \
+                     EfficientNet-Lite0); using pixel features only",
+                    dir.map(|d| format!(" at {}", d.display()))
+                        .unwrap_or_default()
+                );
+                ModelPick::None
+            }
+        },
+    }
+}
+
+impl ModelPick {
+    fn clip(&self) -> Option<PathBuf> {
+        match self {
+            Self::Clip(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+
+    fn classifier(&self) -> Option<PathBuf> {
+        match self {
+            Self::Classifier(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 struct ModelArgs {
-    /// A Hugging Face CLIP folder (config.json, model.safetensors, tokenizer): its image
-    /// embeddings drive the map, outlier scores and semantic duplicates; captions get a
-    /// CLIP score.
-    #[arg(long, value_name = "CLIP_DIR")]
+    /// The image model: a Hugging Face CLIP folder (config.json, model.safetensors,
+    /// tokenizer: its image embeddings drive the map, outlier scores and semantic
+    /// duplicates; captions get a CLIP score), an EfficientNet-Lite0 folder, or `none`
+    /// (pixel features only). By default the installed EfficientNet-Lite0 (ImageNet class,
+    /// label-free OOD scores), when scripts/fetch-models installed it.
+    #[arg(long, value_name = "CLIP_DIR|none")]
     model: Option<PathBuf>,
     /// Zero-shot labels, comma-separated ("cat,dog,chart"): predicted label and its OOD
-    /// scores (maximum logit, entropy, top-2 margin). Needs --model.
+    /// scores (maximum logit, entropy, top-2 margin). Needs --model with a CLIP folder.
     #[arg(long, value_delimiter = ',', requires = "model")]
     labels: Vec<String>,
     /// Zero-shot labels, one per line. Needs --model.
@@ -164,7 +220,8 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn options(&self) -> Result<pipeline::semantic::ModelOptions> {
+    fn options(&self, imported_embeddings: bool) -> Result<pipeline::semantic::ModelOptions> {
+        let pick = pick_model(self.model.as_deref(), imported_embeddings);
         let mut labels: Vec<String> = self
             .labels
             .iter()
@@ -180,8 +237,12 @@ impl ModelArgs {
                     .filter(|l| !l.is_empty()),
             );
         }
+        if !labels.is_empty() && pick.clip().is_none() {
+            bail!("--labels and --labels-file need --model with a CLIP folder");
+        }
         Ok(pipeline::semantic::ModelOptions {
-            clip: self.model.clone(),
+            clip: pick.clip(),
+            classifier: pick.classifier(),
             labels,
             semantic_threshold: self.semantic_threshold,
             clip_score_threshold: self.clip_score_threshold,
@@ -196,9 +257,12 @@ impl ModelArgs {
 struct EmbedArgs {
     /// The dataset folder.
     dir: PathBuf,
-    /// A Hugging Face CLIP folder.
-    #[arg(long, value_name = "CLIP_DIR")]
-    model: PathBuf,
+    /// The image model: a Hugging Face CLIP folder, an EfficientNet-Lite0 folder, or `none`
+    /// (captions only, with --text-model). By default the installed EfficientNet-Lite0,
+    /// whose `image_embedding` is the pooled 1280 features and `logits` its 1000 ImageNet
+    /// logits.
+    #[arg(long, value_name = "CLIP_DIR|none")]
+    model: Option<PathBuf>,
     /// A sentence-transformers folder (e.g. all-MiniLM-L6-v2): adds `sentence_embedding`
     /// of each caption.
     #[arg(long, value_name = "DIR")]
@@ -318,8 +382,9 @@ fn run() -> Result<()> {
     }
     let Some(command) = cli.command else {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
-        let embeddings = cli.embeddings.input(cli.model.as_deref())?;
-        return open_app(launch, cli.device, cli.model, embeddings);
+        let pick = pick_model(cli.model.as_deref(), cli.embeddings.embeddings.is_some());
+        let embeddings = cli.embeddings.input(pick.clip().as_deref())?;
+        return open_app(launch, cli.device, pick, embeddings);
     };
     match command {
         Command::Stress(args) => {
@@ -336,7 +401,7 @@ fn run() -> Result<()> {
                     vectors: args.embeddings.input(None)?,
                 },
                 DeviceChoice::Auto,
-                None,
+                ModelPick::None,
                 None,
             )?;
         }
@@ -345,7 +410,7 @@ fn run() -> Result<()> {
                 Some(file) => read_labels(file)?,
                 None => Vec::new(),
             };
-            let models = args.models.options()?;
+            let models = args.models.options(args.embeddings.embeddings.is_some())?;
             let embeddings = args.embeddings.input(models.clip.as_deref())?;
             let analysis = run_analysis_with(
                 &args.dir,
@@ -369,7 +434,7 @@ fn run() -> Result<()> {
                 &args.dir,
                 &args.common,
                 None,
-                ModelArgs::default().options()?,
+                ModelArgs::default().options(false)?,
             )?;
             let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
             write_keep_list(&analysis, &keep_list)?;
@@ -386,7 +451,7 @@ fn run() -> Result<()> {
                 open_app(
                     Launch::Folder(args.dir.clone()),
                     args.common.device,
-                    None,
+                    pick_model(None, false),
                     None,
                 )?;
             }
@@ -398,13 +463,14 @@ fn run() -> Result<()> {
 fn open_app(
     launch: Launch,
     device: DeviceChoice,
-    model: Option<PathBuf>,
+    model: ModelPick,
     embeddings: Option<pipeline::EmbeddingsInput>,
 ) -> Result<()> {
     let config = AppConfig {
         launch,
         device,
-        model,
+        model: model.clip(),
+        classifier: model.classifier(),
         embeddings,
         ..AppConfig::default()
     };
@@ -612,8 +678,13 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
 }
 
 fn embed(args: &EmbedArgs) -> Result<()> {
+    let pick = pick_model(args.model.as_deref(), false);
+    if pick == ModelPick::None && args.text_model.is_none() {
+        bail!("nothing to embed: no image model (--model) and no --text-model");
+    }
     let models = pipeline::semantic::ModelOptions {
-        clip: Some(args.model.clone()),
+        clip: pick.clip(),
+        classifier: pick.classifier(),
         batch: args.batch,
         text: args.text_model.clone(),
         ..pipeline::semantic::ModelOptions::default()

@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use arrow_array::Array as _;
 use burn::tensor::Device;
 use curate::analysis::dedup::DupKind;
 use curate::dataset::{DecodeLimits, decode};
@@ -302,4 +303,133 @@ fn efficientnet_matches_pytorch() {
     assert!(tops.contains("Egyptian cat"), "{tops:?}");
     assert!(tops.contains("espresso"), "{tops:?}");
     assert_eq!(tops.len(), 3, "three different pictures, three classes");
+}
+
+/// A folder with three photographs (a cat, an espresso, a rocket) and planted images that
+/// are not photographs of anything: uniform noise, a flat grey frame, a black-and-white
+/// checkerboard.
+fn photos_and_planted_oddities() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/efficientnet");
+    for name in ["chelsea.png", "coffee.png", "rocket.png"] {
+        std::fs::copy(data.join(name), tmp.path().join(name)).unwrap();
+    }
+    let mut state = 0x9e37_79b9_u32;
+    let noise = image::RgbImage::from_fn(240, 240, |_, _| {
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        };
+        image::Rgb([next(), next(), next()])
+    });
+    noise.save(tmp.path().join("odd-noise.png")).unwrap();
+    image::RgbImage::from_pixel(240, 240, image::Rgb([128, 128, 128]))
+        .save(tmp.path().join("odd-grey.png"))
+        .unwrap();
+    image::RgbImage::from_fn(240, 240, |x, y| {
+        let v = if (x / 30 + y / 30) % 2 == 0 { 0 } else { 255 };
+        image::Rgb([v, v, v])
+    })
+    .save(tmp.path().join("odd-checkerboard.png"))
+    .unwrap();
+    tmp
+}
+
+/// The classifier end to end: the default model's report columns (ImageNet class and the
+/// three label-free OOD scores, which put every planted oddity below every photograph),
+/// and `curate embed`'s contract (`image_embedding`: the pooled 1280 floats; `logits`: 1000).
+#[test]
+fn the_default_model_labels_images_and_scores_what_is_not_a_photo() {
+    let dir = efficientnet::default_dir().unwrap();
+    assert!(
+        efficientnet::is_model_dir(&dir),
+        "run scripts/fetch-models (scripts/test does) to install EfficientNet-Lite0"
+    );
+    let tmp = photos_and_planted_oddities();
+    let options = Options {
+        device: DeviceChoice::Cpu,
+        models: ModelOptions {
+            classifier: Some(dir),
+            ..ModelOptions::default()
+        },
+        ..Options::default()
+    };
+    let analysis = pipeline::analyze(tmp.path(), &options, &Progress::silent()).unwrap();
+    let semantic = analysis.semantic.as_ref().expect("the model stage ran");
+    assert_eq!(semantic.dim, efficientnet::FEATURE_DIM);
+    let row = |name: &str| {
+        analysis
+            .rows
+            .iter()
+            .find(|r| r.path == name)
+            .unwrap_or_else(|| panic!("{name} in the report"))
+    };
+    assert_eq!(row("chelsea.png").label.as_deref(), Some("Egyptian cat"));
+    assert_eq!(row("coffee.png").label.as_deref(), Some("espresso"));
+    let photos = ["chelsea.png", "coffee.png", "rocket.png"].map(row);
+    let odd = ["odd-noise.png", "odd-grey.png", "odd-checkerboard.png"].map(row);
+    let worst_photo = |f: fn(&report::ReportRow) -> f32| {
+        photos
+            .iter()
+            .map(|r| f(r))
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let best_odd =
+        |f: fn(&report::ReportRow) -> f32| odd.iter().map(|r| f(r)).fold(f32::INFINITY, f32::min);
+    // Higher = more out of distribution. The top logit and the entropy put every oddity
+    // above every photograph.
+    let scores: [(&str, fn(&report::ReportRow) -> f32); 2] = [
+        ("max logit", |r| -r.label_max_logit.unwrap()),
+        ("entropy", |r| r.label_entropy.unwrap()),
+    ];
+    for (name, score) in scores {
+        assert!(
+            best_odd(score) > worst_photo(score),
+            "{name}: oddities from {}, photos up to {}",
+            best_odd(score),
+            worst_photo(score)
+        );
+    }
+    // The top-two margin also reads "torn between two classes" (the cat is an Egyptian or
+    // a tiger cat, margin ~0.01): every oddity is torn (margin < 0.1), and on average far
+    // more than the photographs.
+    let margin = |r: &report::ReportRow| r.label_margin.unwrap();
+    assert!(odd.iter().all(|r| margin(r) < 0.1), "{:?}", odd.map(margin));
+    let mean = |rows: &[&report::ReportRow; 3]| rows.iter().map(|r| margin(r)).sum::<f32>() / 3.0;
+    assert!(
+        mean(&odd) * 4.0 < mean(&photos),
+        "{} vs {}",
+        mean(&odd),
+        mean(&photos)
+    );
+
+    let out = tmp.path().join("embeddings.parquet");
+    assert_eq!(vectors::write_embeddings(&out, &analysis).unwrap(), 6);
+    let file = std::fs::File::open(&out).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        for (column, width) in [("image_embedding", 1280), ("logits", 1000)] {
+            let list = batch
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("{column}"))
+                .as_any()
+                .downcast_ref::<arrow_array::ListArray>()
+                .unwrap();
+            for i in 0..list.len() {
+                assert_eq!(list.value(i).len(), width, "{column}");
+            }
+        }
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 6);
+    // The embeddings are the pooled features as computed (ReLU6 outputs average to
+    // non-negative values), not the normalised ones.
+    assert!(semantic.pooled.iter().all(|&v| v >= 0.0));
 }

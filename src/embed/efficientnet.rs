@@ -165,7 +165,8 @@ impl Stored {
                 let stride = if i == 0 { stride } else { 1 };
                 let inner = channels * expansion;
                 blocks.push(StoredBlock {
-                    expand: (expansion != 1).then(|| ConvBn::new([channels, inner], 1, 1, 1, device)),
+                    expand: (expansion != 1)
+                        .then(|| ConvBn::new([channels, inner], 1, 1, 1, device)),
                     depthwise: ConvBn::new([inner, inner], kernel, stride, inner, device),
                     project: ConvBn::new([inner, out], 1, 1, 1, device),
                 });
@@ -227,6 +228,8 @@ pub struct EfficientNet {
     /// The ImageNet class names, in logit order.
     pub classes: Vec<String>,
     device: Device,
+    /// Whether batches are split over the CPU threads.
+    parallel: bool,
     /// The folder it came from.
     pub dir: PathBuf,
 }
@@ -280,9 +283,15 @@ impl EfficientNet {
                 (r"^_fc\.", "fc."),
                 (r"^_blocks\.(\d+)\._expand_conv\.", "blocks.$1.expand.conv."),
                 (r"^_blocks\.(\d+)\._bn0\.", "blocks.$1.expand.bn."),
-                (r"^_blocks\.(\d+)\._depthwise_conv\.", "blocks.$1.depthwise.conv."),
+                (
+                    r"^_blocks\.(\d+)\._depthwise_conv\.",
+                    "blocks.$1.depthwise.conv.",
+                ),
                 (r"^_blocks\.(\d+)\._bn1\.", "blocks.$1.depthwise.bn."),
-                (r"^_blocks\.(\d+)\._project_conv\.", "blocks.$1.project.conv."),
+                (
+                    r"^_blocks\.(\d+)\._project_conv\.",
+                    "blocks.$1.project.conv.",
+                ),
                 (r"^_blocks\.(\d+)\._bn2\.", "blocks.$1.project.bn."),
             ],
             &[r"num_batches_tracked$"],
@@ -318,8 +327,17 @@ impl EfficientNet {
             fc,
             classes,
             device: device.clone(),
+            parallel: true,
             dir: dir.to_owned(),
         })
+    }
+
+    /// Whether a batch is split over the CPU threads (on by default; turn it off on a GPU,
+    /// where one tensor per batch is what keeps it busy).
+    #[must_use]
+    pub fn with_split_batches(mut self, split: bool) -> Self {
+        self.parallel = split;
+        self
     }
 
     /// How images are prepared: the shorter side to 256 (bicubic), the centre 224 × 224,
@@ -340,9 +358,32 @@ impl EfficientNet {
         preprocess::preprocess(image, &Self::preprocess_config())
     }
 
-    /// Runs the network on preprocessed pixels (`batch × 3 × side × side`).
+    /// Runs the network on preprocessed pixels (`batch × 3 × side × side`). On the CPU the
+    /// batch is split over the threads, one part each (burn's CPU convolutions use one
+    /// thread).
     #[must_use]
     pub fn forward_pixels(&self, pixels: Vec<f32>, batch: usize, side: usize) -> Outputs {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
+        if !self.parallel || batch < 2 || threads < 2 {
+            return self.forward_one(pixels, batch, side);
+        }
+        let per = batch.div_ceil(threads);
+        let plane = 3 * side * side;
+        let parts: Vec<Outputs> = pixels
+            .par_chunks(per * plane)
+            .map(|chunk| self.forward_one(chunk.to_vec(), chunk.len() / plane, side))
+            .collect();
+        let mut out = Outputs::default();
+        for part in parts {
+            out.features.extend(part.features);
+            out.logits.extend(part.logits);
+        }
+        out
+    }
+
+    /// Runs the network on one batch, as one tensor.
+    fn forward_one(&self, pixels: Vec<f32>, batch: usize, side: usize) -> Outputs {
         let x = Tensor::<4>::from_data(
             TensorData::new(pixels, [batch, 3, side, side]),
             &self.device,
@@ -391,13 +432,16 @@ mod tests {
     fn throughput() {
         let dir = default_dir().expect("home");
         let model = EfficientNet::load(&dir, &Device::flex()).expect("installed");
-        for (batch, side) in [(16, 224), (32, 224), (32, 160), (32, 128), (64, 96)] {
+        for (batch, side) in [(2, 224), (8, 224), (16, 224), (8, 128), (16, 128)] {
             let pixels = vec![0.1_f32; batch * 3 * side * side];
             let _ = model.forward_pixels(pixels.clone(), batch, side);
             let start = std::time::Instant::now();
             let _ = model.forward_pixels(pixels, batch, side);
             let s = start.elapsed().as_secs_f64();
-            println!("batch {batch} side {side}: {:.1} images/s", batch as f64 / s);
+            println!(
+                "batch {batch} side {side}: {:.1} images/s",
+                batch as f64 / s
+            );
         }
     }
 }

@@ -7,8 +7,8 @@
 pub mod builtin;
 pub mod clip;
 pub mod dct;
-pub mod efficientnet;
 pub mod device;
+pub mod efficientnet;
 pub mod text;
 pub mod weights;
 

@@ -299,13 +299,17 @@ pub fn analyze(
             &device.device,
         )?),
     };
-    let clip = match &options.models.clip {
-        None => None,
-        Some(dir) => {
+    let image_model = match (&options.models.clip, &options.models.classifier) {
+        (Some(dir), _) => {
             let (model, tokenizer, warning) = semantic::load(dir, &device.device)?;
             model_warnings.extend(warning);
-            Some((model, tokenizer))
+            Some(semantic::ImageModel::Clip(model, tokenizer))
         }
+        (None, Some(dir)) => Some(semantic::ImageModel::Classifier(
+            crate::embed::efficientnet::EfficientNet::load(dir, &device.device)?
+                .with_split_batches(!device.is_gpu),
+        )),
+        (None, None) => None,
     };
     let imported = match &options.embeddings {
         None => None,
@@ -387,15 +391,15 @@ pub fn analyze(
         (Some(imported), Some(rows)) => imported_features(imported, rows),
         _ => readable_features(&records),
     };
-    let semantic = match &clip {
+    let semantic = match &image_model {
         None => None,
-        Some((model, tokenizer)) => {
+        Some(model) => {
             let result = semantic::run(
                 &scan,
                 &records,
                 &captions,
                 &readable,
-                (model, tokenizer.as_ref()),
+                model,
                 device.max_buffer,
                 &options.models,
                 options.limits,
@@ -614,6 +618,24 @@ pub fn analyze(
             (&mahalanobis, rarity::Tails::Upper),
         ];
         signals.extend(quality.iter().map(|q| (q.as_slice(), rarity::Tails::Both)));
+        // A classifier's label-free OOD scores: a low top logit, an unsure softmax.
+        let label_signals: Vec<Vec<f32>> = match &semantic {
+            Some(s) if !s.logits.is_empty() => {
+                let of = |f: fn(&semantic::LabelScores) -> f32| -> Vec<f32> {
+                    readable
+                        .iter()
+                        .map(|&r| s.label_scores[r as usize].as_ref().map_or(0.0, f))
+                        .collect()
+                };
+                vec![of(|l| -l.max_logit), of(|l| l.entropy)]
+            }
+            _ => Vec::new(),
+        };
+        signals.extend(
+            label_signals
+                .iter()
+                .map(|v| (v.as_slice(), rarity::Tails::Upper)),
+        );
         rarity::combined(&signals)
     });
     let ood = match options.outlier_score {

@@ -1,7 +1,9 @@
-//! The model stage of the analysis (`--model CLIP_DIR`): CLIP image embeddings (cached per
-//! content hash, decoded and preprocessed on CPU threads one batch ahead of the model),
-//! caption alignment (CLIP score), zero-shot labels with their OOD scores, and the links
-//! that join semantic duplicates into the duplicate groups.
+//! The model stage of the analysis: image embeddings (cached per content hash, decoded and
+//! preprocessed on CPU threads one batch ahead of the model) from the default
+//! EfficientNet-Lite0 (with its ImageNet class and the classifier's label-free OOD scores)
+//! or from a CLIP folder (`--model CLIP_DIR`: caption alignment (CLIP score), zero-shot
+//! labels with their OOD scores), and the links that join semantic duplicates into the
+//! duplicate groups.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,6 +15,7 @@ use crate::analysis::knn::Neighbours;
 use crate::dataset::{DecodeLimits, Scan, captions::Caption, decode};
 use crate::embed::clip::tokenizer::ClipTokenizer;
 use crate::embed::clip::{ClipModel, WEIGHTS_FILE, normalize_rows, preprocess};
+use crate::embed::efficientnet::{self, EfficientNet};
 use crate::embed::text::SentenceEncoder;
 use crate::progress::{Progress, ProgressEvent, Stage};
 use crate::store::cache::FileRecord;
@@ -48,6 +51,9 @@ pub const PROMPT: &str = "a photo of a {}.";
 pub struct ModelOptions {
     /// A Hugging Face CLIP folder.
     pub clip: Option<PathBuf>,
+    /// An EfficientNet-Lite0 folder (the default model, see
+    /// [`efficientnet::default_dir`]); ignored when `clip` is set.
+    pub classifier: Option<PathBuf>,
     /// Zero-shot labels (needs `clip`).
     pub labels: Vec<String>,
     /// Semantic duplicate threshold (cosine).
@@ -66,6 +72,7 @@ impl Default for ModelOptions {
     fn default() -> Self {
         Self {
             clip: None,
+            classifier: None,
             labels: Vec::new(),
             semantic_threshold: DEFAULT_SEMANTIC_THRESHOLD,
             clip_score_threshold: DEFAULT_CLIP_SCORE_THRESHOLD,
@@ -100,6 +107,12 @@ pub struct Semantic {
     pub dim: usize,
     /// Unit-length image embeddings of the readable rows (`readable.len() × dim`).
     pub images: Vec<f32>,
+    /// The classifier's pooled features as computed, not normalised (`readable.len() ×
+    /// dim`; empty for CLIP, whose `images` are what `curate embed` writes).
+    pub pooled: Vec<f32>,
+    /// The classifier's class logits of the readable rows (`readable.len() ×`
+    /// [`efficientnet::CLASSES`]; empty for CLIP).
+    pub logits: Vec<f32>,
     /// Per row: cosine of image and caption embeddings.
     pub clip_score: Vec<Option<f32>>,
     /// Rows with a caption embedding, in order.
@@ -115,6 +128,43 @@ pub struct Semantic {
     /// Problems (files that could not be decoded again).
     pub warnings: Vec<String>,
 }
+
+/// The image model of a run.
+#[derive(Debug)]
+pub enum ImageModel {
+    /// A CLIP folder and its tokenizer, when it has one.
+    Clip(ClipModel, Option<ClipTokenizer>),
+    /// EfficientNet-Lite0, the default model.
+    Classifier(EfficientNet),
+}
+
+impl ImageModel {
+    /// The model, in words.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Clip(model, _) => format!("CLIP {}", model.dir.display()),
+            Self::Classifier(model) => {
+                format!("EfficientNet-Lite0 (ImageNet) {}", model.dir.display())
+            }
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        match self {
+            Self::Clip(model, _) => &model.dir,
+            Self::Classifier(model) => &model.dir,
+        }
+    }
+}
+
+/// Images per CPU thread in a classifier batch (measured on 2 cores, 224 px: one image
+/// per thread 66 images/s, four 53; larger batches' activations leave the caches).
+const CPU_CLASSIFIER_PER_THREAD: usize = 1;
+
+/// Names what the classifier's cached vectors hold (pooled features then logits, at 224
+/// px); a change makes the cache start afresh.
+const CLASSIFIER_CACHE: &str = "efficientnet-lite0 pooled+logits 224";
 
 /// Loads the CLIP model and its tokenizer (the tokenizer is optional: without one, captions
 /// and labels are skipped with a warning).
@@ -136,21 +186,35 @@ pub fn run(
     records: &[FileRecord],
     captions: &[Caption],
     readable: &[u32],
-    (model, tokenizer): (&ClipModel, Option<&ClipTokenizer>),
+    image_model: &ImageModel,
     max_buffer: Option<u64>,
     options: &ModelOptions,
     limits: DecodeLimits,
     root: &Path,
     progress: &Progress,
 ) -> Result<Semantic, PipelineError> {
-    let dim = model.dim();
-    let digest = embeddings::model_digest(&model.dir, WEIGHTS_FILE).map_err(|source| {
-        PipelineError::Write {
-            what: format!("the model digest of {}", model.dir.display()),
-            source,
-        }
-    })?;
-    let mut cache = EmbeddingCache::open(root, &digest, dim);
+    // What the cache holds per image: the embedding, and for the classifier its logits.
+    let (dim, stored) = match image_model {
+        ImageModel::Clip(model, _) => (model.dim(), model.dim()),
+        ImageModel::Classifier(_) => (
+            efficientnet::FEATURE_DIM,
+            efficientnet::FEATURE_DIM + efficientnet::CLASSES,
+        ),
+    };
+    let mut digest =
+        embeddings::model_digest(image_model.dir(), WEIGHTS_FILE).map_err(|source| {
+            PipelineError::Write {
+                what: format!("the model digest of {}", image_model.dir().display()),
+                source,
+            }
+        })?;
+    if matches!(image_model, ImageModel::Classifier(_)) {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&digest);
+        hasher.update(CLASSIFIER_CACHE.as_bytes());
+        digest = *hasher.finalize().as_bytes();
+    }
+    let mut cache = EmbeddingCache::open(root, &digest, stored);
     let hash = |row: u32| {
         records[row as usize]
             .facts()
@@ -171,10 +235,30 @@ pub fn run(
         total: todo.len() as u64,
     });
     let warnings = Mutex::new(Vec::new());
-    let side = model.config.vision.image_size;
+    let (side, batch) = match image_model {
+        ImageModel::Clip(model, _) => (
+            model.config.vision.image_size,
+            model.batch_for(options.batch.max(1), max_buffer),
+        ),
+        ImageModel::Classifier(_) => (
+            efficientnet::INPUT_SIDE as usize,
+            if max_buffer.is_some() {
+                options.batch.max(1)
+            } else {
+                options
+                    .batch
+                    .clamp(1, CPU_CLASSIFIER_PER_THREAD * rayon::current_num_threads())
+            },
+        ),
+    };
     let plane = 3 * side * side;
-    let batch = model.batch_for(options.batch.max(1), max_buffer);
-    if batch < options.batch {
+    let prepare = |img: &image::RgbImage| -> Vec<f32> {
+        match image_model {
+            ImageModel::Clip(model, _) => preprocess::preprocess(img, &model.preprocess),
+            ImageModel::Classifier(_) => EfficientNet::preprocess(img),
+        }
+    };
+    if matches!(image_model, ImageModel::Clip(..)) && batch < options.batch {
         log::info!(
             "model batch {batch} (of {} asked) to fit in memory",
             options.batch
@@ -182,7 +266,7 @@ pub fn run(
     }
     std::thread::scope(|scope| {
         let (send, receive) = sync_channel::<(Vec<u32>, Vec<f32>)>(1);
-        let (todo, warnings) = (&todo, &warnings);
+        let (todo, warnings, prepare) = (&todo, &warnings, &prepare);
         scope.spawn(move || {
             for chunk in todo.chunks(batch) {
                 if progress.is_cancelled() {
@@ -198,7 +282,7 @@ pub fn run(
                                 decode::decode_rgb(&bytes, limits).map_err(|err| err.to_string())
                             });
                         match decoded {
-                            Ok(img) => preprocess::preprocess(&img, &model.preprocess),
+                            Ok(img) => prepare(&img),
                             Err(err) => {
                                 warnings.lock().expect("not poisoned").push(format!(
                                     "{}: could not be decoded for the model ({err}); it has no embedding",
@@ -216,9 +300,23 @@ pub fn run(
         });
         let mut done = 0;
         for (rows, pixels) in receive {
-            let features = model.embed_pixels(pixels, rows.len());
-            for (&row, feature) in rows.iter().zip(features.chunks_exact(dim)) {
-                cache.insert(hash(row), feature);
+            match image_model {
+                ImageModel::Clip(model, _) => {
+                    let features = model.embed_pixels(pixels, rows.len());
+                    for (&row, feature) in rows.iter().zip(features.chunks_exact(dim)) {
+                        cache.insert(hash(row), feature);
+                    }
+                }
+                ImageModel::Classifier(model) => {
+                    let out = model.forward_pixels(pixels, rows.len(), side);
+                    for (i, &row) in rows.iter().enumerate() {
+                        let mut values = out.features[i * dim..(i + 1) * dim].to_vec();
+                        values.extend_from_slice(
+                            &out.logits[i * efficientnet::CLASSES..(i + 1) * efficientnet::CLASSES],
+                        );
+                        cache.insert(hash(row), &values);
+                    }
+                }
             }
             done += rows.len();
             progress.send(ProgressEvent::Advanced {
@@ -236,14 +334,21 @@ pub fn run(
     }
 
     let mut images = Vec::with_capacity(readable.len() * dim);
+    let mut logits = Vec::new();
     for &row in readable {
-        images.extend(cache.get(&hash(row)).unwrap_or_else(|| vec![0.0; dim]));
+        let values = cache.get(&hash(row)).unwrap_or_else(|| vec![0.0; stored]);
+        images.extend_from_slice(&values[..dim]);
+        logits.extend_from_slice(&values[dim..]);
     }
+    let pooled = match image_model {
+        ImageModel::Clip(..) => Vec::new(),
+        ImageModel::Classifier(_) => images.clone(),
+    };
     normalize_rows(&mut images, dim);
 
     let mut semantic = Semantic {
-        model: format!("CLIP {}", model.dir.display()),
-        dir: model.dir.clone(),
+        model: image_model.describe(),
+        dir: image_model.dir().to_owned(),
         dim,
         clip_score: vec![None; records.len()],
         label_scores: vec![None; records.len()],
@@ -253,6 +358,24 @@ pub fn run(
         embedded: todo.len(),
         warnings: warnings.into_inner().expect("not poisoned"),
         images,
+        pooled,
+        logits: Vec::new(),
+    };
+    let (model, tokenizer) = match image_model {
+        ImageModel::Clip(model, tokenizer) => (model, tokenizer.as_ref()),
+        ImageModel::Classifier(model) => {
+            // The classifier's own labels: ImageNet's classes, scored from its logits.
+            semantic.labels.clone_from(&model.classes);
+            for (point, &row) in readable.iter().enumerate() {
+                let of =
+                    &logits[point * efficientnet::CLASSES..(point + 1) * efficientnet::CLASSES];
+                if of.iter().any(|&v| v != 0.0) {
+                    semantic.label_scores[row as usize] = Some(zero_shot(of));
+                }
+            }
+            semantic.logits = logits;
+            return finish(cache, semantic, progress);
+        }
     };
     if let Some(tokenizer) = tokenizer {
         let mut embed_texts = |texts: &[&str]| -> Vec<f32> {
@@ -319,6 +442,15 @@ pub fn run(
                 .to_owned(),
         );
     }
+    finish(cache, semantic, progress)
+}
+
+/// Saves the embedding cache and ends the stage.
+fn finish(
+    mut cache: EmbeddingCache,
+    semantic: Semantic,
+    progress: &Progress,
+) -> Result<Semantic, PipelineError> {
     cache.save().map_err(|source| PipelineError::Write {
         what: "the embedding cache".to_owned(),
         source,

@@ -152,11 +152,16 @@ fn parse(bytes: &[u8], dim: usize) -> Option<HashMap<[u8; 32], Vec<f16>>> {
 }
 
 /// Identifies a model folder's weights and configuration without reading the whole weights
-/// file: blake3 over `config.json`, the weights file's size and its first and last MiB.
+/// file: blake3 over `config.json` (when the folder has one), the weights file's size and its
+/// first and last MiB.
 pub fn model_digest(dir: &Path, weights: &str) -> io::Result<[u8; 32]> {
     use std::io::{Read, Seek, SeekFrom};
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&std::fs::read(dir.join("config.json"))?);
+    match std::fs::read(dir.join("config.json")) {
+        Ok(config) => hasher.update(&config),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => hasher.update(b"no config.json"),
+        Err(err) => return Err(err),
+    };
     let mut file = std::fs::File::open(dir.join(weights))?;
     let size = file.metadata()?.len();
     hasher.update(&size.to_le_bytes());

@@ -27,18 +27,26 @@ fn list_field(name: &str) -> Field {
     )
 }
 
-/// Writes the embeddings of `analysis`' readable images, atomically: CLIP image and caption
-/// embeddings from its model stage, sentence embeddings of captions when it had a text
-/// model. Returns the row count.
+/// Writes the embeddings of `analysis`' readable images, atomically: `image_embedding`
+/// from its model stage (the classifier's pooled features as computed, or CLIP's
+/// normalised image embeddings), `logits` (the classifier's class logits),
+/// `text_embedding` (CLIP text tower, captioned images), and `sentence_embedding` of
+/// captions when it had a text model. Columns the run has nothing for are left out.
+/// Returns the row count.
 pub fn write_embeddings(path: &Path, analysis: &Analysis) -> io::Result<usize> {
-    let Some(semantic) = analysis.semantic.as_ref() else {
-        return Err(io::Error::other("the analysis ran without a CLIP model"));
-    };
-    let dim = semantic.dim;
+    let semantic = analysis.semantic.as_ref();
     let sentences = analysis.captions.as_ref();
+    if semantic.is_none() && sentences.is_none() {
+        return Err(io::Error::other(
+            "the analysis ran without an image or a text model",
+        ));
+    }
+    let n = analysis.readable.len();
     let mut caption_of = vec![None; analysis.rows.len()];
-    for (i, &row) in semantic.caption_rows.iter().enumerate() {
-        caption_of[row as usize] = Some(i);
+    if let Some(semantic) = semantic {
+        for (i, &row) in semantic.caption_rows.iter().enumerate() {
+            caption_of[row as usize] = Some(i);
+        }
     }
     let mut sentence_of = vec![None; analysis.rows.len()];
     if let Some(s) = sentences {
@@ -46,79 +54,96 @@ pub fn write_embeddings(path: &Path, analysis: &Analysis) -> io::Result<usize> {
             sentence_of[row as usize] = Some(i);
         }
     }
-    let rows = analysis.readable.iter().enumerate().map(|(point, &row)| {
-        let row = row as usize;
-        EmbeddingRow {
-            path: &analysis.rows[row].path,
-            image: &semantic.images[point * dim..(point + 1) * dim],
-            text: caption_of[row].map(|i| &semantic.caption_embeddings[i * dim..(i + 1) * dim]),
-            sentence: sentences
-                .zip(sentence_of[row])
-                .map(|(s, i)| &s.embeddings[i * s.dim..(i + 1) * s.dim]),
-        }
-    });
-    write_rows(path, sentences.is_some(), rows)
-}
-
-/// One row of `curate embed`'s file.
-struct EmbeddingRow<'a> {
-    path: &'a str,
-    image: &'a [f32],
-    text: Option<&'a [f32]>,
-    sentence: Option<&'a [f32]>,
-}
-
-/// Writes `rows` atomically, with a `sentence_embedding` column when `with_sentences`.
-/// Returns the row count.
-fn write_rows<'a>(
-    path: &Path,
-    with_sentences: bool,
-    rows: impl IntoIterator<Item = EmbeddingRow<'a>>,
-) -> io::Result<usize> {
-    let mut fields = vec![
-        Field::new("path", DataType::Utf8, false),
-        list_field("image_embedding"),
-        list_field("text_embedding"),
-    ];
-    if with_sentences {
-        fields.push(list_field("sentence_embedding"));
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let mut paths = StringBuilder::new();
-    let mut images = ListBuilder::new(Float32Builder::new());
-    let mut texts = ListBuilder::new(Float32Builder::new());
-    let mut sentence_list = ListBuilder::new(Float32Builder::new());
-    let append = |list: &mut ListBuilder<Float32Builder>, values: Option<&[f32]>| {
-        if let Some(values) = values {
-            list.values().append_slice(values);
-        }
-        list.append(values.is_some());
+    let slice = |values: &'_ [f32], width: usize, i: usize| -> Option<Vec<f32>> {
+        values.get(i * width..(i + 1) * width).map(<[f32]>::to_vec)
     };
-    let mut count = 0;
-    for row in rows {
-        paths.append_value(row.path);
-        append(&mut images, Some(row.image));
-        append(&mut texts, row.text);
-        append(&mut sentence_list, row.sentence);
-        count += 1;
+    let mut columns: Vec<(&str, Vec<Option<Vec<f32>>>)> = Vec::new();
+    if let Some(semantic) = semantic {
+        let dim = semantic.dim;
+        let images = if semantic.pooled.is_empty() {
+            &semantic.images
+        } else {
+            &semantic.pooled
+        };
+        columns.push((
+            "image_embedding",
+            (0..n).map(|p| slice(images, dim, p)).collect(),
+        ));
+        if !semantic.logits.is_empty() {
+            let width = semantic.logits.len() / n.max(1);
+            columns.push((
+                "logits",
+                (0..n).map(|p| slice(&semantic.logits, width, p)).collect(),
+            ));
+        }
+        if !semantic.caption_rows.is_empty() {
+            columns.push((
+                "text_embedding",
+                analysis
+                    .readable
+                    .iter()
+                    .map(|&row| {
+                        caption_of[row as usize]
+                            .and_then(|i| slice(&semantic.caption_embeddings, dim, i))
+                    })
+                    .collect(),
+            ));
+        }
     }
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(paths.finish()),
-        Arc::new(images.finish()),
-        Arc::new(texts.finish()),
-    ];
-    if with_sentences {
-        columns.push(Arc::new(sentence_list.finish()));
+    if let Some(s) = sentences {
+        columns.push((
+            "sentence_embedding",
+            analysis
+                .readable
+                .iter()
+                .map(|&row| sentence_of[row as usize].and_then(|i| slice(&s.embeddings, s.dim, i)))
+                .collect(),
+        ));
     }
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)?;
+    let paths: Vec<&str> = analysis
+        .readable
+        .iter()
+        .map(|&row| analysis.rows[row as usize].path.as_str())
+        .collect();
+    write_columns(path, &paths, &columns)?;
+    Ok(n)
+}
+
+/// Writes `paths` and the float-list `columns` (one entry per path, `None` for null) as
+/// one parquet file, atomically.
+fn write_columns(
+    path: &Path,
+    paths: &[&str],
+    columns: &[(&str, Vec<Option<Vec<f32>>>)],
+) -> io::Result<()> {
+    let mut fields = vec![Field::new("path", DataType::Utf8, false)];
+    fields.extend(columns.iter().map(|(name, _)| list_field(name)));
+    let schema = Arc::new(Schema::new(fields));
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new({
+        let mut b = StringBuilder::new();
+        for p in paths {
+            b.append_value(p);
+        }
+        b.finish()
+    })];
+    for (_, values) in columns {
+        let mut list = ListBuilder::new(Float32Builder::new());
+        for v in values {
+            if let Some(v) = v {
+                list.values().append_slice(v);
+            }
+            list.append(v.is_some());
+        }
+        arrays.push(Arc::new(list.finish()));
+    }
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(io::Error::other)?;
     atomic::write_with(path, |out| {
         let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)
             .map_err(io::Error::other)?;
         writer.write(&batch).map_err(io::Error::other)?;
         writer.close().map_err(io::Error::other)?;
         Ok(())
-    })?;
-    Ok(count)
+    })
 }
 
 /// Embeddings computed elsewhere (`curate analyze DIR --embeddings FILE`): one row per
@@ -723,21 +748,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("embeddings.parquet");
         let images = [[0.6f32, 0.8, 0.0], [0.0, 0.0, 1.0]];
-        let rows = vec![
-            EmbeddingRow {
-                path: "cats/1.jpg",
-                image: &images[0],
-                text: Some(&[1.0, 0.0, 0.0]),
-                sentence: None,
-            },
-            EmbeddingRow {
-                path: "dogs/2.jpg",
-                image: &images[1],
-                text: None,
-                sentence: Some(&[0.5; 4]),
-            },
+        let columns = vec![
+            (
+                "image_embedding",
+                vec![Some(images[0].to_vec()), Some(images[1].to_vec())],
+            ),
+            ("logits", vec![Some(vec![2.0, -1.0]), Some(vec![0.5, 3.0])]),
+            ("text_embedding", vec![Some(vec![1.0, 0.0, 0.0]), None]),
+            ("sentence_embedding", vec![None, Some(vec![0.5; 4])]),
         ];
-        assert_eq!(write_rows(&file, true, rows).expect("write"), 2);
+        write_columns(&file, &["cats/1.jpg", "dogs/2.jpg"], &columns).expect("write");
         let read = read_embeddings(&file, None).expect("read");
         assert_eq!(
             read,

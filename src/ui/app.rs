@@ -49,6 +49,9 @@ pub struct AppConfig {
     pub remember_recent: bool,
     /// A CLIP folder for the analysis (map, outliers, semantic duplicates) and text search.
     pub model: Option<PathBuf>,
+    /// The default image model (an EfficientNet-Lite0 folder), used when `model` is not
+    /// set.
+    pub classifier: Option<PathBuf>,
     /// Embeddings computed elsewhere, instead of a model (`--embeddings`).
     pub embeddings: Option<crate::pipeline::EmbeddingsInput>,
 }
@@ -60,6 +63,7 @@ impl Default for AppConfig {
             device: DeviceChoice::Auto,
             remember_recent: true,
             model: None,
+            classifier: None,
             embeddings: None,
         }
     }
@@ -275,6 +279,7 @@ impl CurateApp {
             compute: self.compute.clone(),
             models: crate::pipeline::semantic::ModelOptions {
                 clip: self.config.model.clone(),
+                classifier: self.config.classifier.clone(),
                 ..crate::pipeline::semantic::ModelOptions::default()
             },
             embeddings: self.config.embeddings.clone(),
