@@ -158,13 +158,13 @@ impl ImageModel {
     }
 }
 
-/// Images per CPU thread in a classifier batch (measured on 2 cores, 224 px: one image
-/// per thread 66 images/s, four 53; larger batches' activations leave the caches).
-const CPU_CLASSIFIER_PER_THREAD: usize = 1;
+/// Images per classifier batch on the CPU: run one per task over all threads (see
+/// [`EfficientNet::forward_pixels`]) while the next batch is decoded.
+const CPU_CLASSIFIER_BATCH: usize = 16;
 
 /// Names what the classifier's cached vectors hold (pooled features then logits, at 224
-/// px); a change makes the cache start afresh.
-const CLASSIFIER_CACHE: &str = "efficientnet-lite0 pooled+logits 224";
+/// px, icons at 128); a change makes the cache start afresh.
+const CLASSIFIER_CACHE: &str = "efficientnet-lite0 pooled+logits 224/128";
 
 /// Loads the CLIP model and its tokenizer (the tokenizer is optional: without one, captions
 /// and labels are skipped with a warning).
@@ -235,27 +235,31 @@ pub fn run(
         total: todo.len() as u64,
     });
     let warnings = Mutex::new(Vec::new());
-    let (side, batch) = match image_model {
-        ImageModel::Clip(model, _) => (
-            model.config.vision.image_size,
-            model.batch_for(options.batch.max(1), max_buffer),
-        ),
-        ImageModel::Classifier(_) => (
-            efficientnet::INPUT_SIDE as usize,
-            if max_buffer.is_some() {
-                options.batch.max(1)
-            } else {
-                options
-                    .batch
-                    .clamp(1, CPU_CLASSIFIER_PER_THREAD * rayon::current_num_threads())
-            },
-        ),
+    let batch = match image_model {
+        ImageModel::Clip(model, _) => model.batch_for(options.batch.max(1), max_buffer),
+        ImageModel::Classifier(_) if max_buffer.is_some() => options.batch.max(1),
+        ImageModel::Classifier(_) => options.batch.clamp(1, CPU_CLASSIFIER_BATCH),
     };
-    let plane = 3 * side * side;
-    let prepare = |img: &image::RgbImage| -> Vec<f32> {
+    // The model's input side per image (the classifier looks at small icons at a smaller
+    // side), and batches of one side each.
+    let side_of = |row: u32| -> usize {
+        match image_model {
+            ImageModel::Clip(model, _) => model.config.vision.image_size,
+            ImageModel::Classifier(_) => {
+                let facts = records[row as usize].facts().expect("readable");
+                EfficientNet::input_side(facts.width, facts.height) as usize
+            }
+        }
+    };
+    todo.sort_by_cached_key(|&row| side_of(row));
+    let batches: Vec<(&[u32], usize)> = todo
+        .chunk_by(|&a, &b| side_of(a) == side_of(b))
+        .flat_map(|run| run.chunks(batch).map(|chunk| (chunk, side_of(chunk[0]))))
+        .collect();
+    let prepare = |img: &image::RgbImage, side: usize| -> Vec<f32> {
         match image_model {
             ImageModel::Clip(model, _) => preprocess::preprocess(img, &model.preprocess),
-            ImageModel::Classifier(_) => EfficientNet::preprocess(img),
+            ImageModel::Classifier(_) => EfficientNet::preprocess_at(img, side as u32),
         }
     };
     if matches!(image_model, ImageModel::Clip(..)) && batch < options.batch {
@@ -265,13 +269,14 @@ pub fn run(
         );
     }
     std::thread::scope(|scope| {
-        let (send, receive) = sync_channel::<(Vec<u32>, Vec<f32>)>(1);
-        let (todo, warnings, prepare) = (&todo, &warnings, &prepare);
+        let (send, receive) = sync_channel::<(Vec<u32>, Vec<f32>, usize)>(1);
+        let (batches, warnings, prepare) = (&batches, &warnings, &prepare);
         scope.spawn(move || {
-            for chunk in todo.chunks(batch) {
+            for &(chunk, side) in batches {
                 if progress.is_cancelled() {
                     break;
                 }
+                let plane = 3 * side * side;
                 let pixels: Vec<f32> = chunk
                     .par_iter()
                     .flat_map_iter(|&row| {
@@ -282,7 +287,7 @@ pub fn run(
                                 decode::decode_rgb(&bytes, limits).map_err(|err| err.to_string())
                             });
                         match decoded {
-                            Ok(img) => prepare(&img),
+                            Ok(img) => prepare(&img, side),
                             Err(err) => {
                                 warnings.lock().expect("not poisoned").push(format!(
                                     "{}: could not be decoded for the model ({err}); it has no embedding",
@@ -293,13 +298,13 @@ pub fn run(
                         }
                     })
                     .collect();
-                if send.send((chunk.to_vec(), pixels)).is_err() {
+                if send.send((chunk.to_vec(), pixels, side)).is_err() {
                     break;
                 }
             }
         });
         let mut done = 0;
-        for (rows, pixels) in receive {
+        for (rows, pixels, side) in receive {
             match image_model {
                 ImageModel::Clip(model, _) => {
                     let features = model.embed_pixels(pixels, rows.len());
