@@ -739,8 +739,17 @@ impl CurateApp {
                             let mode = ColourMode::Ensemble;
                             ui.selectable_value(&mut ws.mode, mode, mode.label());
                         }
+                        if !ws.collection.classes.is_empty() {
+                            let mode = ColourMode::Class;
+                            ui.selectable_value(&mut ws.mode, mode, mode.label());
+                        }
                     });
-                if let Some((embeddings, _)) = ws.collection.embeddings.clone() {
+                if let Some((embeddings, _)) = ws
+                    .collection
+                    .embeddings
+                    .clone()
+                    .filter(|_| ws.collection.text_search)
+                {
                     ui.separator();
                     search_box(ui, ws, &embeddings);
                 }

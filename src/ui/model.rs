@@ -118,8 +118,12 @@ pub struct Collection {
     /// Set while the analysis is still running: this is a preview of the images decoded so
     /// far (no outlier scores yet).
     pub preview: Option<PreviewState>,
-    /// CLIP image embeddings of the points and the model folder (with `--model`).
+    /// Image embeddings of the points and the model folder (default model or `--model`).
     pub embeddings: Option<(Arc<PointEmbeddings>, PathBuf)>,
+    /// Whether the model has a text tower (CLIP): the text search box.
+    pub text_search: bool,
+    /// The classifier's class per point (default model).
+    pub classes: Classes,
     /// The cached semantic pairs, for regrouping at another threshold (with `--model`).
     pub semantic_pairs: Option<Arc<SemanticPairs>>,
     /// Every near-duplicate candidate pair (report rows) with its pixel verdict, for
@@ -140,6 +144,51 @@ static NEXT_SCENE: AtomicU64 = AtomicU64::new(1);
 
 fn quantize(score: f32) -> u16 {
     (score.clamp(0.0, 1.0) * QUALITY_SCALE).round() as u16
+}
+
+/// The class of every point (the default model's ImageNet class), by frequency.
+#[derive(Clone, Debug, Default)]
+pub struct Classes {
+    /// Class names, the most frequent first.
+    pub names: Vec<String>,
+    /// Points per class, in `names` order.
+    pub counts: Vec<u32>,
+    /// Per point: its index in `names`, or `u16::MAX` for none.
+    pub of: Vec<u16>,
+}
+
+impl Classes {
+    /// The classes of points labelled `labels` (one per point, `None` for none).
+    #[must_use]
+    pub fn new<'a>(labels: impl Iterator<Item = Option<&'a str>>) -> Self {
+        let labels: Vec<Option<&str>> = labels.collect();
+        let mut counts: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        for label in labels.iter().flatten() {
+            *counts.entry(label).or_default() += 1;
+        }
+        let mut names: Vec<(&str, u32)> = counts.into_iter().collect();
+        names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        names.truncate(usize::from(u16::MAX));
+        let index: std::collections::HashMap<&str, u16> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (*name, i as u16))
+            .collect();
+        Self {
+            of: labels
+                .iter()
+                .map(|l| l.and_then(|l| index.get(l).copied()).unwrap_or(u16::MAX))
+                .collect(),
+            counts: names.iter().map(|(_, c)| *c).collect(),
+            names: names.into_iter().map(|(n, _)| n.to_owned()).collect(),
+        }
+    }
+
+    /// Whether no point has a class.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 impl Collection {
@@ -176,6 +225,11 @@ impl Collection {
             near,
             ..
         } = analysis;
+        let text_search = semantic.as_ref().is_some_and(|s| s.pooled.is_empty());
+        // Embedding pairs group only rows without an image (images on disk join through
+        // their pixels): without such rows there is nothing for the semantic slider to do.
+        let semantic_pairs =
+            semantic_pairs.filter(|_| rows.iter().any(|r| r.status == "ok" && r.width.is_none()));
         let embeddings =
             semantic.map(|s| (Arc::new(PointEmbeddings::new(s.dim, &s.images)), s.dir));
         let readable: Vec<u32> = (0..rows.len() as u32)
@@ -215,6 +269,7 @@ impl Collection {
                     .unwrap_or_default(),
             );
         }
+        let classes = Classes::new(readable.iter().map(|&r| rows[r as usize].label.as_deref()));
         let problems = rows
             .iter()
             .filter(|r| r.status != "ok")
@@ -241,6 +296,8 @@ impl Collection {
             ood_by: Some(ood_by),
             preview: None,
             embeddings,
+            text_search,
+            classes,
             semantic_pairs,
             near,
             source: Arc::new(Source::Dataset {
@@ -468,6 +525,8 @@ impl Collection {
             ood_by: None,
             preview: None,
             embeddings: None,
+            text_search: false,
+            classes: Classes::default(),
             semantic_pairs: None,
             near: Arc::default(),
             source: Arc::new(Source::Synthetic { seed, cluster }),

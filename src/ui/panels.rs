@@ -13,8 +13,8 @@ use super::map_view::SelectOp;
 use super::model::{Collection, DupKind, MEASURES, Source};
 use super::thumbs;
 use super::workspace::{
-    CAPTIONED, ColourMode, FullImage, Histogram, KEPT, LeftTab, RightTab, SELECTED_COLOUR,
-    Workspace, drop_colour, egui_colour,
+    CAPTIONED, CLASS_COLOURS, ColourMode, FullImage, Histogram, KEPT, LeftTab, RightTab,
+    SELECTED_COLOUR, Workspace, drop_colour, egui_colour,
 };
 
 /// Thumbnail side in the galleries, in UI points.
@@ -30,16 +30,13 @@ fn thumbnail(ui: &mut egui::Ui, ws: &mut Workspace, point: u32, side: f32) -> eg
             let size = texture.size_vec2();
             let scale = (side - 4.0) / size.x.max(size.y);
             let image_rect = egui::Rect::from_center_size(rect.center(), size * scale);
-            let tint = if ws.decisions.keep(&ws.collection, point as usize) {
-                Color32::WHITE
-            } else {
-                Color32::from_gray(90)
-            };
+            // True colours whatever the decision: dimming a dropped copy makes a medium
+            // skin tone look dark, and colour is what tells a copy from a variant.
             painter.image(
                 texture.id(),
                 image_rect,
                 egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
-                tint,
+                Color32::WHITE,
             );
         } else if ws.thumbs.failed(point) {
             painter.text(
@@ -62,6 +59,21 @@ fn thumbnail(ui: &mut egui::Ui, ws: &mut Workspace, point: u32, side: f32) -> eg
                 2.0,
                 egui::Stroke::new(2.0, colour),
                 egui::StrokeKind::Inside,
+            );
+        }
+        if let Some(reason) = ws.decisions.drop_reason(&ws.collection, point as usize) {
+            // A dropped image: a cross on a badge in its drop colour, bottom right.
+            let centre = rect.right_bottom() - Vec2::splat(8.0);
+            painter.circle_filled(centre, 6.5, egui_colour(drop_colour(reason)));
+            let d = 3.0;
+            let stroke = egui::Stroke::new(1.6, Color32::BLACK);
+            painter.line_segment(
+                [centre + Vec2::new(-d, -d), centre + Vec2::new(d, d)],
+                stroke,
+            );
+            painter.line_segment(
+                [centre + Vec2::new(-d, d), centre + Vec2::new(d, -d)],
+                stroke,
             );
         }
         if response.hovered() {
@@ -572,6 +584,17 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         if let Some(caption) = &row.caption {
             ui.label(RichText::new(format!("“{caption}”")).italics());
         }
+        if let (Some(label), Some(logit), Some(entropy)) =
+            (&row.label, row.label_max_logit, row.label_entropy)
+        {
+            ui.label(format!(
+                "{label} · top logit {logit:.1}, entropy {entropy:.2}"
+            ))
+            .on_hover_text(
+                "The model's class. A low top logit or a high entropy says it \
+                     recognises nothing it knows in the picture.",
+            );
+        }
         if let Some(err) = &row.caption_error {
             ui.label(
                 RichText::new(format!("caption: {err}")).color(Color32::from_rgb(240, 120, 90)),
@@ -612,7 +635,7 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         if let Some((embeddings, _)) = &ws.collection.embeddings
             && ui
                 .add_enabled(!ws.search.busy(), egui::Button::new("More like this"))
-                .on_hover_text("Select the images whose CLIP embeddings are closest to this one")
+                .on_hover_text("Select the images whose model embeddings are closest to this one")
                 .clicked()
         {
             let embeddings = std::sync::Arc::clone(embeddings);
@@ -873,6 +896,29 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
         ColourMode::Caption => {
             swatch(ui, egui_colour(CAPTIONED), "has a caption");
             swatch(ui, Color32::from_gray(140), "no caption");
+        }
+        ColourMode::Class => {
+            let classes = &ws.collection.classes;
+            for (k, (name, count)) in classes
+                .names
+                .iter()
+                .zip(&classes.counts)
+                .take(CLASS_COLOURS)
+                .enumerate()
+            {
+                swatch(
+                    ui,
+                    egui_colour(colormap::category(k as u64)),
+                    &format!("{name} ({count})"),
+                );
+            }
+            if classes.names.len() > CLASS_COLOURS {
+                swatch(
+                    ui,
+                    Color32::from_gray(140),
+                    &format!("{} other classes", classes.names.len() - CLASS_COLOURS),
+                );
+            }
         }
     }
 }

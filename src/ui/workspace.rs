@@ -47,6 +47,9 @@ pub enum ColourMode {
     Similarity,
     /// The ensemble score of every operator (datasets; not in [`Self::all`]).
     Ensemble,
+    /// The classifier's class, the most frequent ones a colour each (with the default
+    /// model; not in [`Self::all`]).
+    Class,
 }
 
 impl ColourMode {
@@ -71,6 +74,7 @@ impl ColourMode {
             Self::Caption => "Caption present".to_owned(),
             Self::Similarity => "Search similarity".to_owned(),
             Self::Ensemble => "Ensemble score".to_owned(),
+            Self::Class => "Class (ImageNet)".to_owned(),
         }
     }
 
@@ -86,6 +90,7 @@ impl ColourMode {
             Self::Caption => "caption".to_owned(),
             Self::Similarity => "similarity".to_owned(),
             Self::Ensemble => "ensemble".to_owned(),
+            Self::Class => "class".to_owned(),
         }
     }
 }
@@ -108,6 +113,9 @@ pub fn drop_colour(reason: DropReason) -> [u8; 3] {
 pub const SELECTED_COLOUR: [u8; 3] = [255, 200, 60];
 /// Captioned points in the caption mode.
 pub const CAPTIONED: [u8; 3] = [80, 160, 240];
+
+/// Classes (the most frequent) that get a colour of their own in the class mode.
+pub const CLASS_COLOURS: usize = 12;
 
 /// Images shown in the Outliers and Quality galleries.
 pub const GALLERY: usize = 60;
@@ -339,7 +347,13 @@ impl Workspace {
             .map_or(crate::pipeline::semantic::DEFAULT_SEMANTIC_THRESHOLD, |p| {
                 p.threshold
             });
-        let search = Search::new(collection.embeddings.as_ref().map(|(_, dir)| dir.clone()));
+        let search = Search::new(
+            collection
+                .embeddings
+                .as_ref()
+                .filter(|_| collection.text_search)
+                .map(|(_, dir)| dir.clone()),
+        );
         let near_threshold = collection.near.max_difference;
         let mut ws = Self {
             near_threshold,
@@ -926,6 +940,15 @@ impl Workspace {
                     } else {
                         pack(neutral, 120)
                     }
+                })
+                .collect(),
+            ColourMode::Class => (0..n)
+                .into_par_iter()
+                .map(|i| match c.classes.of.get(i) {
+                    Some(&k) if usize::from(k) < CLASS_COLOURS => {
+                        pack(colormap::category(u64::from(k)), 255)
+                    }
+                    _ => pack(neutral, 110),
                 })
                 .collect(),
         }
