@@ -384,7 +384,7 @@ fn run() -> Result<()> {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
         let pick = pick_model(cli.model.as_deref(), cli.embeddings.embeddings.is_some());
         let embeddings = cli.embeddings.input(pick.clip().as_deref())?;
-        return open_app(launch, cli.device, pick, embeddings);
+        return open_app(launch, cli.device, &pick, embeddings);
     };
     match command {
         Command::Stress(args) => {
@@ -401,7 +401,7 @@ fn run() -> Result<()> {
                     vectors: args.embeddings.input(None)?,
                 },
                 DeviceChoice::Auto,
-                ModelPick::None,
+                &ModelPick::None,
                 None,
             )?;
         }
@@ -451,7 +451,7 @@ fn run() -> Result<()> {
                 open_app(
                     Launch::Folder(args.dir.clone()),
                     args.common.device,
-                    pick_model(None, false),
+                    &pick_model(None, false),
                     None,
                 )?;
             }
@@ -463,7 +463,7 @@ fn run() -> Result<()> {
 fn open_app(
     launch: Launch,
     device: DeviceChoice,
-    model: ModelPick,
+    model: &ModelPick,
     embeddings: Option<pipeline::EmbeddingsInput>,
 ) -> Result<()> {
     let config = AppConfig {

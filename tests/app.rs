@@ -32,6 +32,7 @@ fn open_with(
         device: DeviceChoice::Cpu,
         remember_recent: false,
         model,
+        classifier: None,
         embeddings: None,
     };
     let mut harness = Harness::builder()

@@ -305,6 +305,9 @@ fn efficientnet_matches_pytorch() {
     assert_eq!(tops.len(), 3, "three different pictures, three classes");
 }
 
+/// A score read from a report row.
+type Score = fn(&report::ReportRow) -> f32;
+
 /// A folder with three photographs (a cat, an espresso, a rocket) and planted images that
 /// are not photographs of anything: uniform noise, a flat grey frame, a black-and-white
 /// checkerboard.
@@ -380,7 +383,7 @@ fn the_default_model_labels_images_and_scores_what_is_not_a_photo() {
         |f: fn(&report::ReportRow) -> f32| odd.iter().map(|r| f(r)).fold(f32::INFINITY, f32::min);
     // Higher = more out of distribution. The top logit and the entropy put every oddity
     // above every photograph.
-    let scores: [(&str, fn(&report::ReportRow) -> f32); 2] = [
+    let scores: [(&str, Score); 2] = [
         ("max logit", |r| -r.label_max_logit.unwrap()),
         ("entropy", |r| r.label_entropy.unwrap()),
     ];

@@ -439,10 +439,7 @@ impl EfficientNet {
         if images.is_empty() {
             return Outputs::default();
         }
-        let pixels: Vec<f32> = images
-            .par_iter()
-            .flat_map_iter(|img| Self::preprocess(img))
-            .collect();
+        let pixels: Vec<f32> = images.par_iter().flat_map_iter(Self::preprocess).collect();
         self.forward_pixels(pixels, images.len(), INPUT_SIDE as usize)
     }
 }

@@ -131,6 +131,10 @@ pub struct Semantic {
 
 /// The image model of a run.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per run, never moved in a loop"
+)]
 pub enum ImageModel {
     /// A CLIP folder and its tokenizer, when it has one.
     Clip(ClipModel, Option<ClipTokenizer>),
