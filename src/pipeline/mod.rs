@@ -531,11 +531,25 @@ pub fn analyze(
         .map_err(write_err("the cluster cache"))?;
     }
     // Near duplicates: every candidate verified on the pixels, verdicts cached by content.
+    // The feature candidates come from the built-in (pixel) features, whose similarity
+    // floor is calibrated for copies; a model's embeddings add their SemDeDup pairs.
+    let pixel_graph = (semantic.is_some() && imported.is_none()).then(|| {
+        knn::graph(
+            &builtin,
+            FEATURE_DIM,
+            near::GRAPH_CANDIDATES,
+            None,
+            &device.device,
+            progress,
+        )
+    });
     let candidates = near::candidates(
         &content,
         &phashes,
         options.max_distance,
-        imported.is_none().then_some((&graph, readable.as_slice())),
+        imported
+            .is_none()
+            .then(|| (pixel_graph.as_ref().unwrap_or(&graph), readable.as_slice())),
         &model_candidates,
     );
     let mut verdicts = store::verdicts::load(root);
