@@ -434,7 +434,16 @@ fn run() -> Result<()> {
                 &args.dir,
                 &args.common,
                 None,
-                ModelArgs::default().options(false)?,
+                {
+                    // The default model with the defaults of `curate analyze` (not
+                    // `ModelArgs::default()`, whose thresholds and batch are zeros).
+                    let pick = pick_model(None, false);
+                    pipeline::semantic::ModelOptions {
+                        clip: pick.clip(),
+                        classifier: pick.classifier(),
+                        ..pipeline::semantic::ModelOptions::default()
+                    }
+                },
             )?;
             let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
             write_keep_list(&analysis, &keep_list)?;

@@ -844,8 +844,9 @@ pub fn analyze(
 }
 
 /// The ensemble's features of the readable rows (see [`crate::analysis::ensemble`]):
-/// the quality measures, two outlier scores, the CLIP score when there is one (low = bad),
-/// and the duplicate-group size.
+/// the quality measures, three outlier scores, the CLIP score when there is one (low =
+/// bad), a classifier's top logit (low = bad) and entropy when there are labels, and the
+/// duplicate-group size.
 #[must_use]
 pub fn ensemble_features(
     rows: &[ReportRow],
@@ -883,6 +884,20 @@ pub fn ensemble_features(
         columns.push((
             "low_clip_score".to_owned(),
             column(&|r| r.clip_score.map_or(f32::NAN, |s| -s)),
+        ));
+    }
+    if readable
+        .iter()
+        .any(|&r| rows[r as usize].label_max_logit.is_some())
+    {
+        // A classifier's (or zero-shot) label-free OOD scores: low top logit, high entropy.
+        columns.push((
+            "low_max_logit".to_owned(),
+            column(&|r| r.label_max_logit.map_or(f32::NAN, |s| -s)),
+        ));
+        columns.push((
+            "label_entropy".to_owned(),
+            column(&|r| r.label_entropy.unwrap_or(f32::NAN)),
         ));
     }
     let mut sizes = std::collections::HashMap::new();
