@@ -430,21 +430,16 @@ fn run() -> Result<()> {
         Command::Demo(args) => {
             let truth = demo::generate_with(&args.dir, args.scenes, args.plain)
                 .with_context(|| format!("writing the demo dataset to {}", args.dir.display()))?;
-            let analysis = run_analysis(
-                &args.dir,
-                &args.common,
-                None,
-                {
-                    // The default model with the defaults of `curate analyze` (not
-                    // `ModelArgs::default()`, whose thresholds and batch are zeros).
-                    let pick = pick_model(None, false);
-                    pipeline::semantic::ModelOptions {
-                        clip: pick.clip(),
-                        classifier: pick.classifier(),
-                        ..pipeline::semantic::ModelOptions::default()
-                    }
-                },
-            )?;
+            let analysis = run_analysis(&args.dir, &args.common, None, {
+                // The default model with the defaults of `curate analyze` (not
+                // `ModelArgs::default()`, whose thresholds and batch are zeros).
+                let pick = pick_model(None, false);
+                pipeline::semantic::ModelOptions {
+                    clip: pick.clip(),
+                    classifier: pick.classifier(),
+                    ..pipeline::semantic::ModelOptions::default()
+                }
+            })?;
             let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
             write_keep_list(&analysis, &keep_list)?;
             print_summary(&analysis, Some(&keep_list), args.common.json)?;
