@@ -68,8 +68,11 @@ fi
 
 cd "$ROOT"
 CURATE_BIN="${CURATE:-${CARGO_TARGET_DIR:-target}/release/curate}"
-if [ -z "${CURATE:-}" ] && [ ! -x "$CURATE_BIN" ] && [ -x "$HOME/.cache/curate-target/release/curate" ]; then
-  CURATE_BIN="$HOME/.cache/curate-target/release/curate"
+# scripts/env.sh builds into ~/.cache/curate-target: take that binary when there is no
+# other, or when it is newer than a stale one under target/ (a forgotten `. scripts/env.sh`).
+cached="$HOME/.cache/curate-target/release/curate"
+if [ -z "${CURATE:-}" ] && [ -x "$cached" ] && { [ ! -x "$CURATE_BIN" ] || [ "$cached" -nt "$CURATE_BIN" ]; }; then
+  CURATE_BIN="$cached"
 fi
 NO_CURATE=
 if [ -x "$CURATE_BIN" ]; then
