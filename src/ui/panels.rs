@@ -194,7 +194,7 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
         }
     });
     ui.add_space(4.0);
-    let row_height = THUMB + 30.0;
+    let row_height = THUMB + 38.0;
     let order = ws.group_order.clone();
     egui::ScrollArea::vertical()
         .id_salt("duplicates")
@@ -207,6 +207,9 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                     .iter()
                     .filter(|&&m| ws.collection.dup_kind[m as usize] == DupKind::Exact)
                     .count();
+                // A row wider than the panel scrolls: say so, and show its scroll bar.
+                let fits = (((ui.available_width() + 4.0) / (THUMB + 4.0)).floor() as usize).max(1);
+                let overflow = members.len() > fits;
                 ui.horizontal(|ui| {
                     let title = format!(
                         "Group {g} · {} images{}",
@@ -230,9 +233,14 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                         ws.drop_all_but_keeper(Some(g));
                     }
                 });
-                ui.horizontal(|ui| {
+                let row = ui.horizontal(|ui| {
                     egui::ScrollArea::horizontal()
                         .id_salt(("group", g))
+                        .scroll_bar_visibility(if overflow {
+                            egui::scroll_area::ScrollBarVisibility::AlwaysVisible
+                        } else {
+                            egui::scroll_area::ScrollBarVisibility::VisibleWhenNeeded
+                        })
                         .show(ui, |ui| {
                             ui.horizontal(|ui| {
                                 for &m in &members {
@@ -258,6 +266,25 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                             });
                         });
                 });
+                if overflow {
+                    // Painted over the row's right end (a label would widen the panel).
+                    let rect = row.response.rect;
+                    let text = format!("+{} more", members.len() - fits);
+                    let galley = ui.painter().layout_no_wrap(
+                        text,
+                        egui::FontId::proportional(11.0),
+                        Color32::WHITE,
+                    );
+                    let size = galley.size() + Vec2::new(8.0, 4.0);
+                    let badge = egui::Rect::from_min_size(
+                        egui::pos2(rect.right() - size.x - 2.0, rect.top() + 2.0),
+                        size,
+                    );
+                    ui.painter()
+                        .rect_filled(badge, 3.0, Color32::from_black_alpha(190));
+                    ui.painter()
+                        .galley(badge.min + Vec2::new(4.0, 2.0), galley, Color32::WHITE);
+                }
                 ui.separator();
             }
         });
