@@ -27,6 +27,11 @@ fn list_field(name: &str) -> Field {
     )
 }
 
+/// Row `i` of a row-major matrix `width` wide, if it has one.
+fn slice(values: &[f32], width: usize, i: usize) -> Option<&[f32]> {
+    values.get(i * width..(i + 1) * width)
+}
+
 /// Writes the embeddings of `analysis`' readable images, atomically: `image_embedding`
 /// from its model stage (the classifier's pooled features as computed, or CLIP's
 /// normalised image embeddings), `logits` (the classifier's class logits),
@@ -54,10 +59,7 @@ pub fn write_embeddings(path: &Path, analysis: &Analysis) -> io::Result<usize> {
             sentence_of[row as usize] = Some(i);
         }
     }
-    let slice = |values: &'_ [f32], width: usize, i: usize| -> Option<Vec<f32>> {
-        values.get(i * width..(i + 1) * width).map(<[f32]>::to_vec)
-    };
-    let mut columns: Vec<(&str, Vec<Option<Vec<f32>>>)> = Vec::new();
+    let mut columns: Vec<(&str, Vec<Option<&[f32]>>)> = Vec::new();
     if let Some(semantic) = semantic {
         let dim = semantic.dim;
         let images = if semantic.pooled.is_empty() {
@@ -114,7 +116,7 @@ pub fn write_embeddings(path: &Path, analysis: &Analysis) -> io::Result<usize> {
 fn write_columns(
     path: &Path,
     paths: &[&str],
-    columns: &[(&str, Vec<Option<Vec<f32>>>)],
+    columns: &[(&str, Vec<Option<&[f32]>>)],
 ) -> io::Result<()> {
     let mut fields = vec![Field::new("path", DataType::Utf8, false)];
     fields.extend(columns.iter().map(|(name, _)| list_field(name)));
@@ -751,11 +753,14 @@ mod tests {
         let columns = vec![
             (
                 "image_embedding",
-                vec![Some(images[0].to_vec()), Some(images[1].to_vec())],
+                vec![Some(&images[0][..]), Some(&images[1][..])],
             ),
-            ("logits", vec![Some(vec![2.0, -1.0]), Some(vec![0.5, 3.0])]),
-            ("text_embedding", vec![Some(vec![1.0, 0.0, 0.0]), None]),
-            ("sentence_embedding", vec![None, Some(vec![0.5; 4])]),
+            (
+                "logits",
+                vec![Some(&[2.0, -1.0][..]), Some(&[0.5, 3.0][..])],
+            ),
+            ("text_embedding", vec![Some(&[1.0, 0.0, 0.0][..]), None]),
+            ("sentence_embedding", vec![None, Some(&[0.5; 4][..])]),
         ];
         write_columns(&file, &["cats/1.jpg", "dogs/2.jpg"], &columns).expect("write");
         let read = read_embeddings(&file, None).expect("read");
