@@ -354,7 +354,36 @@ fn parse_percent(text: &str) -> Result<f32, String> {
     }
 }
 
+/// Graphics libraries (the Vulkan loader's Wayland and X11 paths, Mesa) print `error:
+/// XDG_RUNTIME_DIR is invalid or not set` on every command when it is unset (ssh, cron,
+/// containers): give them a private one first, as a login session would.
+#[allow(unsafe_code)]
+fn ensure_runtime_dir() {
+    let valid = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .is_some_and(|dir| dir.is_absolute() && dir.is_dir());
+    if valid {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("curate-runtime-{}", whoami_uid()));
+    let made = std::fs::create_dir_all(&dir).is_ok() && {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+    };
+    if made {
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
+/// The user's id (names the private runtime folder).
+fn whoami_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
 fn main() -> std::process::ExitCode {
+    ensure_runtime_dir();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -720,10 +749,24 @@ fn export(args: &ExportArgs) -> Result<()> {
             args.dir.display()
         );
     }
-    let mut rows =
+    let rows =
         report::read(&report_path).with_context(|| format!("reading {}", report_path.display()))?;
     let session = Session::load(&args.dir).context("reading the saved decisions")?;
-    let outliers = curate::store::report::apply_decisions(&mut rows, &session, args.drop_outliers);
+    // The one rule the app applies too: the session's tuning of groups and keepers, then
+    // its marks.
+    let near = if session.tunes_groups() {
+        curate::pipeline::decide::load_near(&args.dir, &rows).context(
+            "the session tunes duplicate groups, which needs the verified pairs of the last run",
+        )?
+    } else {
+        curate::pipeline::near::NearPairs::default()
+    };
+    let evidence = curate::pipeline::decide::Evidence {
+        near: &near,
+        semantic: None,
+    };
+    let (rows, outliers) =
+        curate::pipeline::decide::effective(rows, evidence, &session, args.drop_outliers);
     let count = keeplist::write(
         &args.keep_list,
         rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),

@@ -427,7 +427,7 @@ fn good_and_bad_labels_teach_the_ensemble() {
     });
     harness.run_steps(2);
     let ws = harness.state().workspace.as_ref().unwrap();
-    assert_eq!(ws.quality_labels.len(), 30);
+    assert_eq!(ws.decisions.labels().len(), 30);
     assert_eq!(ws.mode, ColourMode::Ensemble);
     let scores = &ws.ensemble.0;
     let held: Vec<f32> = truth.outliers[10..]
@@ -437,4 +437,237 @@ fn good_and_bad_labels_teach_the_ensemble() {
     let mean_held = held.iter().sum::<f32>() / held.len() as f32;
     let mean_all = scores.iter().sum::<f32>() / scores.len() as f32;
     assert!(mean_held > mean_all + 0.3, "{mean_held} vs {mean_all}");
+}
+
+fn ws_of<'a>(h: &'a Harness<'static, CurateApp>) -> &'a curate::ui::workspace::Workspace {
+    h.state().workspace.as_ref().unwrap()
+}
+
+/// Ctrl+S's keep-list and `curate export`'s on the session the app saved, after `what`.
+fn same_keep_list_as_export(harness: &mut Harness<'static, CurateApp>, dir: &std::path::Path, what: &str) {
+    wait_until(harness, "the regrouping", |app| {
+        !app.workspace.as_ref().unwrap().regrouping()
+    });
+    harness.run_steps(2);
+    let keep_list = dir.join(".curate").join("keep-list.txt");
+    std::fs::remove_file(&keep_list).ok();
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    harness.run_steps(2);
+    harness.get_by_label("Save").click();
+    harness.run_steps(3);
+    assert!(
+        harness.state().error().is_none(),
+        "{what}: {:?}",
+        harness.state().error()
+    );
+    let app_list = keeplist::read(&keep_list).expect("the keep-list was written");
+    let exported = dir.join("exported.txt");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
+        .arg("export")
+        .arg(dir)
+        .arg("--keep-list")
+        .arg(&exported)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("curate export runs");
+    assert!(
+        output.status.success(),
+        "{what}: export failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let export_list = keeplist::read(&exported).expect("export wrote a keep-list");
+    let app_set: HashSet<&String> = app_list.iter().collect();
+    let export_set: HashSet<&String> = export_list.iter().collect();
+    assert_eq!(
+        app_set.symmetric_difference(&export_set).count(),
+        0,
+        "{what}: the app keeps {} files, export {}; only in the app: {:?}; only in export: {:?}",
+        app_list.len(),
+        export_list.len(),
+        app_set.difference(&export_set).take(5).collect::<Vec<_>>(),
+        export_set.difference(&app_set).take(5).collect::<Vec<_>>()
+    );
+}
+
+/// One rule for decisions: through a keeper chosen by hand, keep/drop marks, labels, a
+/// keeper-policy switch, a pixel-difference drag and "not a duplicate", the keep-list the
+/// app saves equals the one `curate export` writes from the saved session; a hand-chosen
+/// keeper stays the keeper; labels and policies re-choose keepers only when accepted, and
+/// are undone like marks; "not a duplicate" is honoured by the next analysis.
+#[test]
+fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
+    let (_tmp, dir) = common::copy_of_demo();
+    let mut harness = open(&dir);
+    same_keep_list_as_export(&mut harness, &dir, "no decisions");
+    assert!(
+        !std::fs::read_to_string(dir.join(".curate/session.json"))
+            .unwrap_or_default()
+            .contains("settings"),
+        "an untouched session tunes nothing"
+    );
+
+    // A group of at least three near copies.
+    let g = {
+        let w = ws_of(&harness);
+        (0..w.collection.groups.len() as u32)
+            .find(|&g| {
+                let members = &w.collection.groups[g as usize].members;
+                members.len() >= 3
+                    && members
+                        .iter()
+                        .all(|&m| w.collection.dup_kind[m as usize] == curate::ui::model::DupKind::Near)
+            })
+            .expect("a group of three near copies")
+    };
+    let (auto_keeper, others) = {
+        let w = ws_of(&harness);
+        let group = &w.collection.groups[g as usize];
+        let others: Vec<u32> = group.members.iter().copied().filter(|&m| m != group.keeper).collect();
+        (group.keeper, others)
+    };
+    let (chosen, also) = (others[0], others[1]);
+    let path_of = |h: &Harness<'static, CurateApp>, p: u32| ws_of(h).collection.path(p as usize);
+    let chosen_path = path_of(&harness, chosen);
+
+    // Keeper by hand, then a second member kept by hand: the keeper stays the chosen one,
+    // and "drop all but *" keeps it.
+    harness.state_mut().workspace.as_mut().unwrap().make_keeper(chosen);
+    harness.state_mut().workspace.as_mut().unwrap().mark_point(also, true);
+    harness.step();
+    assert_eq!(ws_of(&harness).keeper(g), chosen, "the hand-chosen keeper stays");
+    harness.state_mut().workspace.as_mut().unwrap().drop_all_but_keeper(Some(g));
+    let w = ws_of(&harness);
+    assert!(w.decisions.keep(&w.collection, chosen as usize));
+    assert!(!w.decisions.keep(&w.collection, also as usize));
+    assert!(!w.decisions.keep(&w.collection, auto_keeper as usize));
+    same_keep_list_as_export(&mut harness, &dir, "keeper by hand");
+    let w = ws_of(&harness);
+    let g_now = w.collection.group[chosen as usize];
+    assert_eq!(
+        w.keeper(g_now as u32),
+        chosen,
+        "after regrouping, the group's keeper is still the chosen one"
+    );
+    let row = w.collection.row(chosen as usize).unwrap();
+    assert_eq!(row.keeper.as_deref(), Some(chosen_path.as_str()), "the report names the chosen keeper");
+
+    // Keep / drop with the keys.
+    let some: Vec<u32> = (0..ws_of(&harness).collection.len() as u32).step_by(97).take(6).collect();
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .select(some, SelectOp::Replace);
+    harness.step();
+    harness.key_press(Key::D);
+    harness.step();
+    same_keep_list_as_export(&mut harness, &dir, "drop by key");
+
+    // Labels: no keeper moves until the proposal is accepted; then it is one undo step.
+    let keepers = |h: &Harness<'static, CurateApp>| -> Vec<String> {
+        let w = ws_of(h);
+        let mut k: Vec<String> = (0..w.collection.groups.len() as u32)
+            .map(|g| w.collection.path(w.keeper(g) as usize))
+            .collect();
+        k.sort();
+        k
+    };
+    let before_labels = keepers(&harness);
+    let n = ws_of(&harness).collection.len() as u32;
+    for (points, key) in [((0..n).step_by(41).take(8).collect::<Vec<u32>>(), Key::B), ((5..n).step_by(53).take(12).collect(), Key::G)] {
+        harness
+            .state_mut()
+            .workspace
+            .as_mut()
+            .unwrap()
+            .select(points, SelectOp::Replace);
+        harness.step();
+        harness.key_press(key);
+        harness.step();
+    }
+    wait_until(&mut harness, "the ensemble to learn", |app| {
+        let w = app.workspace.as_ref().unwrap();
+        !w.refitting() && !w.regrouping()
+    });
+    harness.run_steps(2);
+    assert_eq!(keepers(&harness), before_labels, "labels alone re-chose keepers");
+    same_keep_list_as_export(&mut harness, &dir, "labels");
+    if ws_of(&harness).proposal.is_some() {
+        harness.get_by_label("Apply").click();
+        harness.run_steps(2);
+        same_keep_list_as_export(&mut harness, &dir, "learned keepers accepted");
+        harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+        harness.step();
+        same_keep_list_as_export(&mut harness, &dir, "learned keepers undone");
+        assert_eq!(keepers(&harness), before_labels, "undo brings the keepers back");
+    }
+
+    // Another keeper policy: counted first, applied on yes; the hand-chosen keeper stays.
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .set_keeper_policy(curate::analysis::keep::KeeperPolicy::Farthest);
+    wait_until(&mut harness, "the proposal", |app| {
+        let w = app.workspace.as_ref().unwrap();
+        !w.regrouping()
+    });
+    harness.run_steps(2);
+    if ws_of(&harness).proposal.is_some() {
+        harness.get_by_label("Apply").click();
+        harness.run_steps(2);
+    }
+    assert_eq!(ws_of(&harness).keeper_policy, curate::analysis::keep::KeeperPolicy::Farthest);
+    let w = ws_of(&harness);
+    assert_eq!(w.keeper(w.collection.group[chosen as usize] as u32), chosen);
+    same_keep_list_as_export(&mut harness, &dir, "policy switch");
+
+    // A lower pixel-difference line.
+    let line = ws_of(&harness).near_threshold * 0.6;
+    harness.state_mut().workspace.as_mut().unwrap().regroup_near(line);
+    same_keep_list_as_export(&mut harness, &dir, "threshold drag");
+
+    // "Not a duplicate": a member of another group leaves it, here and in the next run.
+    let (member, keeper) = {
+        let w = ws_of(&harness);
+        let g = (0..w.collection.groups.len() as u32)
+            .find(|&h| {
+                let group = &w.collection.groups[h as usize];
+                group.members.len() >= 2
+                    && !group.members.contains(&chosen)
+                    && group.members.iter().all(|&m| {
+                        w.collection.dup_kind[m as usize] == curate::ui::model::DupKind::Near
+                    })
+            })
+            .expect("another near group");
+        let group = &w.collection.groups[g as usize];
+        let member = group.members.iter().copied().find(|&m| m != group.keeper).unwrap();
+        (member, group.keeper)
+    };
+    let (member_path, keeper_path) = (path_of(&harness, member), path_of(&harness, keeper));
+    harness.state_mut().workspace.as_mut().unwrap().not_duplicate(member);
+    same_keep_list_as_export(&mut harness, &dir, "not a duplicate");
+    let w = ws_of(&harness);
+    assert!(
+        w.collection.group[member as usize] < 0
+            || w.collection.group[member as usize] != w.collection.group[keeper as usize],
+        "the member left the group"
+    );
+    assert!(w.decisions.keep(&w.collection, member as usize), "and is kept");
+    drop(harness);
+
+    let analysis = curate::pipeline::analyze(
+        &dir,
+        &curate::pipeline::Options::default(),
+        &curate::progress::Progress::silent(),
+    )
+    .expect("the next analysis");
+    let row = |path: &str| analysis.rows.iter().find(|r| r.path == path).unwrap();
+    let (m, k) = (row(&member_path), row(&keeper_path));
+    assert!(
+        m.dup_group < 0 || m.dup_group != k.dup_group,
+        "the next analysis keeps {member_path} apart from {keeper_path}"
+    );
 }

@@ -19,6 +19,31 @@ fn finds_planted_duplicates_outliers_and_bad_files() {
     let rows = report::read(&store::default_report_path(&root)).expect("report");
     assert_eq!(rows, analysis.rows);
 
+    // The one rule for decisions (app and `curate export`), made to regroup from the
+    // verified pairs on disk at the run's own line, gives the run's decisions.
+    let near = curate::pipeline::decide::load_near(&root, &rows).expect("near-pairs.csv");
+    assert_eq!(near.pairs.len(), analysis.near.pairs.len());
+    let session = curate::store::session::Session {
+        settings: curate::store::session::Settings {
+            near_threshold: Some(near.max_difference),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let evidence = curate::pipeline::decide::Evidence {
+        near: &near,
+        semantic: None,
+    };
+    let again = curate::pipeline::decide::automatic(&rows, evidence, &session).expect("regrouped");
+    for (a, b) in rows.iter().zip(&again) {
+        assert_eq!(
+            (a.keep, &a.keeper, a.dup_group),
+            (b.keep, &b.keeper, b.dup_group),
+            "{}",
+            a.path
+        );
+    }
+
     let eval = demo::evaluate(truth, &rows);
     println!("{eval}");
     assert_eq!(

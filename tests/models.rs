@@ -105,16 +105,21 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
     // Regrouping from the cached pairs at the run's threshold reproduces the run; at
     // ε = 0 no semantic group is left, and the outlier-free keep-list never shrinks.
     let pairs = analysis.semantic_pairs.as_ref().expect("pairs cached");
-    let near = analysis.near.links(analysis.near.max_difference);
-    let rejected = analysis.near.rejected(analysis.near.max_difference);
-    let same = pipeline::semantic::regroup(
-        &analysis.rows,
-        &near,
-        &rejected,
-        Some((pairs, pairs.threshold)),
-        curate::analysis::keep::KeeperPolicy::Quality,
-        None,
-    );
+    let at = |threshold: f32| {
+        let session = curate::store::session::Session {
+            settings: curate::store::session::Settings {
+                semantic_threshold: Some(threshold),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let evidence = pipeline::decide::Evidence {
+            near: &analysis.near,
+            semantic: Some(pairs),
+        };
+        pipeline::decide::automatic(&analysis.rows, evidence, &session).expect("regrouped")
+    };
+    let same = at(pairs.threshold);
     for (a, b) in same.iter().zip(&analysis.rows) {
         assert_eq!(
             (&a.dup_group, &a.dup_kind, &a.keeper, a.keep, &a.drop_reason),
@@ -123,14 +128,7 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
             a.path
         );
     }
-    let strict = pipeline::semantic::regroup(
-        &analysis.rows,
-        &near,
-        &rejected,
-        Some((pairs, 1.0)),
-        curate::analysis::keep::KeeperPolicy::Quality,
-        None,
-    );
+    let strict = at(1.0);
     assert!(
         strict
             .iter()

@@ -202,19 +202,49 @@ pub fn decide(
     drop_outliers_percent: Option<f32>,
     policy: KeeperPolicy,
 ) -> Decisions {
+    decide_pinned(
+        groups,
+        facts,
+        content,
+        ood,
+        drop_outliers_percent,
+        policy,
+        None,
+    )
+}
+
+/// [`decide`], with the `pinned` rows (keepers chosen by hand) their group's keeper
+/// whatever `policy` says (when a group holds several, the one `policy` prefers).
+#[must_use]
+pub fn decide_pinned(
+    groups: &Groups,
+    facts: &[Option<KeeperFacts>],
+    content: &[Option<[u8; 32]>],
+    ood: &[f32],
+    drop_outliers_percent: Option<f32>,
+    policy: KeeperPolicy,
+    pinned: Option<&[bool]>,
+) -> Decisions {
     let n = facts.len();
+    let is_pinned = |row: u32| pinned.is_some_and(|p| p.get(row as usize).copied().unwrap_or(false));
     let mut decisions = Decisions {
         keep: facts.iter().map(Option::is_some).collect(),
         reason: vec![None; n],
         keeper: vec![None; n],
     };
     for members in &groups.members {
-        let Some(keeper) = members.iter().copied().reduce(|best, row| {
-            match (&facts[row as usize], &facts[best as usize]) {
-                (Some(candidate), Some(current)) if candidate.better_under(current, policy) => row,
+        let any_pinned = members.iter().any(|&m| is_pinned(m) && facts[m as usize].is_some());
+        let Some(keeper) = members
+            .iter()
+            .copied()
+            .filter(|&m| !any_pinned || is_pinned(m))
+            .reduce(|best, row| match (&facts[row as usize], &facts[best as usize]) {
+                (Some(candidate), Some(current)) if candidate.better_under(current, policy) => {
+                    row
+                }
                 _ => best,
-            }
-        }) else {
+            })
+        else {
             continue;
         };
         for &row in members {

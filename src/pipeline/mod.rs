@@ -1,6 +1,7 @@
 //! The analysis pass behind `curate analyze` (and, later, the app's background job):
 //! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
 
+pub mod decide;
 pub mod ingest;
 pub mod near;
 pub mod preview;
@@ -574,14 +575,37 @@ pub fn analyze(
             )
         })
         .collect();
-    store::verdicts::write_pairs_csv(root, &listed).map_err(write_err("the near-pair list"))?;
+    store::verdicts::write_pairs_csv(root, &listed, options.max_difference).map_err(write_err("the near-pair list"))?;
+    // Pairs a person said are not duplicates (in the app) never link again.
+    let saved = store::session::Session::load(root);
+    let not_duplicates: std::collections::HashSet<(u32, u32)> = match &saved {
+        Ok(session) if !session.not_duplicates.is_empty() => {
+            let index: std::collections::HashMap<&str, u32> = records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.rel_path.as_str(), i as u32))
+                .collect();
+            session
+                .not_duplicates
+                .iter()
+                .filter_map(|(a, b)| {
+                    let (a, b) = (*index.get(a.as_str())?, *index.get(b.as_str())?);
+                    Some((a.min(b), a.max(b)))
+                })
+                .collect()
+        }
+        _ => std::collections::HashSet::new(),
+    };
     let mut links = near_pairs.links(options.max_difference);
     links.extend(semantic_links);
+    links.retain(|l| !not_duplicates.contains(&(l.a.min(l.b), l.a.max(l.b))));
+    let mut rejected = near_pairs.rejected(options.max_difference);
+    rejected.extend(not_duplicates.iter().copied());
     let (scores_now, facts) = keeper_facts(&records);
     let groups = dedup::group_with(
         &content,
         &links,
-        &near_pairs.rejected(options.max_difference),
+        &rejected,
         &keep::quality_rank(&facts),
     );
     progress.send(ProgressEvent::Finished {
@@ -726,7 +750,7 @@ pub fn analyze(
         }
     }
     // Labels saved by the app (G / B), overridden by the caller's.
-    let mut labels: BTreeMap<String, bool> = match store::session::Session::load(root) {
+    let mut labels: BTreeMap<String, bool> = match saved {
         Ok(session) => session
             .quality_labels
             .into_iter()
@@ -746,7 +770,13 @@ pub fn analyze(
         decisions
     } else {
         let (redone, decisions) =
-            rekeep::redecide(&rows, &groups, options.keeper_policy, learned.as_deref());
+            rekeep::redecide(
+                &rows,
+                &groups,
+                options.keeper_policy,
+                learned.as_deref(),
+                None,
+            );
         rows = redone;
         decisions
     };

@@ -92,18 +92,20 @@ pub fn duplicate_detail(reason: DropReason, keeper: &str, phash_distance: u32) -
 
 /// The rows with `groups` written in and keepers and keep/drop decided again under `policy`
 /// (`learned`: a learned score per row for the quality policy). A row the run dropped as an
-/// outlier stays dropped unless it is now a duplicate.
+/// outlier stays dropped unless it is now a duplicate. A `pinned` row (a keeper chosen by
+/// hand) is its group's keeper whatever the policy says.
 #[must_use]
 pub fn redecide(
     rows: &[ReportRow],
     groups: &Groups,
     policy: KeeperPolicy,
     learned: Option<&[f32]>,
+    pinned: Option<&[bool]>,
 ) -> (Vec<ReportRow>, Decisions) {
     let facts = facts(rows, learned);
     let content = content(rows);
     let ood: Vec<f32> = rows.iter().map(|r| r.ood_score.unwrap_or(0.0)).collect();
-    let decisions = keep::decide(groups, &facts, &content, &ood, None, policy);
+    let decisions = keep::decide_pinned(groups, &facts, &content, &ood, None, policy, pinned);
     let out: Vec<ReportRow> = rows
         .iter()
         .enumerate()

@@ -635,51 +635,61 @@ pub fn largest_first(n: usize, pixels: impl Fn(u32) -> u64) -> Vec<u32> {
     order
 }
 
-/// The report rows regrouped: exact copies, the pixel-verified `near` links and, with
-/// `semantic` pairs and a threshold (clamped to the cached floor), embedding links of rows
-/// without an image; duplicate groups, kinds, keepers and keep/drop recomputed by the same
-/// rules as the run (`dedup::group_with`, then [`super::rekeep::redecide`] under `policy`,
-/// with `learned` scores per row when labels taught one). Outlier drops of the run are kept.
+/// The semantic links at cosine `threshold` (clamped to the cached floor) that touch a row
+/// without an image: pairs of images on disk join only through the pixel verification.
 #[must_use]
-pub fn regroup(
+pub fn imageless_links(
     rows: &[ReportRow],
-    near: &[crate::analysis::dedup::DupLink],
-    rejected: &[(u32, u32)],
-    semantic: Option<(&SemanticPairs, f32)>,
-    policy: crate::analysis::keep::KeeperPolicy,
-    learned: Option<&[f32]>,
-) -> Vec<ReportRow> {
+    pairs: &SemanticPairs,
+    threshold: f32,
+) -> Vec<crate::analysis::dedup::DupLink> {
     let readable: Vec<u32> = (0..rows.len() as u32)
         .filter(|&r| rows[r as usize].status == "ok")
         .collect();
+    let pixels = |p: u32| {
+        let r = &rows[readable[p as usize] as usize];
+        u64::from(r.width.unwrap_or(0)) * u64::from(r.height.unwrap_or(0))
+    };
+    let priority = largest_first(readable.len(), pixels);
+    let threshold = threshold.clamp(pairs.floor, 1.0);
+    pairs
+        .found
+        .links(1.0 - threshold, &priority)
+        .into_iter()
+        .map(|(a, b)| (readable[a as usize], readable[b as usize]))
+        .filter(|&(a, b)| rows[a as usize].width.is_none() || rows[b as usize].width.is_none())
+        .map(|(a, b)| crate::analysis::dedup::DupLink {
+            a,
+            b,
+            kind: crate::analysis::dedup::DupKind::Semantic,
+        })
+        .collect()
+}
+
+/// The report rows regrouped from `links` (exact copies always group; `rejected` pairs
+/// keep look-alikes apart) by the same rules as the run (`dedup::group_with`, then
+/// [`super::rekeep::redecide`] under `policy`, with `learned` scores per row when labels
+/// taught one, and `pinned` rows kept as their group's keeper). Outlier drops of the run
+/// are kept.
+#[must_use]
+pub fn regroup(
+    rows: &[ReportRow],
+    links: &[crate::analysis::dedup::DupLink],
+    rejected: &[(u32, u32)],
+    policy: crate::analysis::keep::KeeperPolicy,
+    learned: Option<&[f32]>,
+    pinned: &[bool],
+) -> Vec<ReportRow> {
     let content = super::rekeep::content(rows);
     let facts = super::rekeep::facts(rows, None);
-    let mut links = near.to_vec();
-    if let Some((pairs, threshold)) = semantic {
-        let threshold = threshold.clamp(pairs.floor, 1.0);
-        let pixels = |p: u32| facts[readable[p as usize] as usize].map_or(0, |f| f.pixels);
-        let priority = largest_first(readable.len(), pixels);
-        // Pairs of images on disk join only through the pixel verification (`near`); rows
-        // without an image have their embeddings alone.
-        links.extend(
-            pairs
-                .found
-                .links(1.0 - threshold, &priority)
-                .into_iter()
-                .map(|(a, b)| (readable[a as usize], readable[b as usize]))
-                .filter(|&(a, b)| {
-                    rows[a as usize].width.is_none() || rows[b as usize].width.is_none()
-                })
-                .map(|(a, b)| crate::analysis::dedup::DupLink {
-                    a,
-                    b,
-                    kind: crate::analysis::dedup::DupKind::Semantic,
-                }),
-        );
-    }
+    let mut links = links.to_vec();
+    links.sort_by_key(|l| (l.a.min(l.b), l.a.max(l.b), l.kind != crate::analysis::dedup::DupKind::Near));
+    let mut rejected: Vec<(u32, u32)> = rejected.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    rejected.sort_unstable();
+    rejected.dedup();
     let rank = crate::analysis::keep::quality_rank(&facts);
-    let groups = crate::analysis::dedup::group_with(&content, &links, rejected, &rank);
-    super::rekeep::redecide(rows, &groups, policy, learned).0
+    let groups = crate::analysis::dedup::group_with(&content, &links, &rejected, &rank);
+    super::rekeep::redecide(rows, &groups, policy, learned, Some(pinned)).0
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

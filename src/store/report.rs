@@ -497,6 +497,7 @@ mod tests {
                 keep: true,
                 reason: "looks fine".to_owned(),
                 kind: None,
+                keeper: false,
             },
         );
         session.decisions.insert(
@@ -505,6 +506,7 @@ mod tests {
                 keep: false,
                 reason: "lasso".to_owned(),
                 kind: None,
+                keeper: false,
             },
         );
         session.decisions.insert(
@@ -513,6 +515,7 @@ mod tests {
                 keep: true,
                 reason: "ignored".to_owned(),
                 kind: None,
+                keeper: false,
             },
         );
         let dropped = apply_decisions(&mut back, &session, Some(34.0));

@@ -18,6 +18,38 @@ pub struct Decision {
     /// `None` means `manual`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<crate::analysis::keep::DropReason>,
+    /// Chosen by hand as its duplicate group's keeper: no automatic re-choice (another
+    /// policy, a learned score, another threshold) moves the group's keeper away from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keeper: bool,
+}
+
+/// How the automatic decisions were tuned in the app; `None` everywhere means as the
+/// analysis ran. `curate export` and the app apply them the same way
+/// (`pipeline::decide::effective`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// The pixel-difference line of near duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_threshold: Option<f32>,
+    /// The cosine line of semantic duplicates (rows without an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic_threshold: Option<f32>,
+    /// How keepers are chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper_policy: Option<crate::analysis::keep::KeeperPolicy>,
+    /// Whether the score learned from the quality labels chooses keepers (`None`: it does
+    /// whenever labels of both kinds exist, as `curate analyze` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_keepers: Option<bool>,
+}
+
+impl Settings {
+    /// Whether nothing was tuned.
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A person's judgement of an image's quality, for the learned ensemble score (`G` / `B`
@@ -32,7 +64,7 @@ pub enum QualityLabel {
 }
 
 /// The saved decisions of one dataset.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// Format version.
     pub version: u32,
@@ -41,6 +73,13 @@ pub struct Session {
     /// Quality labels by relative path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quality_labels: BTreeMap<String, QualityLabel>,
+    /// Pairs of files a person said are not duplicates of each other (lower path first):
+    /// never grouped together again, by the app, `curate export` or the next analysis.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub not_duplicates: std::collections::BTreeSet<(String, String)>,
+    /// How the automatic decisions were tuned.
+    #[serde(default, skip_serializing_if = "Settings::is_default")]
+    pub settings: Settings,
 }
 
 /// `DIR/.curate/session.json`.
@@ -50,6 +89,17 @@ pub fn path(root: &Path) -> PathBuf {
 }
 
 impl Session {
+    /// Whether anything here changes the automatic decisions (groups or keepers) rather
+    /// than only marking files: tuned settings, quality labels, "not a duplicate" pairs,
+    /// keepers chosen by hand.
+    #[must_use]
+    pub fn tunes_groups(&self) -> bool {
+        !self.settings.is_default()
+            || !self.quality_labels.is_empty()
+            || !self.not_duplicates.is_empty()
+            || self.decisions.values().any(|d| d.keeper)
+    }
+
     /// Loads the session of `root`; no file means no decisions.
     pub fn load(root: &Path) -> io::Result<Self> {
         match std::fs::read(path(root)) {

@@ -100,23 +100,36 @@ pub fn save(
 }
 
 /// Writes the compared pairs of a run to `DIR/.curate/near-pairs.csv` (atomically), closest
-/// first: `path_a,path_b,difference,mean,fine,copy`. A person (or a script) sees there where copies
-/// end and look-alikes begin on this folder, and can move `--max-difference`.
+/// first: `path_a,path_b,difference,mean,fine,copy,max_difference` (the last: the run's
+/// line, the same on every row; numbers at full precision, empty when the pair was turned
+/// away before a full comparison). A person (or a script) sees there where copies end and
+/// look-alikes begin on this folder, and can move `--max-difference`; `curate export`
+/// regroups from it when the app moved the line.
 pub fn write_pairs_csv(
     root: &Path,
     pairs: &[(&str, &str, Comparison, bool)],
+    max_difference: f32,
 ) -> std::io::Result<std::path::PathBuf> {
     let path = super::curate_dir(root).join("near-pairs.csv");
     let mut sorted: Vec<_> = pairs.to_vec();
     sorted.sort_by(|x, y| x.2.difference.total_cmp(&y.2.difference));
+    let line = max_difference.to_string();
     atomic::write_with(&path, |w| {
         let mut out = csv::Writer::from_writer(w);
-        out.write_record(["path_a", "path_b", "difference", "mean", "fine", "copy"])
-            .map_err(std::io::Error::other)?;
+        out.write_record([
+            "path_a",
+            "path_b",
+            "difference",
+            "mean",
+            "fine",
+            "copy",
+            "max_difference",
+        ])
+        .map_err(std::io::Error::other)?;
         for (a, b, c, copy) in sorted {
             let number = |v: f32| {
                 if v.is_finite() {
-                    format!("{v:.2}")
+                    v.to_string()
                 } else {
                     String::new()
                 }
@@ -128,12 +141,71 @@ pub fn write_pairs_csv(
                 &number(c.mean),
                 &number(c.fine),
                 if copy { "true" } else { "false" },
+                &line,
             ])
             .map_err(std::io::Error::other)?;
         }
         out.flush()
     })?;
     Ok(path)
+}
+
+/// Reads `DIR/.curate/near-pairs.csv` back: the pairs by path with their comparisons, and
+/// the run's line.
+///
+/// # Errors
+/// When the file is missing, unreadable or not in the format [`write_pairs_csv`] writes.
+pub fn read_pairs_csv(root: &Path) -> std::io::Result<(Vec<(String, String, Comparison)>, f32)> {
+    let path = super::curate_dir(root).join("near-pairs.csv");
+    let bad = |what: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(|err| match err.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => bad(format!("{other:?}")),
+    })?;
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| bad(format!("no column {name} (written by an older curate: run `curate analyze` again)")))
+    };
+    let (a, b, difference, mean, fine, line) = (
+        column("path_a")?,
+        column("path_b")?,
+        column("difference")?,
+        column("mean")?,
+        column("fine")?,
+        column("max_difference")?,
+    );
+    let number = |record: &csv::StringRecord, at: usize| -> std::io::Result<f32> {
+        match record.get(at).unwrap_or("") {
+            "" => Ok(f32::INFINITY),
+            text => text
+                .parse()
+                .map_err(|_| bad(format!("not a number: {text:?}"))),
+        }
+    };
+    let mut pairs = Vec::new();
+    let mut max_difference = crate::analysis::verify::DEFAULT_MAX_DIFFERENCE;
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        max_difference = number(&record, line)?;
+        pairs.push((
+            record.get(a).unwrap_or("").to_owned(),
+            record.get(b).unwrap_or("").to_owned(),
+            Comparison {
+                difference: number(&record, difference)?,
+                mean: number(&record, mean)?,
+                fine: number(&record, fine)?,
+            },
+        ));
+    }
+    Ok((pairs, max_difference))
 }
 
 #[cfg(test)]

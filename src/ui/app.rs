@@ -145,7 +145,9 @@ pub struct CurateApp {
     error: Option<String>,
     path_input: String,
     recent: Vec<PathBuf>,
-    picking: Option<Receiver<Option<PathBuf>>>,
+    picking: Option<(Instant, Receiver<Option<PathBuf>>)>,
+    /// The in-app folder browser, when open.
+    folders: Option<super::folders::FolderBrowser>,
     dark: bool,
     help: bool,
     save_dialog: Option<SaveDialog>,
@@ -197,6 +199,7 @@ impl CurateApp {
                 Vec::new()
             },
             picking: None,
+            folders: None,
             dark,
             help: false,
             save_dialog: None,
@@ -353,6 +356,24 @@ impl CurateApp {
             Vec::new()
         };
         let mut ws = Workspace::new(loaded);
+        if ws.collection.preview.is_none()
+            && ws.collection.is_empty()
+            && let Some(root) = ws.collection.root()
+        {
+            self.error = Some(if ws.collection.problems.is_empty() {
+                format!(
+                    "no images in {}: curate looks for {} files in the folder and its subfolders",
+                    root.display(),
+                    crate::dataset::scan::IMAGE_EXTENSIONS.join(", ")
+                )
+            } else {
+                format!(
+                    "no readable images in {}: {} files could not be read (see Problems)",
+                    root.display(),
+                    ws.collection.problems.len()
+                )
+            });
+        }
         if let Some(previous) = &mut self.workspace {
             if previous.unsaved()
                 && let Err(err) = previous.save_session()
@@ -375,6 +396,13 @@ impl CurateApp {
             ui.add_space(16.0);
             if ui.button(RichText::new("Open folder...").size(18.0)).clicked() {
                 self.pick_folder(ui.ctx());
+            }
+            if ui
+                .link("browse folders in curate")
+                .on_hover_text("A folder browser inside the app, for desktops without a system file chooser")
+                .clicked()
+            {
+                self.browse_folders(None);
             }
             ui.add_space(8.0);
             ui.horizontal(|ui| {
@@ -412,7 +440,22 @@ impl CurateApp {
             send.send(picked).ok();
             ctx.request_repaint();
         });
-        self.picking = Some(receive);
+        self.picking = Some((Instant::now(), receive));
+    }
+
+    /// Opens the in-app folder browser (at the open folder, the typed path or home).
+    fn browse_folders(&mut self, why: Option<String>) {
+        let start = self
+            .workspace
+            .as_ref()
+            .and_then(|ws| ws.collection.root().cloned())
+            .or_else(|| {
+                let typed = PathBuf::from(self.path_input.trim());
+                (!self.path_input.trim().is_empty() && typed.is_dir()).then_some(typed)
+            })
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        self.folders = Some(super::folders::FolderBrowser::new(start, why));
     }
 
     fn progress_card(&self, ui: &mut egui::Ui) -> bool {
@@ -610,6 +653,10 @@ impl CurateApp {
     fn menu(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
+                if ui.button("Browse folders in curate…").clicked() {
+                    self.browse_folders(None);
+                    ui.close();
+                }
                 if ui.button("Open folder…  (Ctrl+O)").clicked() {
                     self.pick_folder(ui.ctx());
                 }
@@ -772,15 +819,18 @@ impl CurateApp {
                     .iter()
                     .map(|(reason, n)| format!("{} {n}", reason.replace('_', " ")))
                     .collect();
+                // The breakdown goes to the hover text where the window is narrow.
+                let wide = ui.available_width() > 1150.0;
                 ui.label(format!(
                     "dropped {}{}",
                     c.dropped_total(),
-                    if dropped.is_empty() {
+                    if dropped.is_empty() || !wide {
                         String::new()
                     } else {
                         format!(" ({})", dropped.join(", "))
                     }
-                ));
+                ))
+                .on_hover_text(dropped.join("\n"));
                 ui.separator();
                 ui.label(format!("selected {}", ws.selected.len()));
                 if !ws.collection.problems.is_empty() {
@@ -795,14 +845,15 @@ impl CurateApp {
                     ui.label(RichText::new(err).color(Color32::from_rgb(240, 90, 90)));
                 }
             }
+            // What is left of the bar on the right: labels shorten rather than overlap.
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.label(format!(
+                ui.add(egui::Label::new(format!(
                     "{} · UI {:.1} ms",
                     self.frames
                         .fps()
                         .map_or_else(|| "idle".to_owned(), |fps| format!("{fps:.0} fps")),
                     percentile(&self.frames.ui_times, 0.5)
-                ))
+                )).truncate())
                 .on_hover_text("Frames per second while the map moves (idle when nothing is redrawn) and the median time to build the UI of a frame");
                 ui.separator();
                 let compute = self
@@ -817,14 +868,64 @@ impl CurateApp {
                         },
                         |s| s.device.clone(),
                     );
-                ui.label(format!("compute: {compute}"));
+                ui.add(egui::Label::new(format!("compute: {compute}")).truncate());
                 ui.separator();
-                ui.label(format!(
-                    "render: {}",
-                    self.renderer.as_deref().unwrap_or("none")
-                ));
+                ui.add(
+                    egui::Label::new(format!(
+                        "render: {}",
+                        self.renderer.as_deref().unwrap_or("none")
+                    ))
+                    .truncate(),
+                );
             });
         });
+    }
+
+    /// Notes and the last error, floating over the bottom of the map: they come and go
+    /// without moving anything a person is about to click.
+    fn toasts(&mut self, ctx: &egui::Context) {
+        self.notes
+            .retain(|(_, at)| at.elapsed() < Duration::from_secs(6));
+        if self.notes.is_empty() && self.error.is_none() {
+            return;
+        }
+        let area = self
+            .workspace
+            .as_ref()
+            .map_or_else(|| ctx.content_rect(), |ws| ws.map.rect);
+        let width = (area.width() - 24.0).clamp(120.0, 560.0);
+        egui::Area::new(egui::Id::unique("toasts"))
+            .order(egui::Order::Foreground)
+            .pivot(egui::Align2::CENTER_BOTTOM)
+            .fixed_pos(egui::pos2(area.center().x, area.bottom() - 12.0))
+            .show(ctx, |ui| {
+                ui.set_max_width(width);
+                for (note, _) in &self.notes {
+                    egui::Frame::popup(ui.style()).show(ui, |ui| {
+                        ui.set_max_width(width);
+                        ui.label(note.as_str());
+                    });
+                }
+                if let Some(err) = self.error.clone() {
+                    egui::Frame::popup(ui.style())
+                        .stroke(egui::Stroke::new(1.0, Color32::from_rgb(240, 100, 90)))
+                        .show(ui, |ui| {
+                            ui.set_max_width(width);
+                            ui.horizontal(|ui| {
+                                if ui.small_button("x").on_hover_text("Dismiss").clicked() {
+                                    self.error = None;
+                                }
+                                ui.label(
+                                    RichText::new(format!("Error: {err}"))
+                                        .color(Color32::from_rgb(240, 100, 90)),
+                                );
+                            });
+                        });
+                }
+            });
+        if !self.notes.is_empty() {
+            ctx.request_repaint_after(Duration::from_millis(500));
+        }
     }
 
     fn help_window(&mut self, ctx: &egui::Context) {
@@ -970,6 +1071,9 @@ impl CurateApp {
             self.notes.push((note, Instant::now()));
         }
         if let Some(note) = ws.poll_ensemble() {
+            self.notes.push((note, Instant::now()));
+        }
+        if let Some(note) = super::panels::proposal(&ctx, ws) {
             self.notes.push((note, Instant::now()));
         }
         if ws.search.busy() || ws.search.loading() || ws.regrouping() || ws.refitting() {
@@ -1251,40 +1355,32 @@ impl eframe::App for CurateApp {
             egui::Theme::Light
         });
         self.poll_job(&ctx);
-        if let Some(receive) = &self.picking
+        if let Some((asked, receive)) = &self.picking
             && let Ok(picked) = receive.try_recv()
         {
+            let quick = asked.elapsed() < Duration::from_millis(600);
             self.picking = None;
-            if let Some(dir) = picked {
+            match picked {
+                Some(dir) => self.open_folder(dir),
+                // No person cancels a dialog that fast: there was none (no file-chooser
+                // portal, no zenity). Browse in the app instead.
+                None if quick => self.browse_folders(Some(
+                    "No system folder chooser answered (no file-chooser portal or zenity on this desktop), so curate shows its own.".to_owned(),
+                )),
+                None => {}
+            }
+        }
+        if let Some(browser) = &mut self.folders
+            && let Some(chosen) = browser.show(&ctx)
+        {
+            self.folders = None;
+            if let Some(dir) = chosen {
                 self.open_folder(dir);
             }
         }
         self.shortcuts(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        if let Some(err) = self.error.clone() {
-            egui::Panel::top("error").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.label(
-                        RichText::new(format!("Error: {err}"))
-                            .color(Color32::from_rgb(240, 100, 90)),
-                    );
-                    if ui.small_button("x").clicked() {
-                        self.error = None;
-                    }
-                });
-            });
-        }
-        self.notes
-            .retain(|(_, at)| at.elapsed() < Duration::from_secs(5));
-        if !self.notes.is_empty() {
-            egui::Panel::top("notes").show(ui, |ui| {
-                for (note, _) in &self.notes {
-                    ui.label(RichText::new(note).weak());
-                }
-            });
-            ctx.request_repaint_after(Duration::from_millis(500));
-        }
         if self.workspace.is_some() {
             if self.job.is_some() {
                 // The open collection is a preview: the analysis goes on above the map.
@@ -1300,6 +1396,7 @@ impl eframe::App for CurateApp {
         }
         self.help_window(&ctx);
         self.save_window(&ctx);
+        self.toasts(&ctx);
         let ui_ms = started.elapsed().as_secs_f32() * 1000.0;
         self.frames.record(Instant::now(), ui_ms);
         self.stress_step(&ctx, ui_ms);

@@ -2,12 +2,15 @@
 //! reason, and conversion to and from `DIR/.curate/session.json`.
 //!
 //! Each point's mark is one `u32` (0 = no mark): bit 0 keep, bits 1–3 the drop kind,
-//! bits 4.. the reason text's index + 1, so a million marks take 4 MB.
+//! bit 4 "chosen as keeper", bits 5.. the reason text's index + 1, so a million marks take
+//! 4 MB. Besides marks, one undo history holds everything else a person decides that the
+//! session saves: quality labels, "not a duplicate" pairs and the tuning of groups
+//! (thresholds, keeper policy, whether labels choose keepers).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::analysis::keep::DropReason;
-use crate::store::session::{Decision, Session};
+use crate::store::session::{Decision, QualityLabel, Session, Settings};
 
 use super::model::Collection;
 
@@ -32,29 +35,69 @@ pub struct Mark {
     pub keep: bool,
     /// The report's drop reason (`None` = manual).
     pub kind: Option<DropReason>,
+    /// Chosen by hand as its group's keeper.
+    pub keeper: bool,
     /// Index of the reason text.
     reason: u32,
 }
 
 impl Mark {
     fn encode(self) -> u32 {
-        u32::from(self.keep) | kind_code(self.kind) << 1 | (self.reason + 1) << 4
+        u32::from(self.keep)
+            | kind_code(self.kind) << 1
+            | u32::from(self.keeper) << 4
+            | (self.reason + 1) << 5
     }
 
     fn decode(code: u32) -> Option<Self> {
         (code != 0).then(|| Self {
             keep: code & 1 == 1,
             kind: KINDS[((code >> 1) & 7) as usize % KINDS.len()],
-            reason: (code >> 4) - 1,
+            keeper: code & 16 != 0,
+            reason: (code >> 5).saturating_sub(1),
         })
     }
 }
 
-/// One undoable step: the marks it changed, before and after.
-#[derive(Clone, Debug)]
+/// One undoable step: the marks it changed, before and after, and the labels, "not a
+/// duplicate" pairs and settings it changed.
+#[derive(Clone, Debug, Default)]
 struct Edit {
     label: String,
     changes: Vec<(u32, u32, u32)>,
+    /// Point, label before, label after (`Some(true)` = bad).
+    labels: Vec<(u32, Option<bool>, Option<bool>)>,
+    /// Pair of points, and whether it was added (else removed).
+    apart: Vec<((u32, u32), bool)>,
+    /// Settings before and after.
+    settings: Option<(Settings, Settings)>,
+}
+
+impl Edit {
+    fn new(label: &str) -> Self {
+        Self {
+            label: label.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+            && self.labels.is_empty()
+            && self.apart.is_empty()
+            && self.settings.is_none()
+    }
+
+    /// Whether it changes what the automatic rule decides (not only marks).
+    fn tunes_groups(&self) -> bool {
+        !self.labels.is_empty()
+            || !self.apart.is_empty()
+            || self.settings.is_some()
+            || self
+                .changes
+                .iter()
+                .any(|&(_, before, after)| (before ^ after) & 16 != 0)
+    }
 }
 
 /// Counts of the effective state.
@@ -87,8 +130,21 @@ pub struct Decisions {
     /// Saved decisions about files that are not points now (removed, or unreadable this
     /// time): written back unchanged so nothing the user decided is lost.
     orphans: BTreeMap<String, Decision>,
+    /// Quality labels: point → bad.
+    labels: BTreeMap<u32, bool>,
+    /// Saved labels of files that are not points.
+    label_orphans: BTreeMap<String, QualityLabel>,
+    /// Pairs of points a person said are not duplicates (lower first).
+    apart: BTreeSet<(u32, u32)>,
+    /// Saved "not a duplicate" pairs naming files that are not points.
+    apart_orphans: BTreeSet<(String, String)>,
+    /// How the automatic decisions are tuned.
+    settings: Settings,
     /// Bumped on every change (the app recolours and autosaves on it).
     pub generation: u64,
+    /// Bumped on every change of what the automatic rule decides from (labels, pairs,
+    /// settings, hand-chosen keepers): the app regroups on it.
+    pub tuning: u64,
 }
 
 impl Decisions {
@@ -144,26 +200,41 @@ impl Decisions {
         }
     }
 
-    /// Marks `changes` (point, keep, kind) with one reason as one undoable step. Returns how
-    /// many marks changed.
+    /// Marks `changes` (point, keep, kind) with one reason as one undoable step. A point
+    /// chosen as keeper stays the keeper while it is kept. Returns how many marks changed.
     pub fn apply(
         &mut self,
         label: &str,
         reason: &str,
         changes: impl IntoIterator<Item = (u32, bool, Option<DropReason>)>,
     ) -> usize {
+        self.apply_with_keeper(label, reason, changes, None)
+    }
+
+    /// [`Self::apply`], making `keeper` (one of the changed points, kept) the point chosen
+    /// as keeper and every other changed point no longer one.
+    pub fn apply_with_keeper(
+        &mut self,
+        label: &str,
+        reason: &str,
+        changes: impl IntoIterator<Item = (u32, bool, Option<DropReason>)>,
+        keeper: Option<u32>,
+    ) -> usize {
         let reason = self.reason_id(reason);
-        let mut edit = Edit {
-            label: label.to_owned(),
-            changes: Vec::new(),
-        };
+        let mut edit = Edit::new(label);
         for (point, keep, kind) in changes {
             let Some(slot) = self.marks.get_mut(point as usize) else {
                 continue;
             };
+            let was_keeper = Mark::decode(*slot).is_some_and(|m| m.keeper);
             let after = Mark {
                 keep,
                 kind: if keep { None } else { kind },
+                keeper: keep
+                    && match keeper {
+                        Some(k) => k == point,
+                        None => was_keeper,
+                    },
                 reason,
             }
             .encode();
@@ -177,10 +248,7 @@ impl Decisions {
 
     /// Removes the marks of `points` (back to the analysis' decision), as one step.
     pub fn clear(&mut self, label: &str, points: &[u32]) -> usize {
-        let mut edit = Edit {
-            label: label.to_owned(),
-            changes: Vec::new(),
-        };
+        let mut edit = Edit::new(label);
         for &point in points {
             if let Some(slot) = self.marks.get_mut(point as usize)
                 && *slot != 0
@@ -193,8 +261,11 @@ impl Decisions {
     }
 
     fn commit(&mut self, edit: Edit) -> usize {
-        let changed = edit.changes.len();
-        if changed > 0 {
+        let changed = edit.changes.len() + edit.labels.len() + edit.apart.len();
+        if !edit.is_empty() {
+            if edit.tunes_groups() {
+                self.tuning += 1;
+            }
             self.undo.push(edit);
             self.redo.clear();
             self.generation += 1;
@@ -202,11 +273,38 @@ impl Decisions {
         changed
     }
 
+    fn set_label(&mut self, point: u32, label: Option<bool>) {
+        match label {
+            Some(bad) => self.labels.insert(point, bad),
+            None => self.labels.remove(&point),
+        };
+    }
+
+    fn set_apart(&mut self, pair: (u32, u32), apart: bool) {
+        if apart {
+            self.apart.insert(pair);
+        } else {
+            self.apart.remove(&pair);
+        }
+    }
+
     /// Undoes the last step; returns its label.
     pub fn undo(&mut self) -> Option<String> {
         let edit = self.undo.pop()?;
         for &(point, before, _) in edit.changes.iter().rev() {
             self.marks[point as usize] = before;
+        }
+        for &(point, before, _) in edit.labels.iter().rev() {
+            self.set_label(point, before);
+        }
+        for &(pair, added) in edit.apart.iter().rev() {
+            self.set_apart(pair, !added);
+        }
+        if let Some((before, _)) = edit.settings {
+            self.settings = before;
+        }
+        if edit.tunes_groups() {
+            self.tuning += 1;
         }
         let label = edit.label.clone();
         self.redo.push(edit);
@@ -220,10 +318,146 @@ impl Decisions {
         for &(point, _, after) in &edit.changes {
             self.marks[point as usize] = after;
         }
+        for &(point, _, after) in &edit.labels {
+            self.set_label(point, after);
+        }
+        for &(pair, added) in &edit.apart {
+            self.set_apart(pair, added);
+        }
+        if let Some((_, after)) = edit.settings {
+            self.settings = after;
+        }
+        if edit.tunes_groups() {
+            self.tuning += 1;
+        }
         let label = edit.label.clone();
         self.undo.push(edit);
         self.generation += 1;
         Some(label)
+    }
+
+    /// Labels `points` good or bad (`None`: removes their labels), with (`settings`) a
+    /// change of the tuning, as one step. Returns how many labels changed.
+    pub fn label(
+        &mut self,
+        label: &str,
+        points: &[u32],
+        bad: Option<bool>,
+        settings: Option<Settings>,
+    ) -> usize {
+        let mut edit = Edit::new(label);
+        if let Some(after) = settings.filter(|s| *s != self.settings) {
+            edit.settings = Some((self.settings, after));
+            self.settings = after;
+        }
+        for &point in points {
+            let before = self.labels.get(&point).copied();
+            if before != bad {
+                edit.labels.push((point, before, bad));
+                self.set_label(point, bad);
+            }
+        }
+        self.commit(edit)
+    }
+
+    /// The quality labels: point → bad.
+    #[must_use]
+    pub fn labels(&self) -> &BTreeMap<u32, bool> {
+        &self.labels
+    }
+
+    /// Says that each of `pairs` is not a pair of duplicates, as one step; the duplicate
+    /// drops marked on `points` (e.g. by "drop all but the keeper") are removed in the same
+    /// step, so the automatic rule decides them again without the pairs. Returns how many
+    /// pairs were new.
+    pub fn set_apart_pairs(
+        &mut self,
+        label: &str,
+        pairs: impl IntoIterator<Item = (u32, u32)>,
+        points: &[u32],
+    ) -> usize {
+        let mut edit = Edit::new(label);
+        for (a, b) in pairs {
+            let pair = (a.min(b), a.max(b));
+            if a != b && self.apart.insert(pair) {
+                edit.apart.push((pair, true));
+            }
+        }
+        for &point in points {
+            let Some(slot) = self.marks.get_mut(point as usize) else {
+                continue;
+            };
+            let duplicate_drop = Mark::decode(*slot).is_some_and(|m| {
+                !m.keep
+                    && matches!(
+                        m.kind,
+                        Some(
+                            DropReason::NearDuplicate
+                                | DropReason::ExactDuplicate
+                                | DropReason::SemanticDuplicate
+                        )
+                    )
+            });
+            if duplicate_drop {
+                edit.changes.push((point, *slot, 0));
+                *slot = 0;
+            }
+        }
+        let added = edit.apart.len();
+        self.commit(edit);
+        added
+    }
+
+    /// Whether a person said points `a` and `b` are not duplicates.
+    #[must_use]
+    pub fn is_apart(&self, a: u32, b: u32) -> bool {
+        self.apart.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// How many "not a duplicate" pairs there are.
+    #[must_use]
+    pub fn apart_count(&self) -> usize {
+        self.apart.len() + self.apart_orphans.len()
+    }
+
+    /// Whether anything here changes the automatic decisions (see
+    /// [`Session::tunes_groups`]).
+    #[must_use]
+    pub fn tunes_groups(&self) -> bool {
+        !self.settings.is_default()
+            || !self.labels.is_empty()
+            || !self.label_orphans.is_empty()
+            || !self.apart.is_empty()
+            || !self.apart_orphans.is_empty()
+            || self.orphans.values().any(|d| d.keeper)
+            || self.marks.iter().any(|&m| m & 16 != 0)
+    }
+
+    /// The tuning of groups.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Changes the tuning of groups as one step. Returns whether anything changed.
+    pub fn set_settings(&mut self, label: &str, settings: Settings) -> bool {
+        if settings == self.settings {
+            return false;
+        }
+        let mut edit = Edit::new(label);
+        edit.settings = Some((self.settings, settings));
+        self.settings = settings;
+        self.commit(edit);
+        true
+    }
+
+    /// The point chosen by hand as keeper among `members`, while it is kept.
+    #[must_use]
+    pub fn chosen_keeper(&self, members: &[u32]) -> Option<u32> {
+        members
+            .iter()
+            .copied()
+            .find(|&m| self.mark(m as usize).is_some_and(|mark| mark.keeper && mark.keep))
     }
 
     /// The label of the step [`Self::undo`] would undo.
@@ -254,13 +488,15 @@ impl Decisions {
         counts
     }
 
-    /// The marks as a saved session (keyed by relative path).
+    /// Everything decided as a saved session (keyed by relative path).
     #[must_use]
     pub fn to_session(&self, collection: &Collection) -> Session {
         let mut session = Session {
             version: 1,
             decisions: self.orphans.clone(),
-            ..Session::default()
+            quality_labels: self.label_orphans.clone(),
+            not_duplicates: self.apart_orphans.clone(),
+            settings: self.settings,
         };
         for (i, &code) in self.marks.iter().enumerate() {
             if let Some(mark) = Mark::decode(code) {
@@ -270,15 +506,31 @@ impl Decisions {
                         keep: mark.keep,
                         reason: self.reason_text(mark).to_owned(),
                         kind: mark.kind,
+                        keeper: mark.keeper,
                     },
                 );
             }
         }
+        for (&p, &bad) in &self.labels {
+            session.quality_labels.insert(
+                collection.path(p as usize),
+                if bad {
+                    QualityLabel::Bad
+                } else {
+                    QualityLabel::Good
+                },
+            );
+        }
+        for &(a, b) in &self.apart {
+            let (a, b) = (collection.path(a as usize), collection.path(b as usize));
+            session.not_duplicates.insert((a.clone().min(b.clone()), a.max(b)));
+        }
         session
     }
 
-    /// Marks from a saved session; decisions about files that are no longer points are
-    /// counted and skipped. Loading is not an undoable step.
+    /// Everything decided, from a saved session; decisions about files that are no longer
+    /// points are counted and kept aside (written back on save). Loading is not an
+    /// undoable step.
     #[must_use]
     pub fn from_session(session: &Session, collection: &Collection) -> (Self, usize) {
         let mut decisions = Self::new(collection.len());
@@ -290,6 +542,7 @@ impl Decisions {
                 decisions.marks[point as usize] = Mark {
                     keep: decision.keep,
                     kind: if decision.keep { None } else { decision.kind },
+                    keeper: decision.keep && decision.keeper,
                     reason,
                 }
                 .encode();
@@ -298,6 +551,27 @@ impl Decisions {
                 decisions.orphans.insert(path.clone(), decision.clone());
             }
         }
+        for (path, label) in &session.quality_labels {
+            match index.get(path) {
+                Some(&p) => {
+                    decisions.labels.insert(p, *label == QualityLabel::Bad);
+                }
+                None => {
+                    decisions.label_orphans.insert(path.clone(), *label);
+                }
+            }
+        }
+        for (a, b) in &session.not_duplicates {
+            match (index.get(a), index.get(b)) {
+                (Some(&a), Some(&b)) => {
+                    decisions.apart.insert((a.min(b), a.max(b)));
+                }
+                _ => {
+                    decisions.apart_orphans.insert((a.clone(), b.clone()));
+                }
+            }
+        }
+        decisions.settings = session.settings;
         (decisions, unknown)
     }
 }

@@ -27,11 +27,6 @@ pub struct Loaded {
     pub decisions: Decisions,
     /// Things to tell the user (restored decisions, a broken session file set aside).
     pub notes: Vec<String>,
-    /// Saved quality labels: of points (point → bad), and of files that are not points.
-    pub quality_labels: (
-        std::collections::BTreeMap<u32, bool>,
-        std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
-    ),
 }
 
 /// A running job.
@@ -331,31 +326,14 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         || Picker::build(&collection.positions),
     );
     let mut notes = Vec::new();
-    let mut quality_labels: (
-        std::collections::BTreeMap<u32, bool>,
-        std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
-    ) = Default::default();
     let decisions = match root.map(Session::load) {
         None => Decisions::new(collection.len()),
         Some(Ok(saved)) => {
             let (decisions, unknown) = Decisions::from_session(&saved, &collection);
-            if !saved.quality_labels.is_empty() {
-                let index = collection.point_index();
-                for (path, label) in &saved.quality_labels {
-                    match index.get(path) {
-                        Some(&p) => {
-                            quality_labels
-                                .0
-                                .insert(p, *label == crate::store::session::QualityLabel::Bad);
-                        }
-                        None => {
-                            quality_labels.1.insert(path.clone(), *label);
-                        }
-                    }
-                }
+            if !decisions.labels().is_empty() {
                 notes.push(format!(
                     "restored {} quality labels from .curate/session.json",
-                    quality_labels.0.len()
+                    decisions.labels().len()
                 ));
             }
             if !saved.decisions.is_empty() {
@@ -399,7 +377,6 @@ fn prepare(collection: Collection, root: Option<&Path>) -> Loaded {
         picker,
         decisions,
         notes,
-        quality_labels,
     }
 }
 
@@ -473,7 +450,8 @@ mod tests {
     }
 
     /// Quality labels given with G / B are saved in the session, restored on the next open
-    /// (and read by the next `curate analyze`), and the learned score picks the keepers.
+    /// (and read by the next `curate analyze`); the learned score picks the keepers only
+    /// once the person accepts the re-choice it proposes, counted first.
     #[test]
     fn quality_labels_persist_and_choose_keepers() {
         let dir = tempfile::tempdir().unwrap();
@@ -504,6 +482,7 @@ mod tests {
             .step_by(37)
             .take(16)
             .collect();
+        let keepers_before: Vec<u32> = ws.collection.groups.iter().map(|g| g.keeper).collect();
         assert_eq!(ws.label_quality(&bad, true), bad.len());
         assert_eq!(ws.label_quality(&good, false), good.len());
         assert!(ws.unsaved());
@@ -520,6 +499,14 @@ mod tests {
         };
         wait(&mut ws);
         assert!(!ws.ensemble.1.is_empty(), "weights learned");
+        // Labels alone changed no keeper; the re-choice waits for a yes.
+        let keepers_now: Vec<u32> = ws.collection.groups.iter().map(|g| g.keeper).collect();
+        assert_eq!(keepers_now, keepers_before, "labels re-chose keepers unasked");
+        let proposal = ws.proposal.as_ref().expect("a re-choice is proposed");
+        assert!(proposal.groups > 0);
+        let undo_depth = ws.decisions.undo_label().map(str::to_owned);
+        ws.accept_proposal().expect("applied");
+        assert_ne!(ws.decisions.undo_label().map(str::to_owned), undo_depth, "an undoable step");
         // The keepers are the learned score's choice.
         let crate::ui::model::Source::Dataset {
             rows, point_row, ..
@@ -537,6 +524,7 @@ mod tests {
             &groups,
             crate::analysis::keep::KeeperPolicy::Quality,
             Some(&learned),
+            None,
         );
         for g in &ws.collection.groups {
             let keeper = &rows[point_row[g.keeper as usize] as usize];
@@ -552,10 +540,11 @@ mod tests {
         assert_eq!(saved.quality_labels.len(), bad.len() + good.len());
 
         // Reopened: the labels are back, and the analysis itself learned from them.
+        assert_eq!(saved.settings.learned_keepers, Some(true));
         let mut again = open();
-        assert_eq!(again.quality_labels.len(), bad.len() + good.len());
+        assert_eq!(again.decisions.labels().len(), bad.len() + good.len());
         for &p in &bad {
-            assert_eq!(again.quality_labels.get(&p), Some(&true));
+            assert_eq!(again.decisions.labels().get(&p), Some(&true));
         }
         assert!(again.refitting(), "the ensemble refits on open");
         wait(&mut again);

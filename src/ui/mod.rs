@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod decisions;
+pub mod folders;
 pub mod job;
 pub mod map_view;
 pub mod model;

@@ -184,6 +184,22 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
             ui.spinner();
         }
     });
+    if ws.has_learned_score() {
+        ui.horizontal(|ui| {
+            if ws.learned_keepers() {
+                ui.label("keepers use the score learned from your labels");
+            } else {
+                ui.label("your labels do not choose keepers");
+                if ui
+                    .add_enabled(!ws.regrouping(), egui::Button::new("Let them…"))
+                    .on_hover_text("Count the groups whose keeper the learned score would change, then ask")
+                    .clicked()
+                {
+                    ws.propose_learned_keepers();
+                }
+            }
+        });
+    }
     ui.horizontal(|ui| {
         if ui
             .add_enabled(groups > 0, egui::Button::new("Drop all but keepers"))
@@ -232,6 +248,20 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                     if ui.small_button("drop all but *").clicked() {
                         ws.drop_all_but_keeper(Some(g));
                     }
+                    let part: Vec<u32> = members
+                        .iter()
+                        .copied()
+                        .filter(|m| ws.selected.binary_search(m).is_ok())
+                        .collect();
+                    if !part.is_empty()
+                        && part.len() < members.len()
+                        && ui
+                            .small_button(format!("split {} selected", part.len()))
+                            .on_hover_text("The selected members are not duplicates of the others: the group splits, now and in the next analysis")
+                            .clicked()
+                    {
+                        ws.split_group(g, &part);
+                    }
                 });
                 let row = ui.horizontal(|ui| {
                     egui::ScrollArea::horizontal()
@@ -255,13 +285,23 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                                         );
                                     }
                                     let response = response.on_hover_text(format!(
-                                        "{}\nclick: make this the keeper",
+                                        "{}\nclick: make this the keeper · right-click: not a duplicate",
                                         ws.collection.path(m as usize)
                                     ));
                                     if response.clicked() {
                                         ws.make_keeper(m);
                                         ws.inspected = Some(m);
                                     }
+                                    response.context_menu(|ui| {
+                                        if ui.button("Make this the keeper").clicked() {
+                                            ws.make_keeper(m);
+                                            ui.close();
+                                        }
+                                        if ui.button("Not a duplicate of this group").clicked() {
+                                            ws.not_duplicate(m);
+                                            ui.close();
+                                        }
+                                    });
                                 }
                             });
                         });
@@ -462,8 +502,8 @@ fn outliers(ui: &mut egui::Ui, ws: &mut Workspace) {
 /// The ensemble of every operator: labels, learned weights, a button to colour by it.
 fn ensemble(ui: &mut egui::Ui, ws: &mut Workspace) {
     ui.label(RichText::new("Ensemble of all operators").strong());
-    let bad = ws.quality_labels.values().filter(|b| **b).count();
-    let good = ws.quality_labels.len() - bad;
+    let bad = ws.decisions.labels().values().filter(|b| **b).count();
+    let good = ws.decisions.labels().len() - bad;
     ui.label(format!(
         "{good} good / {bad} bad labels (G / B on the hovered or selected images). {}",
         if ws.ensemble.1.is_empty() {
@@ -630,6 +670,9 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
     }
     let keep = ws.decisions.keep(c, i);
     let status = match (ws.decisions.mark(i), ws.decisions.drop_reason(c, i)) {
+        (Some(mark), _) if mark.keeper && mark.keep => {
+            "kept by you: the keeper of its group".to_owned()
+        }
         (Some(mark), _) => format!(
             "{} by you: {}",
             if mark.keep { "kept" } else { "dropped" },
@@ -657,7 +700,7 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
             ws.mark_point(point, false);
         }
         if ws.decisions.mark(i).is_some() && ui.button("Reset").clicked() {
-            ws.decisions.clear("reset", &[point]);
+            ws.reset_point(point);
         }
         if let Some((embeddings, _)) = &ws.collection.embeddings
             && ui
@@ -697,7 +740,18 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
             .copied()
             .filter(|&m| m != point)
             .collect();
-        ui.label(RichText::new(format!("Duplicates (group {g})")).strong());
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Duplicates (group {g})")).strong());
+            if ui
+                .small_button("Not a duplicate")
+                .on_hover_text(
+                    "This image is not a copy of the others: it leaves the group, now and in the next analysis (saved in the session)",
+                )
+                .clicked()
+            {
+                ws.not_duplicate(point);
+            }
+        });
         ui.horizontal_wrapped(|ui| {
             for m in members {
                 let path = ws.collection.path(m as usize);
@@ -947,5 +1001,42 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
                 );
             }
         }
+    }
+}
+
+/// The waiting re-choice of keepers: what it would change, and the person's yes or no. A
+/// window over the map, so nothing else moves.
+pub fn proposal(ctx: &egui::Context, ws: &mut Workspace) -> Option<String> {
+    let proposal = ws.proposal.as_ref()?;
+    let mut answer = None;
+    egui::Window::new("Choose keepers again?")
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_TOP, Vec2::new(0.0, 60.0))
+        .show(ctx, |ui| {
+            ui.label(format!(
+                "{}: {} groups would get another keeper, {} files would change between kept and dropped.",
+                proposal.what, proposal.groups, proposal.flips
+            ));
+            ui.label(
+                RichText::new("Keepers you chose and files you marked stay as they are. Undo (Ctrl+Z) takes it back.")
+                    .weak(),
+            );
+            ui.horizontal(|ui| {
+                if ui.button("Apply").clicked() {
+                    answer = Some(true);
+                }
+                if ui.button("Keep the current keepers").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+    match answer {
+        Some(true) => ws.accept_proposal(),
+        Some(false) => {
+            ws.reject_proposal();
+            None
+        }
+        None => None,
     }
 }

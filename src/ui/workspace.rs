@@ -14,6 +14,7 @@ use crate::analysis::quality::SCORE_NAMES;
 use crate::pipeline::OutlierScore;
 use crate::render::colormap;
 use crate::render::gpu::{DROPPED, SELECTED};
+use crate::store::session::Settings;
 use crate::store::{keeplist, report};
 
 use super::decisions::{Counts, Decisions};
@@ -290,16 +291,19 @@ pub struct Workspace {
     pub near_threshold: f32,
     /// The pixel-difference slider's value (applied when the user lets go).
     pub near_slider: f32,
-    /// A regrouping running for new thresholds (semantic, pixel difference) and policy.
-    regrouping: Option<(f32, f32, KeeperPolicy, Receiver<Vec<report::ReportRow>>)>,
-    /// How keepers are chosen.
+    /// The report rows as the analysis decided them, before any tuning of groups.
+    base: Arc<Source>,
+    /// The decisions' tuning the groups on screen were made for.
+    applied_tuning: u64,
+    /// A regrouping running for a tuning (the decisions' `tuning` it is for, or `None` for a
+    /// proposal), with its settings.
+    regrouping: Option<(Option<u64>, Settings, Receiver<Vec<report::ReportRow>>)>,
+    /// A re-choice of keepers waiting for the person's yes.
+    pub proposal: Option<Proposal>,
+    /// The person said no to keepers chosen by the learned score.
+    declined_learned: bool,
+    /// How keepers are chosen now.
     pub keeper_policy: KeeperPolicy,
-    /// Images the user labelled for the ensemble score: point → bad.
-    pub quality_labels: std::collections::BTreeMap<u32, bool>,
-    /// Saved labels of files that are not points (kept in the session file).
-    label_orphans: std::collections::BTreeMap<String, crate::store::session::QualityLabel>,
-    /// Labels changed since the session was saved.
-    labels_unsaved: bool,
     /// The ensemble score per point, and the learned weights (empty: the rank average).
     pub ensemble: (Arc<Vec<f32>>, Vec<(String, f32)>),
     /// A refit running.
@@ -307,6 +311,22 @@ pub struct Workspace {
     /// The candidate pairs nearest the pixel-difference line, for the threshold they were
     /// picked at (see [`Self::line_pairs`]).
     line: Option<(f32, Arc<LinePairs>)>,
+}
+
+/// A change of the tuning that would re-choose keepers, with what it would change, shown to
+/// the person before it is applied.
+#[derive(Debug)]
+pub struct Proposal {
+    /// What it is, in words.
+    pub what: String,
+    /// The tuning it sets.
+    pub settings: Settings,
+    /// The rows under it.
+    rows: Vec<report::ReportRow>,
+    /// Groups whose keeper would change.
+    pub groups: usize,
+    /// Files whose keep/drop would flip.
+    pub flips: usize,
 }
 
 /// Candidate pairs on both sides of the pixel-difference threshold, as points with their
@@ -328,7 +348,6 @@ impl Workspace {
             grid,
             picker,
             decisions,
-            quality_labels,
             ..
         } = loaded;
         let map = MapView::new(&collection);
@@ -364,10 +383,11 @@ impl Workspace {
             semantic_threshold,
             semantic_slider: semantic_threshold,
             regrouping: None,
+            proposal: None,
+            declined_learned: false,
+            base: Arc::clone(&collection.source),
+            applied_tuning: 0,
             keeper_policy: KeeperPolicy::Quality,
-            quality_labels: quality_labels.0,
-            label_orphans: quality_labels.1,
-            labels_unsaved: false,
             ensemble: (
                 Arc::new(
                     (0..collection.len())
@@ -414,8 +434,12 @@ impl Workspace {
             picker,
             decisions,
         };
-        if !ws.quality_labels.is_empty() {
+        if !ws.decisions.labels().is_empty() {
             ws.refit();
+        }
+        if ws.decisions.tunes_groups() {
+            // The saved session tunes the groups: show them as it says.
+            ws.spawn_regroup(Some(ws.decisions.tuning), ws.decisions.settings());
         }
         ws
     }
@@ -457,17 +481,12 @@ impl Workspace {
         }
         self.left = previous.left;
         self.right = previous.right;
-        if !previous.quality_labels.is_empty() {
-            self.quality_labels = previous
-                .quality_labels
-                .iter()
-                .filter_map(|(&p, &bad)| here(p).map(|q| (q, bad)))
-                .collect();
-            self.labels_unsaved = previous.labels_unsaved;
+        if !self.decisions.labels().is_empty() {
             self.refit();
         }
-        if previous.keeper_policy != self.keeper_policy {
-            self.set_keeper_policy(previous.keeper_policy);
+        // Replaces a regrouping for the session file's (older) tuning, if one runs.
+        if self.decisions.tunes_groups() || self.regrouping.is_some() {
+            self.spawn_regroup(Some(self.decisions.tuning), self.decisions.settings());
         }
         if previous.ood_kind != self.ood_kind {
             self.set_outlier_score(previous.ood_kind);
@@ -553,58 +572,166 @@ impl Workspace {
         self.drawn = None;
     }
 
-    /// Regroups the semantic duplicates for `threshold` in the background (from the cached
-    /// pairs: no re-clustering); [`Self::poll_regroup`] applies the result.
+    /// Regroups the semantic duplicates for `threshold` (from the cached pairs: no
+    /// re-clustering), as an undoable step.
     pub fn regroup(&mut self, threshold: f32) {
-        self.redecide(threshold, self.near_threshold, self.keeper_policy);
+        let mut settings = self.decisions.settings();
+        settings.semantic_threshold = Some(threshold);
+        self.decisions
+            .set_settings(&format!("semantic threshold {threshold:.3}"), settings);
+        self.touched();
+        self.retune();
     }
 
-    /// Regroups the near duplicates for pixel-difference threshold `max_difference` in the
-    /// background (from the verdicts of the run: nothing is compared again).
+    /// Regroups the near duplicates for pixel-difference threshold `max_difference` (from
+    /// the verdicts of the run: nothing is compared again), as an undoable step.
     pub fn regroup_near(&mut self, max_difference: f32) {
-        self.redecide(self.semantic_threshold, max_difference, self.keeper_policy);
+        let mut settings = self.decisions.settings();
+        settings.near_threshold = Some(max_difference);
+        self.decisions.set_settings(
+            &format!("pixel difference up to {max_difference:.1}"),
+            settings,
+        );
+        self.touched();
+        self.retune();
     }
 
-    /// Chooses every group's keeper again under `policy`, in the background.
+    /// Proposes choosing every automatic keeper again under `policy`: the groups it would
+    /// change are counted in the background and shown ([`Self::proposal`]) before anything
+    /// changes; keepers chosen by hand stay.
     pub fn set_keeper_policy(&mut self, policy: KeeperPolicy) {
-        self.redecide(self.semantic_threshold, self.near_threshold, policy);
+        let mut settings = self.decisions.settings();
+        settings.keeper_policy = Some(policy);
+        self.propose(settings);
     }
 
-    /// Recomputes groups (for the semantic `threshold` when there are semantic pairs, and
-    /// the pixel-difference threshold `max_difference`) and keepers (by `policy`, with the
-    /// learned ensemble score when labels taught one) in the background.
-    fn redecide(&mut self, threshold: f32, max_difference: f32, policy: KeeperPolicy) {
-        let Source::Dataset {
-            rows, point_row, ..
-        } = &*self.collection.source
-        else {
+    /// Proposes letting the score learned from the labels choose the automatic keepers.
+    pub fn propose_learned_keepers(&mut self) {
+        let mut settings = self.decisions.settings();
+        settings.learned_keepers = Some(true);
+        self.propose(settings);
+    }
+
+    /// Whether labels of both kinds exist, so a learned score could choose keepers.
+    #[must_use]
+    pub fn has_learned_score(&self) -> bool {
+        self.learned()
+    }
+
+    /// Removes the mark of one point (back to the automatic decision).
+    pub fn reset_point(&mut self, point: u32) {
+        let label = format!("reset {}", self.collection.path(point as usize));
+        self.decisions.clear(&label, &[point]);
+        self.touched();
+        self.retune();
+    }
+
+    /// Whether the score learned from the labels chooses keepers now.
+    #[must_use]
+    pub fn learned_keepers(&self) -> bool {
+        self.decisions.settings().learned_keepers != Some(false) && self.learned()
+    }
+
+    /// Whether labels of both kinds exist (the ensemble is a learned model).
+    fn learned(&self) -> bool {
+        let labels = self.decisions.labels();
+        labels.values().any(|b| *b) && labels.values().any(|b| !*b)
+    }
+
+    fn propose(&mut self, settings: Settings) {
+        if settings == self.decisions.settings() {
             return;
-        };
-        let learned = (!self.ensemble.1.is_empty()).then(|| {
-            let mut per_row = vec![0.5_f32; rows.len()];
-            for (&row, &score) in point_row.iter().zip(self.ensemble.0.iter()) {
-                per_row[row as usize] = score;
-            }
-            per_row
-        });
-        let pairs = self.collection.semantic_pairs.clone();
+        }
+        self.proposal = None;
+        self.spawn_regroup(None, settings);
+    }
+
+    /// Applies the waiting proposal, as an undoable step.
+    pub fn accept_proposal(&mut self) -> Option<String> {
+        let proposal = self.proposal.take()?;
+        self.decisions.set_settings(&proposal.what, proposal.settings);
+        self.applied_tuning = self.decisions.tuning;
+        self.show_rows(proposal.rows);
+        self.touched();
+        Some(format!(
+            "{}: {} groups have another keeper",
+            proposal.what, proposal.groups
+        ))
+    }
+
+    /// Forgets the waiting proposal (a declined learned-keeper proposal is not asked again
+    /// in this session of the app).
+    pub fn reject_proposal(&mut self) {
+        if let Some(p) = self.proposal.take()
+            && p.settings.learned_keepers == Some(true)
+        {
+            self.declined_learned = true;
+        }
+    }
+
+    /// Regroups in the background when what the groups depend on changed (a threshold, a
+    /// label, a "not a duplicate" pair, a keeper chosen by hand, an undo of any of them).
+    pub fn retune(&mut self) {
+        let tuning = self.decisions.tuning;
+        let busy_for = self.regrouping.as_ref().map(|r| r.0);
+        if tuning == self.applied_tuning || busy_for == Some(Some(tuning)) {
+            return;
+        }
+        self.spawn_regroup(Some(tuning), self.decisions.settings());
+    }
+
+    /// Computes, in the background, the automatic decisions under `settings` and the rest
+    /// of the session (the one rule, [`crate::pipeline::decide::automatic`]).
+    fn spawn_regroup(&mut self, tuning: Option<u64>, settings: Settings) {
+        if !matches!(&*self.base, Source::Dataset { .. }) {
+            return;
+        }
+        let mut session = self.decisions.to_session(&self.collection);
+        session.settings = settings;
+        let base = Arc::clone(&self.base);
+        let semantic = self.collection.semantic_pairs.clone();
         let near = Arc::clone(&self.collection.near);
-        let source = Arc::clone(&self.collection.source);
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            if let Source::Dataset { rows, .. } = &*source {
-                let rows = crate::pipeline::semantic::regroup(
-                    rows,
-                    &near.links(max_difference),
-                    &near.rejected(max_difference),
-                    pairs.as_deref().map(|p| (p, threshold)),
-                    policy,
-                    learned.as_deref(),
-                );
+            if let Source::Dataset { rows, .. } = &*base {
+                let evidence = crate::pipeline::decide::Evidence {
+                    near: &near,
+                    semantic: semantic.as_deref(),
+                };
+                let rows = crate::pipeline::decide::automatic(rows, evidence, &session)
+                    .unwrap_or_else(|| rows.clone());
                 send.send(rows).ok();
             }
         });
-        self.regrouping = Some((threshold, max_difference, policy, receive));
+        self.regrouping = Some((tuning, settings, receive));
+    }
+
+    fn show_rows(&mut self, rows: Vec<report::ReportRow>) {
+        self.collection.apply_rows(rows);
+        let settings = self.decisions.settings();
+        self.near_threshold = settings
+            .near_threshold
+            .unwrap_or(self.collection.near.max_difference);
+        self.near_slider = self.near_threshold;
+        if let Some(pairs) = &self.collection.semantic_pairs {
+            self.semantic_threshold = settings.semantic_threshold.unwrap_or(pairs.threshold);
+            self.semantic_slider = self.semantic_threshold;
+        }
+        self.keeper_policy = settings.keeper_policy.unwrap_or_default();
+        let c = &self.collection;
+        let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
+        order.sort_by_key(|&g| std::cmp::Reverse(c.groups[g as usize].members.len()));
+        self.group_order = order;
+        self.counts = self.decisions.counts(&self.collection);
+        self.drawn = None;
+        self.flags_drawn = None;
+        self.line = None;
+    }
+
+    /// Whether a regrouping is running.
+    #[must_use]
+    pub fn regrouping(&self) -> bool {
+        self.regrouping.is_some()
     }
 
     /// The `count` grouped pairs with the largest pixel differences and the `count` rejected
@@ -647,68 +774,83 @@ impl Workspace {
         line
     }
 
-    /// Whether a regrouping is running.
-    #[must_use]
-    pub fn regrouping(&self) -> bool {
-        self.regrouping.is_some()
-    }
-
-    /// Applies a finished regrouping; returns a note for the user.
+    /// Applies a finished regrouping, or turns a finished proposal into one for the person
+    /// to accept; returns a note for the user.
     pub fn poll_regroup(&mut self) -> Option<String> {
-        let (threshold, max_difference, policy, receive) = self.regrouping.as_ref()?;
+        let (tuning, settings, receive) = self.regrouping.as_ref()?;
         let rows = receive.try_recv().ok()?;
-        let (threshold, max_difference, policy) = (*threshold, *max_difference, *policy);
+        let (tuning, settings) = (*tuning, *settings);
         self.regrouping = None;
-        self.collection.apply_rows(rows);
-        let policy_changed = policy != self.keeper_policy;
-        let near_changed = (max_difference - self.near_threshold).abs() > f32::EPSILON;
-        self.semantic_threshold = threshold;
-        self.near_threshold = max_difference;
-        self.keeper_policy = policy;
+        let Some(tuning) = tuning else {
+            // A proposal: count what it would change against what is on screen.
+            let Source::Dataset { rows: now, .. } = &*self.collection.source else {
+                return None;
+            };
+            let mut keepers = std::collections::HashSet::new();
+            let mut flips = 0;
+            for (a, b) in now.iter().zip(&rows) {
+                if a.dup_group >= 0 && b.keeper != a.keeper {
+                    keepers.insert(b.keeper.clone());
+                }
+                flips += usize::from(a.keep != b.keep);
+            }
+            let what = if settings.keeper_policy != self.decisions.settings().keeper_policy {
+                format!(
+                    "keepers chosen by {}",
+                    settings.keeper_policy.unwrap_or_default().label()
+                )
+            } else {
+                "keepers chosen by the score learned from your labels".to_owned()
+            };
+            if keepers.is_empty() && flips == 0 {
+                self.decisions.set_settings(&what, settings);
+                self.applied_tuning = self.decisions.tuning;
+                self.show_rows(rows);
+                return Some(format!("{what}: no group changes"));
+            }
+            self.proposal = Some(Proposal {
+                what,
+                settings,
+                rows,
+                groups: keepers.len(),
+                flips,
+            });
+            return None;
+        };
+        if tuning != self.decisions.tuning {
+            // Outdated: something changed while it ran.
+            self.retune();
+            return None;
+        }
+        let before = self.collection.groups.len();
+        self.applied_tuning = tuning;
+        self.show_rows(rows);
         let c = &self.collection;
-        let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
-        order.sort_by_key(|&g| std::cmp::Reverse(c.groups[g as usize].members.len()));
-        self.group_order = order;
-        self.counts = self.decisions.counts(&self.collection);
-        self.drawn = None;
-        self.flags_drawn = None;
-        let semantic = c
-            .dup_kind
-            .iter()
-            .filter(|k| **k == super::model::DupKind::Semantic)
-            .count();
-        if near_changed {
-            return Some(format!(
-                "pixel difference up to {max_difference:.1}: {} groups",
-                c.groups.len()
-            ));
-        }
-        if policy_changed || c.semantic_pairs.is_none() {
-            return Some(format!(
-                "keepers chosen again: {} ({} groups)",
-                policy.label(),
-                c.groups.len()
-            ));
-        }
-        Some(format!(
-            "semantic threshold {threshold:.3}: {} groups, {semantic} images grouped by content only",
-            c.groups.len()
-        ))
+        (c.groups.len() != before).then(|| format!("{} duplicate groups now", c.groups.len()))
     }
 
-    /// Labels `points` good or bad for the ensemble score and refits it in the background
-    /// (a logistic model of every operator once both kinds are labelled). Returns how many
-    /// points were labelled.
+    /// Labels `points` good or bad for the ensemble score (an undoable step) and refits it
+    /// in the background (a logistic model of every operator once both kinds are labelled).
+    /// Labels never re-choose keepers by themselves: the first label of a session says so
+    /// in its tuning, and [`Self::propose_learned_keepers`] asks. Returns how many points
+    /// were labelled.
     pub fn label_quality(&mut self, points: &[u32], bad: bool) -> usize {
         let Source::Dataset { .. } = &*self.collection.source else {
             return 0;
         };
-        for &p in points {
-            self.quality_labels.insert(p, bad);
+        let mut settings = self.decisions.settings();
+        if settings.learned_keepers.is_none() {
+            settings.learned_keepers = Some(false);
         }
-        self.labels_unsaved = true;
+        let label = format!(
+            "label {} {}",
+            points.len(),
+            if bad { "bad" } else { "good" }
+        );
+        self.decisions.label(&label, points, Some(bad), Some(settings));
         self.touched();
         self.refit();
+        self.retune();
         points.len()
     }
 
@@ -716,7 +858,8 @@ impl Workspace {
     fn refit(&mut self) {
         let source = Arc::clone(&self.collection.source);
         let labels: Vec<(usize, bool)> = self
-            .quality_labels
+            .decisions
+            .labels()
             .iter()
             .map(|(&p, &b)| (p as usize, b))
             .collect();
@@ -749,20 +892,16 @@ impl Workspace {
         self.ensemble = (Arc::new(scores), weights);
         self.mode = ColourMode::Ensemble;
         self.drawn = None;
-        let (threshold, max_difference, policy) = self.regrouping.as_ref().map_or(
-            (
-                self.semantic_threshold,
-                self.near_threshold,
-                self.keeper_policy,
-            ),
-            |r| (r.0, r.1, r.2),
-        );
-        if learned && policy == KeeperPolicy::Quality {
-            // The learned score now chooses the keepers.
-            self.redecide(threshold, max_difference, policy);
+        if learned
+            && self.decisions.settings().learned_keepers == Some(false)
+            && !self.declined_learned
+            && self.proposal.is_none()
+        {
+            self.propose_learned_keepers();
         }
-        let bad = self.quality_labels.values().filter(|b| **b).count();
-        let good = self.quality_labels.len() - bad;
+        let labels = self.decisions.labels();
+        let bad = labels.values().filter(|b| **b).count();
+        let good = labels.len() - bad;
         Some(if learned {
             format!("ensemble learned from {good} good and {bad} bad images")
         } else {
@@ -816,7 +955,7 @@ impl Workspace {
                     .map_or(0, |(_, s)| Arc::as_ptr(s) as usize as u32),
                 ColourMode::Ensemble => {
                     (Arc::as_ptr(&self.ensemble.0) as usize as u32)
-                        ^ self.quality_labels.len() as u32
+                        ^ self.decisions.labels().len() as u32
                 }
                 _ => 0,
             },
@@ -888,7 +1027,7 @@ impl Workspace {
                     .par_iter()
                     .map(|&s| scalar_colour(s, 0.0, 1.0, 0.5))
                     .collect();
-                for (&p, &bad) in &self.quality_labels {
+                for (&p, &bad) in self.decisions.labels() {
                     colours[p as usize] =
                         pack(if bad { [240, 70, 70] } else { [70, 220, 120] }, 255);
                 }
@@ -1007,6 +1146,8 @@ impl Workspace {
 
     fn touched(&mut self) {
         self.changed_at = Instant::now();
+        // A hand-chosen keeper dropped, a mark reset: the groups may depend on it.
+        self.retune();
     }
 
     /// Marks the selection kept or dropped (by hand).
@@ -1037,6 +1178,7 @@ impl Workspace {
         let selected = self.selected.clone();
         let changed = self.decisions.clear(&label, &selected);
         self.touched();
+        self.retune();
         changed
     }
 
@@ -1056,11 +1198,14 @@ impl Workspace {
         self.touched();
     }
 
-    /// The current keeper of group `g`: the one kept member when exactly one is kept, else
-    /// the analysis' keeper.
+    /// The current keeper of group `g`: the member chosen by hand while it is kept, else
+    /// the one kept member when exactly one is kept, else the analysis' keeper.
     #[must_use]
     pub fn keeper(&self, g: u32) -> u32 {
         let group = &self.collection.groups[g as usize];
+        if let Some(chosen) = self.decisions.chosen_keeper(&group.members) {
+            return chosen;
+        }
         let kept: Vec<u32> = group
             .members
             .iter()
@@ -1100,12 +1245,56 @@ impl Workspace {
         }
         let path = self.collection.path(point as usize);
         let changes = self.keeper_changes(g as u32, point);
-        self.decisions.apply(
+        self.decisions.apply_with_keeper(
             &format!("make {path} the keeper"),
             &format!("duplicate of {path}"),
             changes,
+            Some(point),
         );
         self.touched();
+        self.retune();
+    }
+
+    /// Says `point` is not a duplicate of the other members of its group (remembered in
+    /// the session, honoured by the next analysis), as one step; it leaves the group.
+    pub fn not_duplicate(&mut self, point: u32) -> usize {
+        let g = self.collection.group[point as usize];
+        if g < 0 {
+            return 0;
+        }
+        let members = self.collection.groups[g as usize].members.clone();
+        let path = self.collection.path(point as usize);
+        let added = self.decisions.set_apart_pairs(
+            &format!("{path} is not a duplicate"),
+            members.iter().filter(|&&m| m != point).map(|&m| (point, m)),
+            &members,
+        );
+        self.touched();
+        self.retune();
+        added
+    }
+
+    /// Splits the selected members of group `g` from the others (they are not duplicates
+    /// of them), as one step.
+    pub fn split_group(&mut self, g: u32, part: &[u32]) -> usize {
+        let members = self.collection.groups[g as usize].members.clone();
+        let (inside, outside): (Vec<u32>, Vec<u32>) =
+            members.iter().partition(|m| part.contains(m));
+        if inside.is_empty() || outside.is_empty() {
+            return 0;
+        }
+        let pairs: Vec<(u32, u32)> = inside
+            .iter()
+            .flat_map(|&a| outside.iter().map(move |&b| (a, b)))
+            .collect();
+        let added = self.decisions.set_apart_pairs(
+            &format!("split {} from group {g}", inside.len()),
+            pairs,
+            &members,
+        );
+        self.touched();
+        self.retune();
+        added
     }
 
     /// Drops every member but the keeper, in group `g` or (`None`) in every group.
@@ -1127,6 +1316,7 @@ impl Workspace {
             .decisions
             .apply(&label, "duplicate of the group's keeper", changes);
         self.touched();
+        self.retune();
         changed
     }
 
@@ -1169,6 +1359,7 @@ impl Workspace {
     pub fn undo(&mut self) -> Option<String> {
         let label = self.decisions.undo();
         self.touched();
+        self.retune();
         label
     }
 
@@ -1176,6 +1367,7 @@ impl Workspace {
     pub fn redo(&mut self) -> Option<String> {
         let label = self.decisions.redo();
         self.touched();
+        self.retune();
         label
     }
 
@@ -1184,22 +1376,10 @@ impl Workspace {
         let Some(root) = self.collection.root().cloned() else {
             return Ok(());
         };
-        let mut session = self.decisions.to_session(&self.collection);
-        session.quality_labels = self.label_orphans.clone();
-        for (&p, &bad) in &self.quality_labels {
-            session.quality_labels.insert(
-                self.collection.path(p as usize),
-                if bad {
-                    crate::store::session::QualityLabel::Bad
-                } else {
-                    crate::store::session::QualityLabel::Good
-                },
-            );
-        }
+        let session = self.decisions.to_session(&self.collection);
         match session.save(&root) {
             Ok(()) => {
                 self.saved_generation = self.decisions.generation;
-                self.labels_unsaved = false;
                 self.save_error = None;
                 Ok(())
             }
@@ -1214,7 +1394,7 @@ impl Workspace {
     /// Whether there are decisions not yet saved.
     #[must_use]
     pub fn unsaved(&self) -> bool {
-        (self.saved_generation != self.decisions.generation || self.labels_unsaved)
+        self.saved_generation != self.decisions.generation
             && self.collection.root().is_some()
     }
 
@@ -1237,14 +1417,16 @@ impl Workspace {
         let Source::Dataset { rows, .. } = &*self.collection.source else {
             return Vec::new();
         };
-        let mut rows = rows.clone();
-        // The same rule `curate export` applies to the saved session.
-        report::apply_decisions(
-            &mut rows,
-            &self.decisions.to_session(&self.collection),
-            None,
-        );
-        rows
+        let Source::Dataset { rows: base, .. } = &*self.base else {
+            return rows.clone();
+        };
+        // The one rule `curate export` applies to the saved session.
+        let evidence = crate::pipeline::decide::Evidence {
+            near: &self.collection.near,
+            semantic: self.collection.semantic_pairs.as_deref(),
+        };
+        let session = self.decisions.to_session(&self.collection);
+        crate::pipeline::decide::effective(base.clone(), evidence, &session, None).0
     }
 
     /// Writes the keep-list (same format as `curate analyze --keep-list`), atomically.
