@@ -444,7 +444,11 @@ fn ws_of<'a>(h: &'a Harness<'static, CurateApp>) -> &'a curate::ui::workspace::W
 }
 
 /// Ctrl+S's keep-list and `curate export`'s on the session the app saved, after `what`.
-fn same_keep_list_as_export(harness: &mut Harness<'static, CurateApp>, dir: &std::path::Path, what: &str) {
+fn same_keep_list_as_export(
+    harness: &mut Harness<'static, CurateApp>,
+    dir: &std::path::Path,
+    what: &str,
+) {
     wait_until(harness, "the regrouping", |app| {
         !app.workspace.as_ref().unwrap().regrouping()
     });
@@ -513,16 +517,21 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
             .find(|&g| {
                 let members = &w.collection.groups[g as usize].members;
                 members.len() >= 3
-                    && members
-                        .iter()
-                        .all(|&m| w.collection.dup_kind[m as usize] == curate::ui::model::DupKind::Near)
+                    && members.iter().all(|&m| {
+                        w.collection.dup_kind[m as usize] == curate::ui::model::DupKind::Near
+                    })
             })
             .expect("a group of three near copies")
     };
     let (auto_keeper, others) = {
         let w = ws_of(&harness);
         let group = &w.collection.groups[g as usize];
-        let others: Vec<u32> = group.members.iter().copied().filter(|&m| m != group.keeper).collect();
+        let others: Vec<u32> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != group.keeper)
+            .collect();
         (group.keeper, others)
     };
     let (chosen, also) = (others[0], others[1]);
@@ -531,11 +540,30 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
 
     // Keeper by hand, then a second member kept by hand: the keeper stays the chosen one,
     // and "drop all but *" keeps it.
-    harness.state_mut().workspace.as_mut().unwrap().make_keeper(chosen);
-    harness.state_mut().workspace.as_mut().unwrap().mark_point(also, true);
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .make_keeper(chosen);
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .mark_point(also, true);
     harness.step();
-    assert_eq!(ws_of(&harness).keeper(g), chosen, "the hand-chosen keeper stays");
-    harness.state_mut().workspace.as_mut().unwrap().drop_all_but_keeper(Some(g));
+    assert_eq!(
+        ws_of(&harness).keeper(g),
+        chosen,
+        "the hand-chosen keeper stays"
+    );
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .drop_all_but_keeper(Some(g));
     let w = ws_of(&harness);
     assert!(w.decisions.keep(&w.collection, chosen as usize));
     assert!(!w.decisions.keep(&w.collection, also as usize));
@@ -549,10 +577,17 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
         "after regrouping, the group's keeper is still the chosen one"
     );
     let row = w.collection.row(chosen as usize).unwrap();
-    assert_eq!(row.keeper.as_deref(), Some(chosen_path.as_str()), "the report names the chosen keeper");
+    assert_eq!(
+        row.keeper.as_deref(),
+        Some(chosen_path.as_str()),
+        "the report names the chosen keeper"
+    );
 
     // Keep / drop with the keys.
-    let some: Vec<u32> = (0..ws_of(&harness).collection.len() as u32).step_by(97).take(6).collect();
+    let some: Vec<u32> = (0..ws_of(&harness).collection.len() as u32)
+        .step_by(97)
+        .take(6)
+        .collect();
     harness
         .state_mut()
         .workspace
@@ -575,7 +610,10 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
     };
     let before_labels = keepers(&harness);
     let n = ws_of(&harness).collection.len() as u32;
-    for (points, key) in [((0..n).step_by(41).take(8).collect::<Vec<u32>>(), Key::B), ((5..n).step_by(53).take(12).collect(), Key::G)] {
+    for (points, key) in [
+        ((0..n).step_by(41).take(8).collect::<Vec<u32>>(), Key::B),
+        ((5..n).step_by(53).take(12).collect(), Key::G),
+    ] {
         harness
             .state_mut()
             .workspace
@@ -591,17 +629,35 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
         !w.refitting() && !w.regrouping()
     });
     harness.run_steps(2);
-    assert_eq!(keepers(&harness), before_labels, "labels alone re-chose keepers");
+    assert_eq!(
+        keepers(&harness),
+        before_labels,
+        "labels alone re-chose keepers"
+    );
     same_keep_list_as_export(&mut harness, &dir, "labels");
-    if ws_of(&harness).proposal.is_some() {
-        harness.get_by_label("Apply").click();
-        harness.run_steps(2);
-        same_keep_list_as_export(&mut harness, &dir, "learned keepers accepted");
-        harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
-        harness.step();
-        same_keep_list_as_export(&mut harness, &dir, "learned keepers undone");
-        assert_eq!(keepers(&harness), before_labels, "undo brings the keepers back");
-    }
+    assert!(
+        ws_of(&harness)
+            .proposal
+            .as_ref()
+            .is_some_and(|p| p.groups > 0),
+        "the learned score's re-choice is counted and proposed"
+    );
+    harness.get_by_label("Apply").click();
+    harness.run_steps(2);
+    same_keep_list_as_export(&mut harness, &dir, "learned keepers accepted");
+    assert_ne!(
+        keepers(&harness),
+        before_labels,
+        "accepted, the keepers moved"
+    );
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    same_keep_list_as_export(&mut harness, &dir, "learned keepers undone");
+    assert_eq!(
+        keepers(&harness),
+        before_labels,
+        "undo brings the keepers back"
+    );
 
     // Another keeper policy: counted first, applied on yes; the hand-chosen keeper stays.
     harness
@@ -615,18 +671,33 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
         !w.regrouping()
     });
     harness.run_steps(2);
-    if ws_of(&harness).proposal.is_some() {
-        harness.get_by_label("Apply").click();
-        harness.run_steps(2);
-    }
-    assert_eq!(ws_of(&harness).keeper_policy, curate::analysis::keep::KeeperPolicy::Farthest);
+    assert!(
+        ws_of(&harness).proposal.is_some(),
+        "the policy's re-choice is counted and proposed"
+    );
+    assert_eq!(
+        ws_of(&harness).keeper_policy,
+        curate::analysis::keep::KeeperPolicy::Quality,
+        "nothing changed before the yes"
+    );
+    harness.get_by_label("Apply").click();
+    harness.run_steps(2);
+    assert_eq!(
+        ws_of(&harness).keeper_policy,
+        curate::analysis::keep::KeeperPolicy::Farthest
+    );
     let w = ws_of(&harness);
     assert_eq!(w.keeper(w.collection.group[chosen as usize] as u32), chosen);
     same_keep_list_as_export(&mut harness, &dir, "policy switch");
 
     // A lower pixel-difference line.
     let line = ws_of(&harness).near_threshold * 0.6;
-    harness.state_mut().workspace.as_mut().unwrap().regroup_near(line);
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .regroup_near(line);
     same_keep_list_as_export(&mut harness, &dir, "threshold drag");
 
     // "Not a duplicate": a member of another group leaves it, here and in the next run.
@@ -643,11 +714,21 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
             })
             .expect("another near group");
         let group = &w.collection.groups[g as usize];
-        let member = group.members.iter().copied().find(|&m| m != group.keeper).unwrap();
+        let member = group
+            .members
+            .iter()
+            .copied()
+            .find(|&m| m != group.keeper)
+            .unwrap();
         (member, group.keeper)
     };
     let (member_path, keeper_path) = (path_of(&harness, member), path_of(&harness, keeper));
-    harness.state_mut().workspace.as_mut().unwrap().not_duplicate(member);
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .not_duplicate(member);
     same_keep_list_as_export(&mut harness, &dir, "not a duplicate");
     let w = ws_of(&harness);
     assert!(
@@ -655,7 +736,10 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
             || w.collection.group[member as usize] != w.collection.group[keeper as usize],
         "the member left the group"
     );
-    assert!(w.decisions.keep(&w.collection, member as usize), "and is kept");
+    assert!(
+        w.decisions.keep(&w.collection, member as usize),
+        "and is kept"
+    );
     drop(harness);
 
     let analysis = curate::pipeline::analyze(

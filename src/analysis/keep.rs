@@ -226,24 +226,29 @@ pub fn decide_pinned(
     pinned: Option<&[bool]>,
 ) -> Decisions {
     let n = facts.len();
-    let is_pinned = |row: u32| pinned.is_some_and(|p| p.get(row as usize).copied().unwrap_or(false));
+    let is_pinned =
+        |row: u32| pinned.is_some_and(|p| p.get(row as usize).copied().unwrap_or(false));
     let mut decisions = Decisions {
         keep: facts.iter().map(Option::is_some).collect(),
         reason: vec![None; n],
         keeper: vec![None; n],
     };
     for members in &groups.members {
-        let any_pinned = members.iter().any(|&m| is_pinned(m) && facts[m as usize].is_some());
+        let any_pinned = members
+            .iter()
+            .any(|&m| is_pinned(m) && facts[m as usize].is_some());
         let Some(keeper) = members
             .iter()
             .copied()
             .filter(|&m| !any_pinned || is_pinned(m))
-            .reduce(|best, row| match (&facts[row as usize], &facts[best as usize]) {
-                (Some(candidate), Some(current)) if candidate.better_under(current, policy) => {
-                    row
-                }
-                _ => best,
-            })
+            .reduce(
+                |best, row| match (&facts[row as usize], &facts[best as usize]) {
+                    (Some(candidate), Some(current)) if candidate.better_under(current, policy) => {
+                        row
+                    }
+                    _ => best,
+                },
+            )
         else {
             continue;
         };

@@ -178,8 +178,7 @@ pub fn effective(
     drop_outliers_percent: Option<f32>,
 ) -> (Vec<ReportRow>, usize) {
     let mut rows = automatic(&rows, evidence, session).unwrap_or(rows);
-    let outliers =
-        crate::store::report::apply_decisions(&mut rows, session, drop_outliers_percent);
+    let outliers = crate::store::report::apply_decisions(&mut rows, session, drop_outliers_percent);
     (rows, outliers)
 }
 

@@ -575,7 +575,8 @@ pub fn analyze(
             )
         })
         .collect();
-    store::verdicts::write_pairs_csv(root, &listed, options.max_difference).map_err(write_err("the near-pair list"))?;
+    store::verdicts::write_pairs_csv(root, &listed, options.max_difference)
+        .map_err(write_err("the near-pair list"))?;
     // Pairs a person said are not duplicates (in the app) never link again.
     let saved = store::session::Session::load(root);
     let not_duplicates: std::collections::HashSet<(u32, u32)> = match &saved {
@@ -602,12 +603,7 @@ pub fn analyze(
     let mut rejected = near_pairs.rejected(options.max_difference);
     rejected.extend(not_duplicates.iter().copied());
     let (scores_now, facts) = keeper_facts(&records);
-    let groups = dedup::group_with(
-        &content,
-        &links,
-        &rejected,
-        &keep::quality_rank(&facts),
-    );
+    let groups = dedup::group_with(&content, &links, &rejected, &keep::quality_rank(&facts));
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
     });
@@ -769,14 +765,13 @@ pub fn analyze(
     let decisions = if options.keeper_policy == keep::KeeperPolicy::Quality && learned.is_none() {
         decisions
     } else {
-        let (redone, decisions) =
-            rekeep::redecide(
-                &rows,
-                &groups,
-                options.keeper_policy,
-                learned.as_deref(),
-                None,
-            );
+        let (redone, decisions) = rekeep::redecide(
+            &rows,
+            &groups,
+            options.keeper_policy,
+            learned.as_deref(),
+            None,
+        );
         rows = redone;
         decisions
     };

@@ -683,8 +683,17 @@ pub fn regroup(
     let content = super::rekeep::content(rows);
     let facts = super::rekeep::facts(rows, None);
     let mut links = links.to_vec();
-    links.sort_by_key(|l| (l.a.min(l.b), l.a.max(l.b), l.kind != crate::analysis::dedup::DupKind::Near));
-    let mut rejected: Vec<(u32, u32)> = rejected.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    links.sort_by_key(|l| {
+        (
+            l.a.min(l.b),
+            l.a.max(l.b),
+            l.kind != crate::analysis::dedup::DupKind::Near,
+        )
+    });
+    let mut rejected: Vec<(u32, u32)> = rejected
+        .iter()
+        .map(|&(a, b)| (a.min(b), a.max(b)))
+        .collect();
     rejected.sort_unstable();
     rejected.dedup();
     let rank = crate::analysis::keep::quality_rank(&facts);

@@ -150,12 +150,15 @@ pub fn write_pairs_csv(
     Ok(path)
 }
 
+/// One compared pair of `near-pairs.csv`: the two paths and their comparison.
+pub type ListedPair = (String, String, Comparison);
+
 /// Reads `DIR/.curate/near-pairs.csv` back: the pairs by path with their comparisons, and
 /// the run's line.
 ///
 /// # Errors
 /// When the file is missing, unreadable or not in the format [`write_pairs_csv`] writes.
-pub fn read_pairs_csv(root: &Path) -> std::io::Result<(Vec<(String, String, Comparison)>, f32)> {
+pub fn read_pairs_csv(root: &Path) -> std::io::Result<(Vec<ListedPair>, f32)> {
     let path = super::curate_dir(root).join("near-pairs.csv");
     let bad = |what: String| {
         std::io::Error::new(
@@ -169,10 +172,11 @@ pub fn read_pairs_csv(root: &Path) -> std::io::Result<(Vec<(String, String, Comp
     })?;
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| bad(format!("no column {name} (written by an older curate: run `curate analyze` again)")))
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            bad(format!(
+                "no column {name} (written by an older curate: run `curate analyze` again)"
+            ))
+        })
     };
     let (a, b, difference, mean, fine, line) = (
         column("path_a")?,

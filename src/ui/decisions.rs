@@ -454,10 +454,10 @@ impl Decisions {
     /// The point chosen by hand as keeper among `members`, while it is kept.
     #[must_use]
     pub fn chosen_keeper(&self, members: &[u32]) -> Option<u32> {
-        members
-            .iter()
-            .copied()
-            .find(|&m| self.mark(m as usize).is_some_and(|mark| mark.keeper && mark.keep))
+        members.iter().copied().find(|&m| {
+            self.mark(m as usize)
+                .is_some_and(|mark| mark.keeper && mark.keep)
+        })
     }
 
     /// The label of the step [`Self::undo`] would undo.
@@ -523,7 +523,9 @@ impl Decisions {
         }
         for &(a, b) in &self.apart {
             let (a, b) = (collection.path(a as usize), collection.path(b as usize));
-            session.not_duplicates.insert((a.clone().min(b.clone()), a.max(b)));
+            session
+                .not_duplicates
+                .insert((a.clone().min(b.clone()), a.max(b)));
         }
         session
     }

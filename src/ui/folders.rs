@@ -68,7 +68,7 @@ impl FolderBrowser {
 
     /// Shows `dir` instead.
     pub fn go(&mut self, dir: &Path) {
-        self.dir = dir.to_owned();
+        dir.clone_into(&mut self.dir);
         self.field = dir.display().to_string();
         self.list();
     }
@@ -106,14 +106,15 @@ impl FolderBrowser {
                         self.go(&typed);
                     }
                 });
-                if ui.checkbox(&mut self.hidden, "show hidden folders").changed() {
+                if ui
+                    .checkbox(&mut self.hidden, "show hidden folders")
+                    .changed()
+                {
                     self.list();
                 }
                 ui.separator();
                 if let Some(err) = &self.error {
-                    ui.label(
-                        egui::RichText::new(err).color(egui::Color32::from_rgb(240, 120, 90)),
-                    );
+                    ui.label(egui::RichText::new(err).color(egui::Color32::from_rgb(240, 120, 90)));
                 }
                 let mut go_to = None;
                 egui::ScrollArea::vertical()
@@ -128,7 +129,7 @@ impl FolderBrowser {
                                 .file_name()
                                 .map(|n| n.to_string_lossy().into_owned())
                                 .unwrap_or_default();
-                            let response = ui.selectable_label(false, format!("📁 {name}"));
+                            let response = ui.selectable_label(false, format!("{name}/"));
                             if response.double_clicked() {
                                 result = Some(Some(entry.clone()));
                             } else if response.clicked() {

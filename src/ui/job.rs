@@ -501,12 +501,19 @@ mod tests {
         assert!(!ws.ensemble.1.is_empty(), "weights learned");
         // Labels alone changed no keeper; the re-choice waits for a yes.
         let keepers_now: Vec<u32> = ws.collection.groups.iter().map(|g| g.keeper).collect();
-        assert_eq!(keepers_now, keepers_before, "labels re-chose keepers unasked");
+        assert_eq!(
+            keepers_now, keepers_before,
+            "labels re-chose keepers unasked"
+        );
         let proposal = ws.proposal.as_ref().expect("a re-choice is proposed");
         assert!(proposal.groups > 0);
         let undo_depth = ws.decisions.undo_label().map(str::to_owned);
         ws.accept_proposal().expect("applied");
-        assert_ne!(ws.decisions.undo_label().map(str::to_owned), undo_depth, "an undoable step");
+        assert_ne!(
+            ws.decisions.undo_label().map(str::to_owned),
+            undo_depth,
+            "an undoable step"
+        );
         // The keepers are the learned score's choice.
         let crate::ui::model::Source::Dataset {
             rows, point_row, ..

@@ -180,26 +180,23 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
         if policy != ws.keeper_policy {
             ws.set_keeper_policy(policy);
         }
+        // In the same row (a new line would move the group list when labels arrive).
+        if ws.has_learned_score() {
+            if ws.learned_keepers() {
+                ui.label("· by your labels")
+                    .on_hover_text("The score learned from your G / B labels chooses the keepers");
+            } else if ui
+                .add_enabled(!ws.regrouping(), egui::Button::new("use labels…").small())
+                .on_hover_text("Your labels do not choose keepers yet: count the groups whose keeper the learned score would change, then ask")
+                .clicked()
+            {
+                ws.propose_learned_keepers();
+            }
+        }
         if ws.regrouping() && ws.collection.semantic_pairs.is_none() {
             ui.spinner();
         }
     });
-    if ws.has_learned_score() {
-        ui.horizontal(|ui| {
-            if ws.learned_keepers() {
-                ui.label("keepers use the score learned from your labels");
-            } else {
-                ui.label("your labels do not choose keepers");
-                if ui
-                    .add_enabled(!ws.regrouping(), egui::Button::new("Let them…"))
-                    .on_hover_text("Count the groups whose keeper the learned score would change, then ask")
-                    .clicked()
-                {
-                    ws.propose_learned_keepers();
-                }
-            }
-        });
-    }
     ui.horizontal(|ui| {
         if ui
             .add_enabled(groups > 0, egui::Button::new("Drop all but keepers"))
@@ -297,7 +294,18 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
                                             ws.make_keeper(m);
                                             ui.close();
                                         }
-                                        if ui.button("Not a duplicate of this group").clicked() {
+                                        let exact = ws.collection.dup_kind[m as usize]
+                                            == DupKind::Exact;
+                                        if ui
+                                            .add_enabled(
+                                                !exact,
+                                                egui::Button::new("Not a duplicate of this group"),
+                                            )
+                                            .on_disabled_hover_text(
+                                                "A byte-identical copy: the same file content",
+                                            )
+                                            .clicked()
+                                        {
                                             ws.not_duplicate(m);
                                             ui.close();
                                         }
@@ -742,8 +750,10 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
             .collect();
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("Duplicates (group {g})")).strong());
+            let exact = ws.collection.dup_kind[i] == DupKind::Exact;
             if ui
-                .small_button("Not a duplicate")
+                .add_enabled(!exact, egui::Button::new("Not a duplicate").small())
+                .on_disabled_hover_text("A byte-identical copy: the same file content")
                 .on_hover_text(
                     "This image is not a copy of the others: it leaves the group, now and in the next analysis (saved in the session)",
                 )

@@ -649,7 +649,8 @@ impl Workspace {
     /// Applies the waiting proposal, as an undoable step.
     pub fn accept_proposal(&mut self) -> Option<String> {
         let proposal = self.proposal.take()?;
-        self.decisions.set_settings(&proposal.what, proposal.settings);
+        self.decisions
+            .set_settings(&proposal.what, proposal.settings);
         self.applied_tuning = self.decisions.tuning;
         self.show_rows(proposal.rows);
         self.touched();
@@ -707,6 +708,14 @@ impl Workspace {
     }
 
     fn show_rows(&mut self, rows: Vec<report::ReportRow>) {
+        // Each point's group's place in the list now: the list keeps its order, so rows do
+        // not jump under the pointer when groups change.
+        let mut place = vec![u32::MAX; self.collection.len()];
+        for (at, &g) in self.group_order.iter().enumerate() {
+            for &m in &self.collection.groups[g as usize].members {
+                place[m as usize] = at as u32;
+            }
+        }
         self.collection.apply_rows(rows);
         let settings = self.decisions.settings();
         self.near_threshold = settings
@@ -720,7 +729,15 @@ impl Workspace {
         self.keeper_policy = settings.keeper_policy.unwrap_or_default();
         let c = &self.collection;
         let mut order: Vec<u32> = (0..c.groups.len() as u32).collect();
-        order.sort_by_key(|&g| std::cmp::Reverse(c.groups[g as usize].members.len()));
+        order.sort_by_key(|&g| {
+            let members = &c.groups[g as usize].members;
+            let was = members
+                .iter()
+                .map(|&m| place[m as usize])
+                .min()
+                .unwrap_or(u32::MAX);
+            (was, std::cmp::Reverse(members.len()), g)
+        });
         self.group_order = order;
         self.counts = self.decisions.counts(&self.collection);
         self.drawn = None;
@@ -794,13 +811,13 @@ impl Workspace {
                 }
                 flips += usize::from(a.keep != b.keep);
             }
-            let what = if settings.keeper_policy != self.decisions.settings().keeper_policy {
+            let what = if settings.keeper_policy == self.decisions.settings().keeper_policy {
+                "keepers chosen by the score learned from your labels".to_owned()
+            } else {
                 format!(
                     "keepers chosen by {}",
                     settings.keeper_policy.unwrap_or_default().label()
                 )
-            } else {
-                "keepers chosen by the score learned from your labels".to_owned()
             };
             if keepers.is_empty() && flips == 0 {
                 self.decisions.set_settings(&what, settings);
@@ -822,11 +839,18 @@ impl Workspace {
             self.retune();
             return None;
         }
-        let before = self.collection.groups.len();
+        let members = |c: &Collection| c.groups.iter().map(|g| g.members.len()).sum::<usize>();
+        let before = (self.collection.groups.len(), members(&self.collection));
         self.applied_tuning = tuning;
         self.show_rows(rows);
         let c = &self.collection;
-        (c.groups.len() != before).then(|| format!("{} duplicate groups now", c.groups.len()))
+        let after = (c.groups.len(), members(c));
+        (after != before).then(|| {
+            format!(
+                "{} duplicate groups with {} images (were {} with {})",
+                after.0, after.1, before.0, before.1
+            )
+        })
     }
 
     /// Labels `points` good or bad for the ensemble score (an undoable step) and refits it
@@ -847,7 +871,8 @@ impl Workspace {
             points.len(),
             if bad { "bad" } else { "good" }
         );
-        self.decisions.label(&label, points, Some(bad), Some(settings));
+        self.decisions
+            .label(&label, points, Some(bad), Some(settings));
         self.touched();
         self.refit();
         self.retune();
@@ -1262,6 +1287,10 @@ impl Workspace {
         if g < 0 {
             return 0;
         }
+        if self.collection.dup_kind[point as usize] == super::model::DupKind::Exact {
+            // Byte-identical files are one picture: nothing to separate.
+            return 0;
+        }
         let members = self.collection.groups[g as usize].members.clone();
         let path = self.collection.path(point as usize);
         let added = self.decisions.set_apart_pairs(
@@ -1394,8 +1423,7 @@ impl Workspace {
     /// Whether there are decisions not yet saved.
     #[must_use]
     pub fn unsaved(&self) -> bool {
-        self.saved_generation != self.decisions.generation
-            && self.collection.root().is_some()
+        self.saved_generation != self.decisions.generation && self.collection.root().is_some()
     }
 
     /// An error while the collection is a preview of a running analysis (a keep-list of a
