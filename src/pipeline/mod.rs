@@ -20,7 +20,7 @@ use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions, KeeperFacts};
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
-use crate::analysis::{kmeans, pca, phash, rarity, semdedup, umap};
+use crate::analysis::{kmeans, pca, rarity, semdedup, umap};
 use crate::dataset::{self, DecodeLimits, captions};
 use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
 use crate::progress::{Progress, ProgressEvent, Stage};
@@ -1313,14 +1313,7 @@ pub(crate) fn build_rows(
                 ),
                 keep::DropReason::Manual => "dropped by hand".to_owned(),
                 keep::DropReason::Quality => "below the quality threshold".to_owned(),
-                duplicate => {
-                    let keeper_row = decisions.keeper[row].map_or(row, |k| k as usize);
-                    let distance = match (facts, records[keeper_row].facts()) {
-                        (Some(a), Some(b)) => phash::distance(a.phash, b.phash),
-                        _ => 0,
-                    };
-                    rekeep::duplicate_detail(duplicate, keeper.as_deref().unwrap_or("?"), distance)
-                }
+                duplicate => rekeep::duplicate_detail(duplicate, keeper.as_deref().unwrap_or("?")),
             });
             let (status, error) = match &record.outcome {
                 Outcome::Ok(_) => ("ok".to_owned(), None),

@@ -4,7 +4,6 @@
 
 use crate::analysis::dedup::{DupKind, Groups};
 use crate::analysis::keep::{self, Decisions, DropReason, KeeperFacts, KeeperPolicy};
-use crate::analysis::phash;
 use crate::store::report::ReportRow;
 
 /// The keeper facts of report rows; `learned` (per row, higher = worse) feeds the
@@ -75,14 +74,14 @@ pub fn groups(rows: &[ReportRow]) -> Groups {
     }
 }
 
-/// The words behind a duplicate drop.
+/// The words behind a duplicate drop, for a person.
 #[must_use]
-pub fn duplicate_detail(reason: DropReason, keeper: &str, phash_distance: u32) -> String {
+pub fn duplicate_detail(reason: DropReason, keeper: &str) -> String {
     match reason {
-        DropReason::ExactDuplicate => format!("exact copy of {keeper}"),
-        DropReason::NearDuplicate => {
-            format!("near copy of {keeper} (pHash distance {phash_distance})")
-        }
+        DropReason::ExactDuplicate => format!("exact copy of {keeper} (the same file content)"),
+        DropReason::NearDuplicate => format!(
+            "near copy of {keeper}: the same picture, re-encoded, resized, cropped or re-lit (checked on the pixels)"
+        ),
         DropReason::SemanticDuplicate => {
             format!("semantic duplicate of {keeper} (model embeddings nearly the same)")
         }
@@ -123,11 +122,7 @@ pub fn redecide(
             out.drop_reason = decisions.reason[row].map(|d| d.as_str().to_owned());
             out.drop_detail = decisions.reason[row].map(|d| {
                 let keeper = decisions.keeper[row].map_or(row, |k| k as usize);
-                let distance = match (r.phash, rows[keeper].phash) {
-                    (Some(a), Some(b)) => phash::distance(a, b),
-                    _ => 0,
-                };
-                duplicate_detail(d, &rows[keeper].path, distance)
+                duplicate_detail(d, &rows[keeper].path)
             });
             out
         })

@@ -599,22 +599,24 @@ fn problems(ui: &mut egui::Ui, ws: &Workspace) {
     egui::ScrollArea::vertical()
         .id_salt("problems")
         .show(ui, |ui| {
-            egui::Grid::new("problems-grid")
-                .striped(true)
-                .show(ui, |ui| {
-                    for p in &c.problems {
-                        ui.label(&p.path);
-                        ui.label(RichText::new(&p.kind).color(Color32::from_rgb(240, 120, 90)));
-                        ui.end_row();
-                        ui.label(RichText::new(&p.message).weak());
-                        ui.end_row();
-                    }
-                });
+            // Wrapped at the panel's width: long paths and messages never widen the panel.
+            ui.set_max_width(ui.available_width());
+            for p in &c.problems {
+                ui.add(egui::Label::new(RichText::new(&p.path).strong()).wrap());
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(format!("{}: {}", p.kind.replace('_', " "), p.message))
+                            .color(Color32::from_rgb(240, 120, 90)),
+                    )
+                    .wrap(),
+                );
+                ui.add_space(4.0);
+            }
             if !c.warnings.is_empty() {
                 ui.separator();
                 ui.label(RichText::new("Warnings").strong());
                 for w in &c.warnings {
-                    ui.label(w);
+                    ui.add(egui::Label::new(w.as_str()).wrap());
                 }
             }
         });

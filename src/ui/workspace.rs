@@ -1084,8 +1084,10 @@ impl Workspace {
             }
             ColourMode::Decision => (0..n)
                 .into_par_iter()
+                // Kept points faint, so dropped ones show through wherever they overlap
+                // (points are drawn in index order, not by importance).
                 .map(|i| match decisions.drop_reason(c, i) {
-                    None => pack(KEPT, 200),
+                    None => pack(KEPT, 90),
                     Some(reason) => pack(drop_colour(reason), 255),
                 })
                 .collect(),
