@@ -13,11 +13,14 @@
 //! - [`render`]: the GPU map renderer (WGSL in `shaders/`), independent of egui.
 //! - [`ui`]: the desktop app.
 //!
+//! [`guard`] turns panics of third-party parsers on damaged files into errors (any layer).
+//!
 //! The binary (`src/main.rs`) is the command line on top.
 
 pub mod analysis;
 pub mod dataset;
 pub mod embed;
+pub mod guard;
 pub mod pipeline;
 pub mod progress;
 pub mod render;

@@ -209,11 +209,35 @@ fn session_report_and_cache_files_never_panic() {
         .collect();
     curate::store::report::write(&report, &rows).unwrap();
     let report_seed = std::fs::read(&report).unwrap();
+    // Inputs that once made the parquet crate panic: errors now.
+    let found = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    for name in ["report-page-panic.parquet", "report-footer-panic.parquet"] {
+        assert!(
+            curate::store::report::read(&found.join(name)).is_err(),
+            "{name}"
+        );
+    }
+    let embeddings = dir.path().join("vectors.parquet");
     let results = vec![
-        fuzz("report-parquet", &[report_seed], |b| {
+        fuzz("report-parquet", std::slice::from_ref(&report_seed), |b| {
             std::fs::write(&report, b).unwrap();
             let _ = curate::store::report::read(&report);
         }),
+        fuzz(
+            "embeddings-parquet",
+            std::slice::from_ref(&report_seed),
+            |b| {
+                std::fs::write(&embeddings, b).unwrap();
+                let _ = curate::store::vectors::read_embeddings(&embeddings, None);
+            },
+        ),
+        fuzz(
+            "manifest-parquet",
+            std::slice::from_ref(&report_seed),
+            |b| {
+                captions_of(dir.path(), "captions.parquet", b);
+            },
+        ),
         fuzz("session", &[session], |b| {
             std::fs::write(curate::store::session::path(&root), b).unwrap();
             let _ = curate::store::session::Session::load(&root);

@@ -238,6 +238,11 @@ fn read_jsonl(path: &Path) -> Result<Entries, String> {
 }
 
 fn read_parquet(path: &Path) -> Result<Entries, String> {
+    crate::guard::catch(|| read_parquet_unguarded(path))
+        .unwrap_or_else(|why| Err(format!("damaged parquet ({why})")))
+}
+
+fn read_parquet_unguarded(path: &Path) -> Result<Entries, String> {
     use arrow_array::{Array as _, StringArray};
     let file = fs::File::open(path).map_err(|err| err.to_string())?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

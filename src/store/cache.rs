@@ -498,6 +498,11 @@ pub enum IndexError {
 }
 
 fn read_index(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexError> {
+    crate::guard::catch(|| read_index_unguarded(path))
+        .unwrap_or_else(|why| Err(IndexError::Unreadable(format!("damaged parquet ({why})"))))
+}
+
+fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexError> {
     let unreadable = |e: &dyn std::fmt::Display| IndexError::Unreadable(e.to_string());
     let file = File::open(path).map_err(|e| unreadable(&e))?;
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

@@ -226,8 +226,17 @@ pub fn write(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
     })
 }
 
-/// Reads a report written by [`write()`].
+/// Reads a report written by [`write()`]; a damaged file is an error, never a panic.
 pub fn read(path: &Path) -> io::Result<Vec<ReportRow>> {
+    crate::guard::catch(|| read_unguarded(path)).unwrap_or_else(|why| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: damaged parquet ({why})", path.display()),
+        ))
+    })
+}
+
+fn read_unguarded(path: &Path) -> io::Result<Vec<ReportRow>> {
     let bad = |e: &dyn std::fmt::Display| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -452,6 +452,15 @@ fn read_paths_file(file: &Path) -> Result<Vec<String>, VectorsError> {
 }
 
 fn read_parquet(file: &Path) -> Result<(Vec<String>, usize, Vec<f32>), VectorsError> {
+    crate::guard::catch(|| read_parquet_unguarded(file)).unwrap_or_else(|why| {
+        Err(VectorsError::Parquet {
+            file: file.to_owned(),
+            reason: format!("damaged parquet ({why})"),
+        })
+    })
+}
+
+fn read_parquet_unguarded(file: &Path) -> Result<(Vec<String>, usize, Vec<f32>), VectorsError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

@@ -146,6 +146,9 @@ pub struct CurateApp {
     path_input: String,
     recent: Vec<PathBuf>,
     picking: Option<(Instant, Receiver<Option<PathBuf>>)>,
+    /// The open folder's report modification time as last loaded, and when it was last
+    /// looked at (see [`Self::watch_report`]).
+    watched: (Option<std::time::SystemTime>, Instant),
     /// The in-app folder browser, when open.
     folders: Option<super::folders::FolderBrowser>,
     dark: bool,
@@ -200,6 +203,7 @@ impl CurateApp {
             },
             picking: None,
             folders: None,
+            watched: (None, Instant::now()),
             dark,
             help: false,
             save_dialog: None,
@@ -277,7 +281,11 @@ impl CurateApp {
             self.recent = recent::remember(&dir);
         }
         self.error = None;
-        let options = Options {
+        self.job = Some(Job::analyze(dir, self.analysis_options()));
+    }
+
+    fn analysis_options(&self) -> Options {
+        Options {
             device: self.config.device,
             compute: self.compute.clone(),
             models: crate::pipeline::semantic::ModelOptions {
@@ -287,8 +295,51 @@ impl CurateApp {
             },
             embeddings: self.config.embeddings.clone(),
             ..Options::default()
+        }
+    }
+
+    /// The modification time of the open folder's report.
+    fn report_mtime(&self) -> Option<std::time::SystemTime> {
+        let root = self.workspace.as_ref()?.collection.root()?.clone();
+        std::fs::metadata(crate::store::default_report_path(&root))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Another process (a `curate analyze` in a terminal) rewrote the open folder's
+    /// analysis: analyse again (warm: everything is cached) and show the new result in
+    /// place, keeping the view and the decisions.
+    fn watch_report(&mut self) {
+        if self.job.is_some()
+            || self
+                .workspace
+                .as_ref()
+                .is_none_or(|ws| ws.collection.preview.is_some())
+            || self.watched.1.elapsed() < Duration::from_secs(2)
+        {
+            return;
+        }
+        self.watched.1 = Instant::now();
+        let now = self.report_mtime();
+        if now.is_none() || now == self.watched.0 {
+            return;
+        }
+        let Some(root) = self
+            .workspace
+            .as_ref()
+            .and_then(|ws| ws.collection.root().cloned())
+        else {
+            return;
         };
-        self.job = Some(Job::analyze(dir, options));
+        self.watched.0 = now;
+        if let Some(ws) = &mut self.workspace
+            && ws.unsaved()
+            && let Err(err) = ws.save_session()
+        {
+            self.error = Some(err);
+        }
+        self.note("the analysis of this folder changed on disk (another curate run): reloading");
+        self.job = Some(Job::analyze(root, self.analysis_options()));
     }
 
     /// Closes the open folder (saving its decisions) and stops any job.
@@ -316,7 +367,14 @@ impl CurateApp {
         };
         let Some(outcome) = job.poll() else {
             if let Some(preview) = job.take_preview() {
-                self.install(preview);
+                // A reload keeps showing the finished analysis until the new one is done.
+                let reloading = self.workspace.as_ref().is_some_and(|ws| {
+                    ws.collection.preview.is_none()
+                        && ws.collection.root() == preview.collection.root()
+                });
+                if !reloading {
+                    self.install(preview);
+                }
             }
             // Over a preview, progress is redrawn less often: each frame of the map costs a
             // software renderer real CPU time that the decoders need.
@@ -383,6 +441,14 @@ impl CurateApp {
             ws.continue_from(previous);
         }
         self.workspace = Some(Box::new(ws));
+        if self
+            .workspace
+            .as_ref()
+            .is_some_and(|ws| ws.collection.preview.is_none())
+        {
+            // Our own run wrote this report: only later changes are someone else's.
+            self.watched.0 = self.report_mtime();
+        }
         for n in notes {
             self.note(n);
         }
@@ -1355,6 +1421,11 @@ impl eframe::App for CurateApp {
             egui::Theme::Light
         });
         self.poll_job(&ctx);
+        self.watch_report();
+        if self.workspace.is_some() {
+            // Wake now and then to notice a report rewritten by another process.
+            ctx.request_repaint_after(Duration::from_secs(2));
+        }
         if let Some((asked, receive)) = &self.picking
             && let Ok(picked) = receive.try_recv()
         {
@@ -1382,11 +1453,24 @@ impl eframe::App for CurateApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if self.workspace.is_some() {
-            if self.job.is_some() {
-                // The open collection is a preview: the analysis goes on above the map.
-                egui::Panel::top("progress").show(ui, |ui| self.progress_strip(ui));
-            }
             self.workspace_ui(ui);
+            if self.job.is_some()
+                && let Some(rect) = self.workspace.as_ref().map(|ws| ws.map.rect)
+            {
+                // The analysis goes on (a preview, or a reload) in a strip floating over the
+                // top of the map: nothing else moves when it comes and goes.
+                egui::Area::new(egui::Id::unique("progress"))
+                    .order(egui::Order::Foreground)
+                    .pivot(egui::Align2::RIGHT_TOP)
+                    .fixed_pos(rect.right_top() + egui::vec2(-8.0, 8.0))
+                    .show(&ctx, |ui| {
+                        egui::Frame::popup(ui.style()).show(ui, |ui| {
+                            // Right of the legend (top left of the map).
+                            ui.set_max_width((rect.width() * 0.62).max(200.0));
+                            self.progress_strip(ui);
+                        });
+                    });
+            }
         } else {
             egui::CentralPanel::default().show(ui, |ui| {
                 if !self.progress_card(ui) {
