@@ -761,6 +761,14 @@ fn export(args: &ExportArgs) -> Result<()> {
     } else {
         curate::pipeline::near::NearPairs::default()
     };
+    if let Some(threshold) = session.settings.semantic_threshold
+        && rows.iter().any(|r| r.status == "ok" && r.width.is_none())
+    {
+        // SemDeDup's pairs live in the model cache, which export does not open.
+        eprintln!(
+            "curate: note: the session's semantic threshold ({threshold:.3}) regroups rows without an image in the app only; export keeps the run's semantic groups (run `curate analyze --semantic-threshold {threshold:.3}` to apply it)"
+        );
+    }
     let evidence = curate::pipeline::decide::Evidence {
         near: &near,
         semantic: None,
