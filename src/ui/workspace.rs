@@ -302,6 +302,8 @@ pub struct Workspace {
     pub proposal: Option<Proposal>,
     /// The person said no to keepers chosen by the learned score.
     declined_learned: bool,
+    /// The decisions' tuning a proposal was counted for.
+    proposal_base: u64,
     /// How keepers are chosen now.
     pub keeper_policy: KeeperPolicy,
     /// The ensemble score per point, and the learned weights (empty: the rank average).
@@ -385,6 +387,7 @@ impl Workspace {
             regrouping: None,
             proposal: None,
             declined_learned: false,
+            proposal_base: 0,
             base: Arc::clone(&collection.source),
             applied_tuning: 0,
             keeper_policy: KeeperPolicy::Quality,
@@ -643,16 +646,21 @@ impl Workspace {
             return;
         }
         self.proposal = None;
+        self.proposal_base = self.decisions.tuning;
         self.spawn_regroup(None, settings);
     }
 
     /// Applies the waiting proposal, as an undoable step.
     pub fn accept_proposal(&mut self) -> Option<String> {
         let proposal = self.proposal.take()?;
+        let current = self.decisions.tuning == self.proposal_base;
         self.decisions
             .set_settings(&proposal.what, proposal.settings);
-        self.applied_tuning = self.decisions.tuning;
-        self.show_rows(proposal.rows);
+        if current {
+            self.applied_tuning = self.decisions.tuning;
+            self.show_rows(proposal.rows);
+        }
+        // Otherwise something else changed since it was counted: computed again.
         self.touched();
         Some(format!(
             "{}: {} groups have another keeper",
@@ -832,6 +840,8 @@ impl Workspace {
                 groups: keepers.len(),
                 flips,
             });
+            // A regrouping the proposal displaced runs again.
+            self.retune();
             return None;
         };
         if tuning != self.decisions.tuning {
