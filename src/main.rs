@@ -450,7 +450,31 @@ fn run() -> Result<()> {
                 embeddings,
             )?;
             if let Some(path) = &args.keep_list {
-                write_keep_list(&analysis, path)?;
+                // The one rule: what the person decided in the app (saved session) wins over
+                // the run's automatic decisions, as in the app and `curate export`.
+                let session = Session::load(&args.dir).context("reading the saved decisions")?;
+                let evidence = curate::pipeline::decide::Evidence {
+                    near: &analysis.near,
+                    semantic: analysis.semantic_pairs.as_deref(),
+                };
+                let (rows, _) = curate::pipeline::decide::effective(
+                    analysis.rows.clone(),
+                    evidence,
+                    &session,
+                    None,
+                );
+                let count = keeplist::write(
+                    path,
+                    rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+                )
+                .with_context(|| format!("writing the keep-list {}", path.display()))?;
+                if !session.decisions.is_empty() || session.tunes_groups() {
+                    eprintln!(
+                        "curate: the keep-list ({count} files) applies what was decided in the app ({}, {})",
+                        session.describe(),
+                        curate::store::session::path(&args.dir).display()
+                    );
+                }
             }
             print_summary(&analysis, args.keep_list.as_deref(), args.common.json)?;
         }
@@ -781,9 +805,9 @@ fn export(args: &ExportArgs) -> Result<()> {
     )
     .with_context(|| format!("writing {}", args.keep_list.display()))?;
     println!(
-        "curate: {count} of {} files kept ({} decisions applied, {outliers} outliers dropped) → {}",
+        "curate: {count} of {} files kept (the session applied: {}; {outliers} outliers dropped) → {}",
         rows.len(),
-        session.decisions.len(),
+        session.describe(),
         args.keep_list.display()
     );
     Ok(())

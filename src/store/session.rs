@@ -89,6 +89,37 @@ pub fn path(root: &Path) -> PathBuf {
 }
 
 impl Session {
+    /// What it holds, in words ("3 marks, 20 labels, 1 \"not a duplicate\" pair, tuned
+    /// groups"); "nothing" when empty.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let plural = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
+        let mut parts = Vec::new();
+        if !self.decisions.is_empty() {
+            parts.push(plural(self.decisions.len(), "mark", "marks"));
+        }
+        if !self.quality_labels.is_empty() {
+            parts.push(plural(self.quality_labels.len(), "label", "labels"));
+        }
+        if !self.not_duplicates.is_empty() {
+            parts.push(plural(
+                self.not_duplicates.len(),
+                "\"not a duplicate\" pair",
+                "\"not a duplicate\" pairs",
+            ));
+        }
+        if !self.settings.is_default() {
+            parts.push("tuned groups".to_owned());
+        }
+        if parts.is_empty() {
+            "nothing".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Whether anything here changes the automatic decisions (groups or keepers) rather
     /// than only marking files: tuned settings, quality labels, "not a duplicate" pairs,
     /// keepers chosen by hand.
