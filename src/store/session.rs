@@ -93,9 +93,8 @@ impl Session {
     /// groups"); "nothing" when empty.
     #[must_use]
     pub fn describe(&self) -> String {
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut parts = Vec::new();
         if !self.decisions.is_empty() {
             parts.push(plural(self.decisions.len(), "mark", "marks"));
