@@ -450,31 +450,7 @@ fn run() -> Result<()> {
                 embeddings,
             )?;
             if let Some(path) = &args.keep_list {
-                // The one rule: what the person decided in the app (saved session) wins over
-                // the run's automatic decisions, as in the app and `curate export`.
-                let session = Session::load(&args.dir).context("reading the saved decisions")?;
-                let evidence = curate::pipeline::decide::Evidence {
-                    near: &analysis.near,
-                    semantic: analysis.semantic_pairs.as_deref(),
-                };
-                let (rows, _) = curate::pipeline::decide::effective(
-                    analysis.rows.clone(),
-                    evidence,
-                    &session,
-                    None,
-                );
-                let count = keeplist::write(
-                    path,
-                    rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
-                )
-                .with_context(|| format!("writing the keep-list {}", path.display()))?;
-                if !session.decisions.is_empty() || session.tunes_groups() {
-                    eprintln!(
-                        "curate: the keep-list ({count} files) applies what was decided in the app ({}, {})",
-                        session.describe(),
-                        curate::store::session::path(&args.dir).display()
-                    );
-                }
+                write_keep_list(&analysis, &args.dir, path)?;
             }
             print_summary(&analysis, args.keep_list.as_deref(), args.common.json)?;
         }
@@ -494,7 +470,7 @@ fn run() -> Result<()> {
                 }
             })?;
             let keep_list = store::curate_dir(&args.dir).join("keep-list.txt");
-            write_keep_list(&analysis, &keep_list)?;
+            write_keep_list(&analysis, &args.dir, &keep_list)?;
             print_summary(&analysis, Some(&keep_list), args.common.json)?;
             if !args.common.json && !args.plain {
                 let score = demo::evaluate(&truth, &analysis.rows);
@@ -635,13 +611,30 @@ fn run_analysis_with(
     result.with_context(|| format!("analysing {}", dir.display()))
 }
 
-fn write_keep_list(analysis: &Analysis, path: &Path) -> Result<usize> {
-    let kept = analysis
-        .rows
-        .iter()
-        .filter(|r| r.keep)
-        .map(|r| r.path.as_str());
-    keeplist::write(path, kept).with_context(|| format!("writing the keep-list {}", path.display()))
+/// Writes the keep-list of a run by the one rule: what the person decided in the app (the
+/// saved session of `dir`) wins over the run's automatic decisions, as in the app and
+/// `curate export`.
+fn write_keep_list(analysis: &Analysis, dir: &Path, path: &Path) -> Result<usize> {
+    let session = Session::load(dir).context("reading the saved decisions")?;
+    let evidence = curate::pipeline::decide::Evidence {
+        near: &analysis.near,
+        semantic: analysis.semantic_pairs.as_deref(),
+    };
+    let (rows, _) =
+        curate::pipeline::decide::effective(analysis.rows.clone(), evidence, &session, None);
+    let count = keeplist::write(
+        path,
+        rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+    )
+    .with_context(|| format!("writing the keep-list {}", path.display()))?;
+    if !session.decisions.is_empty() || session.tunes_groups() {
+        eprintln!(
+            "curate: the keep-list ({count} files) applies what was decided in the app ({}, {})",
+            session.describe(),
+            curate::store::session::path(dir).display()
+        );
+    }
+    Ok(count)
 }
 
 fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> Result<()> {
