@@ -446,3 +446,162 @@ fn look_alikes_stay_apart_and_copies_are_found() {
     }
     assert!(merged.is_empty(), "look-alikes grouped: {merged:?}");
 }
+
+// --- transparent icons saved as JPEG, the way scripts flatten them ---
+
+/// A transparent icon: `picture`'s pixels where `inside` holds, and elsewhere invisible
+/// pixels that keep colours of their own (as resized or edited icons do: a fringe of the
+/// icon's colours and stray hues), with a soft edge.
+fn transparent(picture: &RgbImage, inside: &dyn Fn(f32, f32) -> bool) -> image::RgbaImage {
+    let (w, h) = picture.dimensions();
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        let mut covered = 0;
+        for sy in 0..3 {
+            for sx in 0..3 {
+                let u = (x as f32 + (sx as f32 + 0.5) / 3.0) / w as f32;
+                let v = (y as f32 + (sy as f32 + 0.5) / 3.0) / h as f32;
+                covered += u8::from(inside(u, v));
+            }
+        }
+        let [r, g, b] = picture.get_pixel(x, y).0;
+        let alpha = (u16::from(covered) * 255 / 9) as u8;
+        if alpha == 0 {
+            // Invisible: stray colours, brightest near the silhouette.
+            image::Rgba([(x * 37 % 256) as u8, (y * 53 % 256) as u8, 200, 0])
+        } else {
+            image::Rgba([r, g, b, alpha])
+        }
+    })
+}
+
+/// `image` as a JPEG with 4:2:0 chroma subsampling (what Pillow and libjpeg write below
+/// quality 90 by default), decoded again.
+fn jpeg420(image: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, quality);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    let (w, h) = image.dimensions();
+    encoder
+        .encode(
+            image.as_raw(),
+            u16::try_from(w).expect("width"),
+            u16::try_from(h).expect("height"),
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("encode");
+    bytes
+}
+
+/// Pillow's `convert("RGB")`: the colours, alpha dropped.
+fn alpha_dropped(image: &image::RgbaImage) -> RgbImage {
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, _] = image.get_pixel(x, y).0;
+        Rgb([r, g, b])
+    })
+}
+
+/// Pasted on white.
+fn over_white(image: &image::RgbaImage) -> RgbImage {
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, a] = image.get_pixel(x, y).0;
+        let over = |v: u8| ((u32::from(v) * u32::from(a) + 255 * (255 - u32::from(a))) / 255) as u8;
+        Rgb([over(r), over(g), over(b)])
+    })
+}
+
+#[test]
+fn transparent_icons_saved_as_jpeg_are_found_and_their_look_alikes_are_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // CURATE_ICONS_DIR keeps the pictures for a person to look at (and analyse again).
+    let kept = std::env::var_os("CURATE_ICONS_DIR").map(std::path::PathBuf::from);
+    let root = kept.as_deref().unwrap_or(dir.path());
+    std::fs::create_dir_all(root).expect("mkdir");
+    let in_heart = |u: f32, v: f32| {
+        (u - 0.36).powi(2) + (v - 0.38).powi(2) < 0.04
+            || (u - 0.64).powi(2) + (v - 0.38).powi(2) < 0.04
+            || ((0.4..=0.88).contains(&v) && (u - 0.5).abs() < (0.88 - v) * 0.95)
+    };
+    let in_face = |u: f32, v: f32| (u - 0.5).powi(2) + (v - 0.5).powi(2) < 0.3 * 0.3;
+    // Look-alike pairs: one heart in two colours, one face in two skin tones.
+    let icons = [
+        (
+            "heart-red",
+            transparent(&heart(40, [220, 40, 60]), &in_heart),
+        ),
+        (
+            "heart-blue",
+            transparent(&heart(40, [50, 90, 220]), &in_heart),
+        ),
+        (
+            "face-light",
+            transparent(&face(48, [255, 205, 150], false), &in_face),
+        ),
+        (
+            "face-dark",
+            transparent(&face(48, [150, 100, 70], false), &in_face),
+        ),
+    ];
+    for (name, icon) in &icons {
+        icon.save(root.join(format!("{name}.png"))).expect("save");
+    }
+    // One copy of each: alpha dropped or pasted on white, saved as a JPEG of low quality,
+    // and a crop resized back with a sharp filter, kept transparent.
+    let mut copies = Vec::new();
+    let crop_back = |icon: &image::RgbaImage| {
+        let (w, h) = icon.dimensions();
+        imageops::resize(
+            &imageops::crop_imm(icon, 2, 3, w - 4, h - 5).to_image(),
+            w,
+            h,
+            FilterType::Lanczos3,
+        )
+    };
+    let made = [
+        (
+            &icons[0],
+            "dropped-q65.jpg",
+            jpeg420(&alpha_dropped(&icons[0].1), 65),
+        ),
+        (
+            &icons[2],
+            "white-q75.jpg",
+            jpeg420(&over_white(&icons[2].1), 75),
+        ),
+        (&icons[3], "crop.png", {
+            let mut bytes = Vec::new();
+            crop_back(&icons[3].1)
+                .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .expect("png");
+            bytes
+        }),
+    ];
+    for ((name, _), kind, bytes) in made {
+        let copy = format!("{name}-{kind}");
+        std::fs::write(root.join(&copy), bytes).expect("write");
+        copies.push((format!("{name}.png"), copy));
+    }
+    let analysis =
+        pipeline::analyze(root, &Options::default(), &Progress::silent()).expect("analysis");
+    let group: HashMap<&str, i64> = analysis
+        .rows
+        .iter()
+        .map(|r| (r.path.as_str(), r.dup_group))
+        .collect();
+    let missed: Vec<&str> = copies
+        .iter()
+        .filter(|(original, copy)| {
+            let g = group[copy.as_str()];
+            g < 0 || g != group[original.as_str()]
+        })
+        .map(|(_, copy)| copy.as_str())
+        .collect();
+    assert!(missed.is_empty(), "copies missed: {missed:?}");
+    for (a, b) in [
+        ("heart-red.png", "heart-blue.png"),
+        ("face-light.png", "face-dark.png"),
+    ] {
+        let (ga, gb) = (group[a], group[b]);
+        assert!(ga < 0 || ga != gb, "{a} and {b} grouped");
+    }
+}

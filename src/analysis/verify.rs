@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v13";
+pub const VERSION: &str = "pixels-v14";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
@@ -159,21 +159,56 @@ impl Comparison {
 /// Compares two pictures (symmetric up to floating-point rounding).
 #[must_use]
 pub fn compare(a: &Picture, b: &Picture) -> Comparison {
+    compare_aligned(a, b).0
+}
+
+/// Where `b` lies in `a` by the alignment [`compare`] chose: per axis `(x, y)`, the
+/// window `[start, end]` of `a` (in units of its side; `[0, 1]` when the identity won)
+/// that `b` shows. `None` when the pair was rejected before any pixel was compared.
+#[must_use]
+pub fn window(a: &Picture, b: &Picture) -> Option<[(f32, f32); 2]> {
+    let (comparison, warp) = compare_aligned(a, b);
+    comparison.difference.is_finite().then(|| {
+        let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
+        [span(warp.x), span(warp.y)]
+    })
+}
+
+/// Compares two pictures as they lie, without aligning them: for a picture made to match
+/// the other (a transform reproduced), where a search for a better alignment would only
+/// add freedom a look-alike could use.
+#[must_use]
+pub fn compare_in_place(a: &Picture, b: &Picture) -> Comparison {
     let max_log_aspect =
         MAX_LOG_ASPECT + 1.0 / a.width.min(a.height).min(b.width).min(b.height).max(1) as f32;
     if (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank() {
         return Comparison::REJECTED;
     }
+    let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
+    evaluate(
+        &Grid::of(a, w, h).smoothed(),
+        &Grid::of(b, w, h).smoothed(),
+        Warp::IDENTITY,
+    )
+}
+
+/// [`compare`], with the warp of its verdict.
+fn compare_aligned(a: &Picture, b: &Picture) -> (Comparison, Warp) {
+    let max_log_aspect =
+        MAX_LOG_ASPECT + 1.0 / a.width.min(a.height).min(b.width).min(b.height).max(1) as f32;
+    if (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank() {
+        return (Comparison::REJECTED, Warp::IDENTITY);
+    }
     // Both on the grid of the smaller one, lightly smoothed: compression and noise live in
     // single pixels, the differences that matter span several.
     let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
     if glance(a, b, w, h) > GLANCE_REJECT {
-        return Comparison::REJECTED;
+        return (Comparison::REJECTED, Warp::IDENTITY);
     }
     let ga = Grid::of(a, w, h).smoothed();
     let gb = Grid::of(b, w, h).smoothed();
-    let mut best = evaluate(&ga, &gb, Warp::IDENTITY);
-    if best.difference <= DEFAULT_MAX_DIFFERENCE * 0.5 {
+    let mut best = (evaluate(&ga, &gb, Warp::IDENTITY), Warp::IDENTITY);
+    if best.0.difference <= DEFAULT_MAX_DIFFERENCE * 0.5 {
         return best;
     }
     let x = align_axis(&ga.profile(Axis::X), &gb.profile(Axis::X));
@@ -192,16 +227,17 @@ pub fn compare(a: &Picture, b: &Picture) -> Comparison {
     .map(|(_, warp)| warp) else {
         return best;
     };
-    let mut aligned = evaluate(&ga, &gb, warp);
+    let mut aligned = (evaluate(&ga, &gb, warp), warp);
     // Polishing moves a difference by a few levels: only pairs near the line are worth it
     // (most candidates are far from it, and this is most of the work).
-    if aligned.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
-        let refined = evaluate(&ga, &gb, refine(&ga, &gb, warp));
-        if refined.difference < aligned.difference {
-            aligned = refined;
+    if aligned.0.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
+        let polished = refine(&ga, &gb, warp);
+        let refined = evaluate(&ga, &gb, polished);
+        if refined.difference < aligned.0.difference {
+            aligned = (refined, polished);
         }
     }
-    if aligned.difference < best.difference {
+    if aligned.0.difference < best.0.difference {
         best = aligned;
     }
     best

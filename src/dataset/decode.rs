@@ -3,7 +3,7 @@
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader, Limits, RgbImage};
+use image::{ImageFormat, ImageReader, Limits, RgbImage, RgbaImage};
 
 /// Limits applied to every decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,21 @@ pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
 /// colour, which would make it a square), and what saving it without its alpha usually
 /// gives.
 pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileError> {
+    decode(bytes, limits).map(|decoded| decoded.rgb)
+}
+
+/// A decoded image.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// What it looks like: transparent pixels composited over black (see [`decode_rgb`]).
+    pub rgb: RgbImage,
+    /// Its colours and alpha, when some pixel is not fully opaque.
+    pub rgba: Option<RgbaImage>,
+}
+
+/// Decodes `bytes` like [`decode_rgb`], keeping the alpha of an image with transparent
+/// pixels: a copy saved without transparency shows one of its [`flattened`] views.
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Decoded, FileError> {
     if bytes.is_empty() {
         return Err(FileError::Empty);
     }
@@ -120,15 +135,42 @@ pub fn decode_rgb(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, FileEr
     if width == 0 || height == 0 {
         return Err(FileError::Corrupt("the image has no pixels".to_owned()));
     }
-    Ok(if image.color().has_alpha() {
-        over_black(&image.into_rgba8())
+    if image.color().has_alpha() {
+        let rgba = image.into_rgba8();
+        let transparent = rgba.pixels().any(|p| p.0[3] < u8::MAX);
+        Ok(Decoded {
+            rgb: over_black(&rgba),
+            rgba: transparent.then_some(rgba),
+        })
     } else {
-        image.into_rgb8()
-    })
+        Ok(Decoded {
+            rgb: image.into_rgb8(),
+            rgba: None,
+        })
+    }
+}
+
+/// How scripts commonly flatten a transparent image when they save it without alpha
+/// (a JPEG): `[alpha dropped, over white]`. Dropping the alpha (Pillow's
+/// `convert("RGB")`) shows whatever colours the invisible pixels hold; pasting on a white
+/// background is the other usual way.
+#[must_use]
+pub fn flattened(image: &RgbaImage) -> [RgbImage; 2] {
+    let dropped = RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, _] = image.get_pixel(x, y).0;
+        image::Rgb([r, g, b])
+    });
+    let white = RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, a] = image.get_pixel(x, y).0;
+        let over =
+            |v: u8| ((u16::from(v) * u16::from(a) + 255 * (255 - u16::from(a)) + 127) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    });
+    [dropped, white]
 }
 
 /// `image` composited over black.
-fn over_black(image: &image::RgbaImage) -> RgbImage {
+fn over_black(image: &RgbaImage) -> RgbImage {
     RgbImage::from_fn(image.width(), image.height(), |x, y| {
         let [r, g, b, a] = image.get_pixel(x, y).0;
         let scale = |v: u8| ((u16::from(v) * u16::from(a) + 127) / 255) as u8;

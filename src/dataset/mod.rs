@@ -4,6 +4,7 @@
 pub mod captions;
 pub mod decode;
 pub mod demo;
+pub mod jpeg;
 pub mod resample;
 pub mod scan;
 

@@ -44,7 +44,14 @@ pub fn ingest(entry: &ScanEntry, limits: DecodeLimits) -> Result<Ingested, FileE
 /// The decode pass on bytes already in memory.
 pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, FileError> {
     let content_hash = *blake3::hash(bytes).as_bytes();
-    let image = decode::decode_rgb(bytes, limits)?;
+    let decoded = decode::decode(bytes, limits)?;
+    let flat_phashes = decoded.rgba.as_ref().map(|rgba| {
+        decode::flattened(rgba).map(|view| {
+            let small = hash_input(&view);
+            phash::phash(&dct::dct2(&builtin::luma32(&small)))
+        })
+    });
+    let image = decoded.rgb;
     let (width, height) = image.dimensions();
     let (work_w, work_h) = fit_within(width, height, WORKING_SIDE);
     let working = if (work_w, work_h) == (width, height) {
@@ -66,12 +73,24 @@ pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, File
             height,
             content_hash,
             phash: phash::phash(&luma_dct),
+            flat_phashes,
             measures,
             feature: builtin::describe(&small, &luma_dct),
             thumb: ThumbRef::default(),
         },
         thumbnail,
     })
+}
+
+/// The square picture an image's hashes and features are computed from, made as in
+/// [`ingest_bytes`] (working copy, thumbnail, input side).
+fn hash_input(image: &RgbImage) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let (work_w, work_h) = fit_within(w, h, WORKING_SIDE);
+    let working = resize_area(image, work_w, work_h);
+    let (thumb_w, thumb_h) = fit_within(work_w, work_h, THUMB_SIDE);
+    let thumb = resize_area(&working, thumb_w, thumb_h);
+    resize_area(&thumb, builtin::INPUT_SIDE, builtin::INPUT_SIDE)
 }
 
 fn encode_thumbnail(thumb: &RgbImage) -> Vec<u8> {

@@ -387,7 +387,7 @@ pub fn analyze(
         .iter()
         .map(|r| r.facts().map(|f| f.content_hash))
         .collect();
-    let phashes: Vec<Option<u64>> = records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
+    let phashes = near::row_hashes(&records);
     let (readable, builtin) = match (&imported, &imported_rows) {
         (Some(imported), Some(rows)) => imported_features(imported, rows),
         _ => readable_features(&records),

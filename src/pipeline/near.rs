@@ -88,24 +88,42 @@ impl NearPairs {
     }
 }
 
+/// Every pHash of each row: its own, and for an image with transparency those of its
+/// flattened views (a JPEG saved from it looks like one of them).
+#[must_use]
+pub fn row_hashes(records: &[FileRecord]) -> Vec<(u32, u64)> {
+    let mut out = Vec::with_capacity(records.len());
+    for (row, record) in records.iter().enumerate() {
+        if let Some(facts) = record.facts() {
+            out.push((row as u32, facts.phash));
+            for hash in facts.flat_phashes.into_iter().flatten() {
+                out.push((row as u32, hash));
+            }
+        }
+    }
+    out
+}
+
 /// Candidate row pairs (lower row first, unique), never two rows with the same content
-/// hash (those are exact copies already): pHash neighbours within `max_distance` bits,
-/// each image's closest feature neighbours (`graph` over the `readable` rows) and `extra`
-/// pairs (model embeddings).
+/// hash (those are exact copies already): rows whose pHashes (`hashes`, any number per
+/// row, see [`row_hashes`]) are within `max_distance` bits, each image's closest feature
+/// neighbours (`graph` over the `readable` rows) and `extra` pairs (model embeddings).
 #[must_use]
 pub fn candidates(
     content: &[Option<[u8; 32]>],
-    phashes: &[Option<u64>],
+    hashes: &[(u32, u64)],
     max_distance: u32,
     graph: Option<(&Neighbours, &[u32])>,
     extra: &[(u32, u32)],
 ) -> Vec<(u32, u32)> {
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut by_value: HashMap<u64, Vec<u32>> = HashMap::new();
-    for (row, hash) in phashes.iter().enumerate() {
-        if let Some(hash) = hash {
-            by_value.entry(*hash).or_default().push(row as u32);
-        }
+    for &(row, hash) in hashes {
+        by_value.entry(hash).or_default().push(row);
+    }
+    for rows in by_value.values_mut() {
+        rows.sort_unstable();
+        rows.dedup();
     }
     let mut values: Vec<u64> = by_value.keys().copied().collect();
     values.sort_unstable();
@@ -158,29 +176,39 @@ pub fn candidates(
 }
 
 /// What verification compares of one image: its visible picture (transparency over
-/// black) and, for an image with transparent pixels, the picture of its colours with the
-/// alpha dropped (what `convert("RGB")` and many scripts save).
+/// black) and, for an image with transparent pixels, the pictures of its usual flattened
+/// views (alpha dropped, as `convert("RGB")` and many scripts save; over white).
 struct Views {
     visible: Picture,
-    alpha_dropped: Option<Picture>,
+    flattened: Vec<Picture>,
 }
 
-/// Compares two images. An image with transparency is also compared by its colours alone
-/// against an opaque one (a JPEG saved from it without its alpha); two images with
-/// transparency are compared as seen, so a circle and a square icon stay apart whatever
-/// their hidden pixels hold.
+/// Compares two images. An image with transparency is also compared by its flattened
+/// views against an opaque one (a JPEG saved from it); two images with transparency are
+/// compared as seen, so a circle and a square icon stay apart whatever their hidden pixels
+/// hold. The closest of the comparisons counts.
 fn compare_views(a: &Views, b: &Views) -> Comparison {
     let seen = verify::compare(&a.visible, &b.visible);
-    let dropped = match (&a.alpha_dropped, &b.alpha_dropped) {
-        (Some(pa), None) => verify::compare(pa, &b.visible),
-        (None, Some(pb)) => verify::compare(&a.visible, pb),
+    let others: Vec<Comparison> = match (a.flattened.is_empty(), b.flattened.is_empty()) {
+        (false, true) => a
+            .flattened
+            .iter()
+            .map(|view| verify::compare(view, &b.visible))
+            .collect(),
+        (true, false) => b
+            .flattened
+            .iter()
+            .map(|view| verify::compare(&a.visible, view))
+            .collect(),
         _ => return seen,
     };
-    if dropped.difference < seen.difference {
-        dropped
-    } else {
-        seen
-    }
+    others.into_iter().fold(seen, |best, other| {
+        if other.difference < best.difference {
+            other
+        } else {
+            best
+        }
+    })
 }
 
 /// Verifies `pairs` on the rows' thumbnails (read from `pack`): verdicts already in
@@ -217,7 +245,13 @@ pub fn verify(
                         .ok()
                         .and_then(|i| pictures[i].as_ref())
                 };
-                Some((key, compare_views(picture(a)?, picture(b)?)))
+                let seen = compare_views(picture(a)?, picture(b)?);
+                let compressed = (seen.difference <= RECOMPRESS_WITHIN
+                    && !seen.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
+                .then(|| as_reproduced(root, &records[a as usize], &records[b as usize]))
+                .flatten()
+                .filter(|c| c.difference < seen.difference);
+                Some((key, compressed.unwrap_or(seen)))
             })
             .collect();
         known.extend(found);
@@ -234,13 +268,181 @@ pub fn verify(
         .collect()
 }
 
+/// Pairs whose difference is within this (but not a copy) are also compared as one would look
+/// made into the other (see [`as_reproduced`]).
+const RECOMPRESS_WITHIN: f32 = 4.0 * verify::DEFAULT_MAX_DIFFERENCE;
+
+/// Images up to this many pixels (and [`ALPHA_VIEW_BYTES`] × 2 bytes) are also compared
+/// with the transform reproduced: at this size a 48-pixel picture still shows resampling
+/// and compression at edges; beyond it they average away, while what is drawn (a word of a
+/// template) shrinks to a few pixels, where reproduced noise would only hide it.
+const RECOMPRESS_PIXELS: u64 = 320 * 320;
+
+/// Compares two small images as the copy (the second of a direction) would look if it
+/// were made from the original by the usual transforms: the window of the original it
+/// shows (a crop, found by the alignment and polished to whole pixels) resized to its size
+/// with the usual filters, then, when the copy is a JPEG, compressed with its quantisation
+/// tables and chroma subsampling (see [`crate::dataset::jpeg`]). Resampling and
+/// compression damage a small picture's edges and thin colours the same way each time; a
+/// look-alike differs in what is drawn. Both directions and every view of the original
+/// are tried (as seen, and flattened when it has transparency); `None` when a file cannot
+/// be read or is too large to be worth it.
+fn as_reproduced(root: &Path, a: &FileRecord, b: &FileRecord) -> Option<Comparison> {
+    use crate::dataset::{DecodeLimits, decode, jpeg};
+    let load = |record: &FileRecord| -> Option<(Vec<u8>, decode::Decoded)> {
+        let facts = record.facts()?;
+        if record.size > 2 * ALPHA_VIEW_BYTES
+            || u64::from(facts.width) * u64::from(facts.height) > RECOMPRESS_PIXELS
+        {
+            return None;
+        }
+        let bytes = std::fs::read(root.join(&record.rel_path)).ok()?;
+        let decoded = decode::decode(&bytes, DecodeLimits::default()).ok()?;
+        Some((bytes, decoded))
+    };
+    let (bytes_a, decoded_a) = load(a)?;
+    let (bytes_b, decoded_b) = load(b)?;
+    let mut best: Option<Comparison> = None;
+    for (original, copy_bytes, copy) in [
+        (&decoded_a, &bytes_b, &decoded_b),
+        (&decoded_b, &bytes_a, &decoded_a),
+    ] {
+        let settings = jpeg::settings(copy_bytes);
+        let (cw, ch) = copy.rgb.dimensions();
+        let copy_picture = Picture::new(&copy.rgb, cw, ch);
+        let flat = original.rgba.as_ref().map(decode::flattened);
+        for view in std::iter::once(&original.rgb).chain(flat.iter().flatten()) {
+            if let Some(c) = reproduce(view, &copy_picture, (cw, ch), settings.as_ref())
+                && best.is_none_or(|b| c.difference < b.difference)
+            {
+                best = Some(c);
+            }
+        }
+    }
+    best
+}
+
+/// Filters a copy may have been resized with: Pillow's LANCZOS, BICUBIC and BILINEAR
+/// (which widen their support when shrinking, as these do) and an area average.
+const FILTERS: [Option<image::imageops::FilterType>; 4] = [
+    Some(image::imageops::FilterType::Lanczos3),
+    Some(image::imageops::FilterType::CatmullRom),
+    Some(image::imageops::FilterType::Triangle),
+    None,
+];
+
+/// A reproduced transform: its comparison, window columns and rows, filter index.
+type Trial = (Comparison, (i64, i64), (i64, i64), usize);
+
+/// The best comparison of `copy` (a picture of an image of `size`) with `view` transformed
+/// as in [`as_reproduced`].
+fn reproduce(
+    view: &image::RgbImage,
+    copy: &Picture,
+    size: (u32, u32),
+    settings: Option<&crate::dataset::jpeg::Settings>,
+) -> Option<Comparison> {
+    use crate::dataset::{jpeg, resample};
+    let (w, h) = view.dimensions();
+    let whole = Picture::new(view, w, h);
+    let [x, y] = verify::window(&whole, copy)?;
+    // The window in whole pixels; one reaching beyond the view by more than rounding is
+    // not a crop of it (the other direction may be).
+    let edges = |(start, end): (f32, f32), side: u32| -> Option<(i64, i64)> {
+        let side = f64::from(side);
+        let (start, end) = (f64::from(start) * side, f64::from(end) * side);
+        (start > -1.0 && end < side + 1.0)
+            .then(|| (start.round().max(0.0) as i64, end.round().min(side) as i64))
+    };
+    let made = |(x0, x1): (i64, i64), (y0, y1): (i64, i64), filter| -> Option<Comparison> {
+        if x1 - x0 < 2 || y1 - y0 < 2 || x0 < 0 || y0 < 0 || x1 > i64::from(w) || y1 > i64::from(h)
+        {
+            return None;
+        }
+        let (x0, y0, cw, ch) = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
+        if cw < size.0 || ch < size.1 {
+            // Copies are not enlarged beyond their window: that would be another picture.
+            if cw * 100 < size.0 * 80 || ch * 100 < size.1 * 80 {
+                return None;
+            }
+        }
+        let window = if (x0, y0, cw, ch) == (0, 0, w, h) {
+            view.clone()
+        } else {
+            image::imageops::crop_imm(view, x0, y0, cw, ch).to_image()
+        };
+        let sized = if (cw, ch) == size {
+            window
+        } else {
+            match filter {
+                Some(filter) => image::imageops::resize(&window, size.0, size.1, filter),
+                None => resample::resize_area(&window, size.0, size.1),
+            }
+        };
+        let made = match settings {
+            Some(settings) => jpeg::recompress(&sized, settings)?,
+            None => sized,
+        };
+        Some(verify::compare_in_place(&Picture::new(&made, w, h), copy))
+    };
+    let better = |best: &mut Option<Trial>, c: Option<Comparison>, xs, ys, f| {
+        if let Some(c) = c
+            && best.is_none_or(|b| c.difference < b.0.difference)
+        {
+            *best = Some((c, xs, ys, f));
+        }
+    };
+    let (xs, ys) = (edges(x, w)?, edges(y, h)?);
+    let full = ((0, i64::from(w)), (0, i64::from(h)));
+    let mut best = None;
+    // Without a crop or a resize every filter makes the same picture.
+    let filters = if (xs, ys) == full && (w, h) == size {
+        1
+    } else {
+        FILTERS.len()
+    };
+    for (f, filter) in FILTERS.iter().enumerate().take(filters) {
+        better(&mut best, made(xs, ys, *filter), xs, ys, f);
+    }
+    let (_, mut xs, mut ys, f) = best?;
+    // Polish a crop's window to whole pixels, one axis at a time, unless it is plainly a
+    // copy already.
+    let settled = best.is_some_and(|b: Trial| {
+        b.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
+            && b.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+    });
+    if (xs, ys) != full && !settled {
+        for axis in 0..2 {
+            let centre = if axis == 0 { xs } else { ys };
+            for d0 in -1..=1 {
+                for d1 in -1..=1 {
+                    if (d0, d1) == (0, 0) {
+                        continue;
+                    }
+                    let edge = (centre.0 + d0, centre.1 + d1);
+                    let (tx, ty) = if axis == 0 { (edge, ys) } else { (xs, edge) };
+                    better(&mut best, made(tx, ty, FILTERS[f]), tx, ty, f);
+                }
+            }
+            let chosen = best?;
+            (xs, ys) = (chosen.1, chosen.2);
+        }
+    }
+    best.map(|b| b.0)
+}
+
 /// Files up to this size in a format that can hold transparency are read again for their
-/// alpha-dropped view (icons, not posters).
+/// flattened views (icons, not posters).
 const ALPHA_VIEW_BYTES: u64 = 2 << 20;
 
-/// The alpha-dropped picture of the file at `path`, if it is small, in a format with
-/// transparency, and has transparent pixels.
-fn alpha_dropped(path: &Path, size: u64) -> Option<Picture> {
+/// The flattened views of the file at `path` (see [`crate::dataset::decode::flattened`]),
+/// if it is small, in a format with transparency, and has transparent pixels; empty
+/// otherwise.
+fn flattened(path: &Path, size: u64) -> Vec<Picture> {
+    views_of(path, size).unwrap_or_default()
+}
+
+fn views_of(path: &Path, size: u64) -> Option<Vec<Picture>> {
     if size > ALPHA_VIEW_BYTES {
         return None;
     }
@@ -263,11 +465,14 @@ fn alpha_dropped(path: &Path, size: u64) -> Option<Picture> {
     if rgba.pixels().all(|p| p.0[3] == u8::MAX) {
         return None;
     }
-    let rgb = image.to_rgb8();
-    let (w, h) = rgb.dimensions();
+    let (w, h) = rgba.dimensions();
     let (tw, th) = crate::dataset::resample::fit_within(w, h, super::ingest::THUMB_SIDE);
-    let small = crate::dataset::resample::resize_area(&rgb, tw, th);
-    Some(Picture::new(&small, w, h))
+    Some(
+        crate::dataset::decode::flattened(&rgba)
+            .iter()
+            .map(|view| Picture::new(&crate::dataset::resample::resize_area(view, tw, th), w, h))
+            .collect(),
+    )
 }
 
 /// The views of `rows` (sorted), from their thumbnails; `None` where one cannot be read.
@@ -290,8 +495,31 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
             let record = &records[row as usize];
             Some(Views {
                 visible: Picture::new(&image.to_rgb8(), facts.width, facts.height),
-                alpha_dropped: alpha_dropped(&root.join(&record.rel_path), record.size),
+                flattened: flattened(&root.join(&record.rel_path), record.size),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod probe {
+    #[test]
+    #[ignore = "a probe for people: CURATE_PROBE=original,copy"]
+    fn reproduce_probe() {
+        let paths = std::env::var("CURATE_PROBE").expect("CURATE_PROBE=a,b");
+        let (a, b) = paths.split_once(',').expect("two paths");
+        let load = |p: &str| {
+            let bytes = std::fs::read(p).expect("read");
+            let d = crate::dataset::decode::decode(&bytes, crate::dataset::DecodeLimits::default())
+                .expect("decode");
+            (bytes, d)
+        };
+        let (_, da) = load(a);
+        let (bb, db) = load(b);
+        let settings = crate::dataset::jpeg::settings(&bb);
+        let (cw, ch) = db.rgb.dimensions();
+        let copy = super::Picture::new(&db.rgb, cw, ch);
+        let c = super::reproduce(&da.rgb, &copy, (cw, ch), settings.as_ref());
+        eprintln!("{c:?}");
+    }
 }

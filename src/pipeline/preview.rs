@@ -119,8 +119,7 @@ impl PreviewBuilder {
             .iter()
             .map(|r| r.facts().map(|f| f.content_hash))
             .collect();
-        let phashes: Vec<Option<u64>> =
-            records.iter().map(|r| r.facts().map(|f| f.phash)).collect();
+        let phashes = super::near::row_hashes(&records);
         let candidates = super::near::candidates(&content, &phashes, self.max_distance, None, &[]);
         let verified = super::near::verify(
             &self.root,

@@ -35,7 +35,7 @@ const INDEX_FILE: &str = "index.parquet";
 const CACHE_VERSION: &str = "1";
 /// Changes whenever the decode pass computes something differently; a cache made by another
 /// version is discarded.
-pub const PASS_VERSION: &str = "builtin-v1";
+pub const PASS_VERSION: &str = "builtin-v2";
 
 /// Where a thumbnail lives in the pack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +57,10 @@ pub struct ImageFacts {
     pub content_hash: [u8; 32],
     /// 64-bit DCT perceptual hash.
     pub phash: u64,
+    /// For an image with transparent pixels, the pHashes of its two usual flattened views
+    /// (alpha dropped, over white; see [`crate::dataset::decode::flattened`]): a copy saved
+    /// as a JPEG looks like one of them.
+    pub flat_phashes: Option<[u64; 2]>,
     /// Raw quality measurements.
     pub measures: Measures,
     /// The built-in feature vector ([`FEATURE_DIM`] floats).
@@ -351,6 +355,8 @@ fn index_schema(generation: u64) -> Schema {
             Field::new("height", DataType::UInt32, false),
             Field::new("content_hash", DataType::FixedSizeBinary(32), true),
             Field::new("phash", DataType::UInt64, false),
+            Field::new("phash_alpha_dropped", DataType::UInt64, true),
+            Field::new("phash_over_white", DataType::UInt64, true),
             Field::new("brightness_p99", DataType::Float32, false),
             Field::new("brightness_p5", DataType::Float32, false),
             Field::new("laplacian_var", DataType::Float32, false),
@@ -461,6 +467,18 @@ fn index_batch(
                 .map(|r| r.facts().map_or(0, |f| f.phash))
                 .collect::<UInt64Array>(),
         ),
+        Arc::new(
+            records
+                .iter()
+                .map(|r| r.facts().and_then(|f| f.flat_phashes).map(|h| h[0]))
+                .collect::<UInt64Array>(),
+        ),
+        Arc::new(
+            records
+                .iter()
+                .map(|r| r.facts().and_then(|f| f.flat_phashes).map(|h| h[1]))
+                .collect::<UInt64Array>(),
+        ),
         facts(|f| f.measures.brightness_p99),
         facts(|f| f.measures.brightness_p5),
         facts(|f| f.measures.laplacian_var),
@@ -538,6 +556,8 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
         let height = col::u32s(&batch, "height")?;
         let hashes = col::fixed_binary(&batch, "content_hash")?;
         let phash = col::u64s(&batch, "phash")?;
+        let dropped = col::u64s(&batch, "phash_alpha_dropped")?;
+        let white = col::u64s(&batch, "phash_over_white")?;
         let p99 = col::f32s(&batch, "brightness_p99")?;
         let p5 = col::f32s(&batch, "brightness_p5")?;
         let lap = col::f32s(&batch, "laplacian_var")?;
@@ -566,6 +586,8 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
                             .try_into()
                             .map_err(|_| unreadable(&"hash length"))?,
                         phash: phash.value(row),
+                        flat_phashes: (dropped.is_valid(row) && white.is_valid(row))
+                            .then(|| [dropped.value(row), white.value(row)]),
                         measures: Measures {
                             brightness_p99: p99.value(row),
                             brightness_p5: p5.value(row),

@@ -865,8 +865,8 @@ impl Workspace {
 
     /// Labels `points` good or bad for the ensemble score (an undoable step) and refits it
     /// in the background (a logistic model of every operator once both kinds are labelled).
-    /// Labels never re-choose keepers by themselves: the first label of a session says so
-    /// in its tuning, and [`Self::propose_learned_keepers`] asks. Returns how many points
+    /// Labels do not start choosing keepers by themselves: the first label of a session
+    /// records whether they do now, and [`Self::propose_learned_keepers`] asks. Returns how many points
     /// were labelled.
     pub fn label_quality(&mut self, points: &[u32], bad: bool) -> usize {
         let Source::Dataset { .. } = &*self.collection.source else {
@@ -874,7 +874,9 @@ impl Workspace {
         };
         let mut settings = self.decisions.settings();
         if settings.learned_keepers.is_none() {
-            settings.learned_keepers = Some(false);
+            // What holds now stays: no labels choose keepers unless they already did (labels
+            // the analysis itself learned from).
+            settings.learned_keepers = Some(self.learned_keepers());
         }
         let label = format!(
             "label {} {}",
