@@ -110,14 +110,37 @@ pub struct KeeperFacts {
     pub learned: Option<f32>,
     /// Cosine similarity to the image's k-means cluster centre, when known.
     pub centrality: Option<f32>,
+    /// How many other images are verified near copies of this one (see [`near_copies`]).
+    pub copies: u32,
+}
+
+/// Per row, how many other rows its near-duplicate links reach (each partner once): a
+/// family's original is linked to all its copies, a copy often to the original alone.
+#[must_use]
+pub fn near_copies(rows: usize, links: &[crate::analysis::dedup::DupLink]) -> Vec<u32> {
+    let mut pairs: Vec<(u32, u32)> = links
+        .iter()
+        .filter(|l| l.kind == DupKind::Near && l.a != l.b)
+        .map(|l| (l.a.min(l.b), l.a.max(l.b)))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut count = vec![0_u32; rows];
+    for (a, b) in pairs {
+        count[a as usize] += 1;
+        count[b as usize] += 1;
+    }
+    count
 }
 
 impl KeeperFacts {
     /// Orders candidates under [`KeeperPolicy::Quality`] without a learned score: more
-    /// pixels, then well exposed, then sharper, then larger file.
+    /// pixels, then well exposed, then more near copies (the original a family was copied
+    /// from, rather than a re-encode that compression made look sharper), then sharper,
+    /// then larger file.
     #[must_use]
     pub fn better_than(&self, other: &Self) -> bool {
-        let key = |f: &Self| (f.pixels, !f.badly_exposed);
+        let key = |f: &Self| (f.pixels, !f.badly_exposed, f.copies);
         if key(self) != key(other) {
             return key(self) > key(other);
         }
@@ -154,8 +177,8 @@ impl KeeperFacts {
 }
 
 /// Each row's place in keeper order under [`KeeperPolicy::Quality`] without a learned
-/// score (0 = the first choice): more pixels, then well exposed, then sharper (in steps
-/// of 0.02, as [`KeeperFacts::better_than`]), then larger file. Rows without facts come
+/// score (0 = the first choice): more pixels, then well exposed, then more near copies,
+/// then sharper (in steps of 0.02, as [`KeeperFacts::better_than`]), then larger file. Rows without facts come
 /// last. Duplicate groups are stars around the first of their members in this order.
 #[must_use]
 pub fn quality_rank(facts: &[Option<KeeperFacts>]) -> Vec<u32> {
@@ -164,6 +187,7 @@ pub fn quality_rank(facts: &[Option<KeeperFacts>]) -> Vec<u32> {
             (
                 std::cmp::Reverse(f.pixels),
                 f.badly_exposed,
+                std::cmp::Reverse(f.copies),
                 (f.blurry / 0.02).floor() as i64,
                 std::cmp::Reverse(f.bytes),
             )

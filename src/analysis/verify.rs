@@ -94,7 +94,13 @@ impl Picture {
     /// whose original size is `width × height`.
     #[must_use]
     pub fn new(image: &RgbImage, width: u32, height: u32) -> Self {
-        let (w, h) = fit_within(image.width(), image.height(), PICTURE_SIDE);
+        Self::with_side(image, width, height, PICTURE_SIDE)
+    }
+
+    /// A picture of at most `side` pixels on its longer side (see [`Self::new`]).
+    #[must_use]
+    pub fn with_side(image: &RgbImage, width: u32, height: u32, side: u32) -> Self {
+        let (w, h) = fit_within(image.width(), image.height(), side);
         let small = resize_area(image, w.max(1), h.max(1));
         let rgb = small.into_raw();
         let luma: Vec<f32> = rgb

@@ -602,7 +602,8 @@ pub fn analyze(
     links.retain(|l| !not_duplicates.contains(&(l.a.min(l.b), l.a.max(l.b))));
     let mut rejected = near_pairs.rejected(options.max_difference);
     rejected.extend(not_duplicates.iter().copied());
-    let (scores_now, facts) = keeper_facts(&records);
+    let copies = keep::near_copies(records.len(), &links);
+    let (scores_now, facts) = keeper_facts(&records, &copies);
     let groups = dedup::group_with(&content, &links, &rejected, &keep::quality_rank(&facts));
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
@@ -717,6 +718,7 @@ pub fn analyze(
         &content,
         &ood,
         options.drop_outliers_percent,
+        &copies,
     );
 
     progress.send(ProgressEvent::Started {
@@ -736,6 +738,11 @@ pub fn analyze(
         let report = &mut rows[row as usize];
         report.cluster = clusters.assignment.get(p).map(|&c| i64::from(c));
         report.centroid_similarity = centrality.get(p).copied();
+    }
+    for (report, &count) in rows.iter_mut().zip(&copies) {
+        if report.status == "ok" {
+            report.near_copies = Some(count);
+        }
     }
     for (row, report) in rows.iter_mut().enumerate() {
         if report.status == "ok" {
@@ -1114,8 +1121,9 @@ fn judge(
     content: &[Option<[u8; 32]>],
     ood: &[f32],
     drop_outliers_percent: Option<f32>,
+    copies: &[u32],
 ) -> (Vec<Option<Scores>>, Decisions) {
-    let (scores, facts) = keeper_facts(records);
+    let (scores, facts) = keeper_facts(records, copies);
     let decisions = keep::decide(
         groups,
         &facts,
@@ -1128,8 +1136,11 @@ fn judge(
 }
 
 /// Quality scores (against the run's own size statistics) and what the keeper choice
-/// looks at, per row.
-fn keeper_facts(records: &[FileRecord]) -> (Vec<Option<Scores>>, Vec<Option<KeeperFacts>>) {
+/// looks at, per row (`copies`: [`keep::near_copies`] of the run's links).
+fn keeper_facts(
+    records: &[FileRecord],
+    copies: &[u32],
+) -> (Vec<Option<Scores>>, Vec<Option<KeeperFacts>>) {
     let dims: Vec<(u32, u32)> = records
         .iter()
         .filter_map(FileRecord::facts)
@@ -1146,7 +1157,8 @@ fn keeper_facts(records: &[FileRecord]) -> (Vec<Option<Scores>>, Vec<Option<Keep
     let facts: Vec<Option<KeeperFacts>> = records
         .iter()
         .zip(&scores)
-        .map(|(r, s)| {
+        .enumerate()
+        .map(|(row, (r, s))| {
             if matches!(r.outcome, Outcome::VectorOnly) {
                 return Some(KeeperFacts::default());
             }
@@ -1156,6 +1168,7 @@ fn keeper_facts(records: &[FileRecord]) -> (Vec<Option<Scores>>, Vec<Option<Keep
                 blurry: s.values[2],
                 badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
                 bytes: r.size,
+                copies: copies.get(row).copied().unwrap_or(0),
                 ..KeeperFacts::default()
             })
         })

@@ -181,6 +181,45 @@ pub fn candidates(
 struct Views {
     visible: Picture,
     flattened: Vec<Picture>,
+    /// The visible picture at the thumbnail's full size, when that is at least
+    /// [`DETAIL_SIDE`]: see [`confirm`].
+    detail: Option<Picture>,
+}
+
+/// Thumbnails at least this long are compared again at their full size before a copy
+/// verdict stands.
+const DETAIL_SIDE: u32 = 96;
+
+/// A copy found on the 48-pixel pictures of two large images is compared again on their
+/// thumbnails (128 pixels): at 48 pixels a changed title on one template, or another
+/// word on one banner, shrinks to a few pixels that compression noise can hide. Only pairs
+/// that line up as they are (no crop: a template and its other texts do) are compared
+/// again, since resampling a crop shows at this size; transparent images (compared by
+/// their flattened views) and small ones keep the first verdict.
+fn confirm(a: &Views, b: &Views, first: Comparison) -> Comparison {
+    if !first.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+        || !a.flattened.is_empty()
+        || !b.flattened.is_empty()
+        || a.detail.is_none()
+        || b.detail.is_none()
+    {
+        return first;
+    }
+    let in_place = |(start, end): (f32, f32)| start.abs() < 0.01 && (end - 1.0).abs() < 0.01;
+    if !verify::window(&a.visible, &b.visible).is_some_and(|[x, y]| in_place(x) && in_place(y)) {
+        return first;
+    }
+    match (&a.detail, &b.detail) {
+        (Some(da), Some(db)) => {
+            let detail = verify::compare(da, db);
+            if detail.is_copy(verify::DEFAULT_MAX_DIFFERENCE) {
+                first
+            } else {
+                detail
+            }
+        }
+        _ => first,
+    }
 }
 
 /// Compares two images. An image with transparency is also compared by its flattened
@@ -245,7 +284,8 @@ pub fn verify(
                         .ok()
                         .and_then(|i| pictures[i].as_ref())
                 };
-                let seen = compare_views(picture(a)?, picture(b)?);
+                let (va, vb) = (picture(a)?, picture(b)?);
+                let seen = confirm(va, vb, compare_views(va, vb));
                 let compressed = (seen.difference <= RECOMPRESS_WITHIN
                     && !seen.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
                 .then(|| as_reproduced(root, &records[a as usize], &records[b as usize]))
@@ -493,8 +533,11 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
             let image =
                 image::load_from_memory_with_format(&bytes?, image::ImageFormat::Jpeg).ok()?;
             let record = &records[row as usize];
+            let rgb = image.to_rgb8();
             Some(Views {
-                visible: Picture::new(&image.to_rgb8(), facts.width, facts.height),
+                visible: Picture::new(&rgb, facts.width, facts.height),
+                detail: (rgb.width().max(rgb.height()) >= DETAIL_SIDE)
+                    .then(|| Picture::with_side(&rgb, facts.width, facts.height, u32::MAX)),
                 flattened: flattened(&root.join(&record.rel_path), record.size),
             })
         })

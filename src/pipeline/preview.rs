@@ -133,15 +133,17 @@ impl PreviewBuilder {
             max_difference: crate::analysis::verify::DEFAULT_MAX_DIFFERENCE,
         };
         let threshold = crate::analysis::verify::DEFAULT_MAX_DIFFERENCE;
-        let (_, facts) = super::keeper_facts(&records);
+        let links = near.links(threshold);
+        let copies = crate::analysis::keep::near_copies(records.len(), &links);
+        let (_, facts) = super::keeper_facts(&records, &copies);
         let groups = dedup::group_with(
             &content,
-            &near.links(threshold),
+            &links,
             &near.rejected(threshold),
             &crate::analysis::keep::quality_rank(&facts),
         );
         let ood = vec![0.0_f32; records.len()];
-        let (scores, decisions) = judge(&records, &groups, &content, &ood, None);
+        let (scores, decisions) = judge(&records, &groups, &content, &ood, None, &copies);
 
         let (readable, features) = readable_features(&records);
         let refit = match &self.basis {

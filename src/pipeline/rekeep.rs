@@ -24,6 +24,7 @@ pub fn facts(rows: &[ReportRow], learned: Option<&[f32]>) -> Vec<Option<KeeperFa
                     bytes: r.size_bytes,
                     learned: learned.map(|l| l[row]),
                     centrality: r.centroid_similarity,
+                    copies: r.near_copies.unwrap_or(0),
                 }
             })
         })

@@ -9,7 +9,10 @@
 //! `ood_score` (f32, higher = more unusual), one f32 column per quality score
 //! (`dark_score`, `light_score`, `blurry_score`, `low_information_score`, `grayscale_score`,
 //! `odd_size_score`, `odd_aspect_score`; higher = worse), `quality_flags` (comma-separated
-//! names of the flagged scores), `x`, `y` (f32 map coordinates).
+//! names of the flagged scores), `x`, `y` (f32 map coordinates), `near_copies` (u32: how
+//! many other images were verified near copies of this one; the keeper choice prefers the
+//! member most others are copies of). The model, outlier and cluster columns are listed on
+//! [`ReportRow`].
 
 use std::fs::File;
 use std::io;
@@ -103,6 +106,10 @@ pub struct ReportRow {
     /// Cosine similarity of the embedding to its cluster's centre (what the `central` and
     /// `farthest` keeper policies rank by).
     pub centroid_similarity: Option<f32>,
+    /// How many other images were verified near copies of this one (before grouping): a
+    /// family's original is a copy-partner of all its copies, which need not be of each
+    /// other. The keeper choice prefers it among members of equal resolution.
+    pub near_copies: Option<u32>,
 }
 
 fn schema() -> Schema {
@@ -148,6 +155,7 @@ fn schema() -> Schema {
         Field::new("cluster", DataType::Int64, true),
         Field::new("centroid_similarity", DataType::Float32, true),
         Field::new("ood_combined", DataType::Float32, true),
+        Field::new("near_copies", DataType::UInt32, true),
     ]);
     Schema::new(fields)
 }
@@ -207,6 +215,9 @@ fn batch(
     ));
     columns.push(floats(rows, |r| r.centroid_similarity));
     columns.push(floats(rows, |r| r.ood_combined));
+    columns.push(Arc::new(
+        rows.iter().map(|r| r.near_copies).collect::<UInt32Array>(),
+    ));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -327,6 +338,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
     let cluster = has("cluster")
         .then(|| col::i64s(batch, "cluster"))
         .transpose()?;
+    let near_copies = has("near_copies")
+        .then(|| col::u32s(batch, "near_copies"))
+        .transpose()?;
     for i in 0..batch.num_rows() {
         rows.push(ReportRow {
             path: path.value(i).to_owned(),
@@ -366,6 +380,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             cluster: cluster.and_then(|a| a.is_valid(i).then(|| a.value(i))),
             centroid_similarity: opt_col(optional_floats[7], i),
             ood_combined: opt_col(optional_floats[8], i),
+            near_copies: near_copies.and_then(|a| a.is_valid(i).then(|| a.value(i))),
         });
     }
     Ok(())
