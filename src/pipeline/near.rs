@@ -275,7 +275,7 @@ pub fn verify(
         rows.sort_unstable();
         rows.dedup();
         let pictures = pictures(root, records, pack, &rows);
-        let found: Vec<(PairKey, Comparison)> = todo
+        let seen: Vec<(u32, u32, PairKey, Comparison)> = todo
             .par_iter()
             .filter_map(|&(a, b)| {
                 let key = key_of(a, b)?;
@@ -285,13 +285,39 @@ pub fn verify(
                         .and_then(|i| pictures[i].as_ref())
                 };
                 let (va, vb) = (picture(a)?, picture(b)?);
-                let seen = confirm(va, vb, compare_views(va, vb));
-                let compressed = (seen.difference <= RECOMPRESS_WITHIN
-                    && !seen.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
-                .then(|| as_reproduced(root, &records[a as usize], &records[b as usize]))
-                .flatten()
-                .filter(|c| c.difference < seen.difference);
-                Some((key, compressed.unwrap_or(seen)))
+                Some((a, b, key, confirm(va, vb, compare_views(va, vb))))
+            })
+            .collect();
+        // Near misses are compared again with the transform reproduced, from each image
+        // decoded once.
+        let near_miss = |c: &Comparison| {
+            c.difference <= RECOMPRESS_WITHIN && !c.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+        };
+        let mut again: Vec<u32> = seen
+            .iter()
+            .filter(|s| near_miss(&s.3))
+            .flat_map(|s| [s.0, s.1])
+            .collect();
+        again.sort_unstable();
+        again.dedup();
+        let sources: Vec<Option<Source>> = again
+            .par_iter()
+            .map(|&row| Source::load(root, &records[row as usize]))
+            .collect();
+        let source = |row: u32| {
+            again
+                .binary_search(&row)
+                .ok()
+                .and_then(|i| sources[i].as_ref())
+        };
+        let found: Vec<(PairKey, Comparison)> = seen
+            .into_par_iter()
+            .map(|(a, b, key, seen)| {
+                let reproduced = near_miss(&seen)
+                    .then(|| as_reproduced(source(a)?, source(b)?))
+                    .flatten()
+                    .filter(|c| c.difference < seen.difference);
+                (key, reproduced.unwrap_or(seen))
             })
             .collect();
         known.extend(found);
@@ -327,9 +353,36 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// look-alike differs in what is drawn. Both directions and every view of the original
 /// are tried (as seen, and flattened when it has transparency); `None` when a file cannot
 /// be read or is too large to be worth it.
-fn as_reproduced(root: &Path, a: &FileRecord, b: &FileRecord) -> Option<Comparison> {
-    use crate::dataset::{DecodeLimits, decode, jpeg};
-    let load = |record: &FileRecord| -> Option<(Vec<u8>, decode::Decoded)> {
+fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
+    let mut best: Option<Comparison> = None;
+    for (original, copy) in [(a, b), (b, a)] {
+        let (cw, ch) = copy.decoded.rgb.dimensions();
+        for view in std::iter::once(&original.decoded.rgb).chain(original.flattened.iter()) {
+            if let Some(c) = reproduce(view, &copy.picture, (cw, ch), copy.jpeg.as_ref())
+                && best.is_none_or(|b| c.difference < b.difference)
+            {
+                best = Some(c);
+            }
+        }
+    }
+    best
+}
+
+/// One image as [`as_reproduced`] uses it, decoded once.
+struct Source {
+    decoded: crate::dataset::decode::Decoded,
+    /// Its flattened views, when it has transparency.
+    flattened: Vec<image::RgbImage>,
+    /// Its JPEG settings, when it is a JPEG this can reproduce.
+    jpeg: Option<crate::dataset::jpeg::Settings>,
+    /// Its picture, from the full image.
+    picture: Picture,
+}
+
+impl Source {
+    /// The image of `record`, if it is small enough to be worth it and can be read.
+    fn load(root: &Path, record: &FileRecord) -> Option<Self> {
+        use crate::dataset::{DecodeLimits, decode, jpeg};
         let facts = record.facts()?;
         if record.size > 2 * ALPHA_VIEW_BYTES
             || u64::from(facts.width) * u64::from(facts.height) > RECOMPRESS_PIXELS
@@ -338,28 +391,18 @@ fn as_reproduced(root: &Path, a: &FileRecord, b: &FileRecord) -> Option<Comparis
         }
         let bytes = std::fs::read(root.join(&record.rel_path)).ok()?;
         let decoded = decode::decode(&bytes, DecodeLimits::default()).ok()?;
-        Some((bytes, decoded))
-    };
-    let (bytes_a, decoded_a) = load(a)?;
-    let (bytes_b, decoded_b) = load(b)?;
-    let mut best: Option<Comparison> = None;
-    for (original, copy_bytes, copy) in [
-        (&decoded_a, &bytes_b, &decoded_b),
-        (&decoded_b, &bytes_a, &decoded_a),
-    ] {
-        let settings = jpeg::settings(copy_bytes);
-        let (cw, ch) = copy.rgb.dimensions();
-        let copy_picture = Picture::new(&copy.rgb, cw, ch);
-        let flat = original.rgba.as_ref().map(decode::flattened);
-        for view in std::iter::once(&original.rgb).chain(flat.iter().flatten()) {
-            if let Some(c) = reproduce(view, &copy_picture, (cw, ch), settings.as_ref())
-                && best.is_none_or(|b| c.difference < b.difference)
-            {
-                best = Some(c);
-            }
-        }
+        let (w, h) = decoded.rgb.dimensions();
+        Some(Self {
+            flattened: decoded
+                .rgba
+                .as_ref()
+                .map(|rgba| decode::flattened(rgba).into_iter().collect())
+                .unwrap_or_default(),
+            jpeg: jpeg::settings(&bytes),
+            picture: Picture::new(&decoded.rgb, w, h),
+            decoded,
+        })
     }
-    best
 }
 
 /// Filters a copy may have been resized with: Pillow's LANCZOS, BICUBIC and BILINEAR
@@ -434,6 +477,10 @@ fn reproduce(
     };
     let (xs, ys) = (edges(x, w)?, edges(y, h)?);
     let full = ((0, i64::from(w)), (0, i64::from(h)));
+    if (xs, ys) == full && (w, h) == size && settings.is_none() {
+        // No crop, no resize, no compression: nothing to reproduce.
+        return None;
+    }
     let mut best = None;
     // Without a crop or a resize every filter makes the same picture.
     let filters = if (xs, ys) == full && (w, h) == size {
