@@ -254,6 +254,15 @@ fn noise(image: &RgbImage, sigma: f32, seed: u64) -> RgbImage {
     out
 }
 
+/// Each path's duplicate group (-1 for none).
+fn groups(analysis: &pipeline::Analysis) -> HashMap<&str, i64> {
+    analysis
+        .rows
+        .iter()
+        .map(|r| (r.path.as_str(), r.dup_group))
+        .collect()
+}
+
 fn save(root: &Path, name: &str, image: &RgbImage) {
     let path = root.join(name);
     if std::path::Path::new(name)
@@ -371,11 +380,7 @@ fn look_alikes_stay_apart_and_copies_are_found() {
 
     let analysis =
         pipeline::analyze(root, &Options::default(), &Progress::silent()).expect("analysis");
-    let group: HashMap<&str, i64> = analysis
-        .rows
-        .iter()
-        .map(|r| (r.path.as_str(), r.dup_group))
-        .collect();
+    let group = groups(&analysis);
     let keep: HashMap<&str, bool> = analysis
         .rows
         .iter()
@@ -583,11 +588,7 @@ fn transparent_icons_saved_as_jpeg_are_found_and_their_look_alikes_are_not() {
     }
     let analysis =
         pipeline::analyze(root, &Options::default(), &Progress::silent()).expect("analysis");
-    let group: HashMap<&str, i64> = analysis
-        .rows
-        .iter()
-        .map(|r| (r.path.as_str(), r.dup_group))
-        .collect();
+    let group = groups(&analysis);
     let missed: Vec<&str> = copies
         .iter()
         .filter(|(original, copy)| {

@@ -168,16 +168,34 @@ pub fn compare(a: &Picture, b: &Picture) -> Comparison {
     compare_aligned(a, b).0
 }
 
-/// Where `b` lies in `a` by the alignment [`compare`] chose: per axis `(x, y)`, the
-/// window `[start, end]` of `a` (in units of its side; `[0, 1]` when the identity won)
-/// that `b` shows. `None` when the pair was rejected before any pixel was compared.
+/// Per axis `(x, y)`, the window `[start, end]` of one picture (in units of its side;
+/// `[0, 1]` when the identity won) that the other shows.
+pub type Window = [(f32, f32); 2];
+
+/// [`compare`], and where `b` lies in `a` by the alignment it chose; no window when the
+/// pair was rejected before any pixel was compared.
 #[must_use]
-pub fn window(a: &Picture, b: &Picture) -> Option<[(f32, f32); 2]> {
+pub fn compare_located(a: &Picture, b: &Picture) -> (Comparison, Option<Window>) {
     let (comparison, warp) = compare_aligned(a, b);
-    comparison.difference.is_finite().then(|| {
-        let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
-        [span(warp.x), span(warp.y)]
-    })
+    let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
+    let window = comparison
+        .difference
+        .is_finite()
+        .then(|| [span(warp.x), span(warp.y)]);
+    (comparison, window)
+}
+
+/// Whether two pictures cannot be copies before any pixel is compared: other shapes, or
+/// near-blank.
+fn unlike_shapes(a: &Picture, b: &Picture) -> bool {
+    let max_log_aspect =
+        MAX_LOG_ASPECT + 1.0 / a.width.min(a.height).min(b.width).min(b.height).max(1) as f32;
+    (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank()
+}
+
+/// The grid two pictures are compared on: the smaller one's.
+fn common_grid(a: &Picture, b: &Picture) -> (usize, usize) {
+    (a.width.min(b.width).max(4), a.height.min(b.height).max(4))
 }
 
 /// Compares two pictures as they lie, without aligning them: for a picture made to match
@@ -185,12 +203,10 @@ pub fn window(a: &Picture, b: &Picture) -> Option<[(f32, f32); 2]> {
 /// add freedom a look-alike could use.
 #[must_use]
 pub fn compare_in_place(a: &Picture, b: &Picture) -> Comparison {
-    let max_log_aspect =
-        MAX_LOG_ASPECT + 1.0 / a.width.min(a.height).min(b.width).min(b.height).max(1) as f32;
-    if (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank() {
+    if unlike_shapes(a, b) {
         return Comparison::REJECTED;
     }
-    let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
+    let (w, h) = common_grid(a, b);
     evaluate(
         &Grid::of(a, w, h).smoothed(),
         &Grid::of(b, w, h).smoothed(),
@@ -200,14 +216,12 @@ pub fn compare_in_place(a: &Picture, b: &Picture) -> Comparison {
 
 /// [`compare`], with the warp of its verdict.
 fn compare_aligned(a: &Picture, b: &Picture) -> (Comparison, Warp) {
-    let max_log_aspect =
-        MAX_LOG_ASPECT + 1.0 / a.width.min(a.height).min(b.width).min(b.height).max(1) as f32;
-    if (a.aspect / b.aspect).ln().abs() > max_log_aspect || a.is_blank() || b.is_blank() {
+    if unlike_shapes(a, b) {
         return (Comparison::REJECTED, Warp::IDENTITY);
     }
     // Both on the grid of the smaller one, lightly smoothed: compression and noise live in
     // single pixels, the differences that matter span several.
-    let (w, h) = (a.width.min(b.width).max(4), a.height.min(b.height).max(4));
+    let (w, h) = common_grid(a, b);
     if glance(a, b, w, h) > GLANCE_REJECT {
         return (Comparison::REJECTED, Warp::IDENTITY);
     }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::analysis::dedup::{self, DupKind, DupLink};
 use crate::analysis::knn::Neighbours;
 use crate::analysis::verify::{self, Comparison, Picture};
-use crate::store::cache::{FileRecord, ThumbReader};
+use crate::store::cache::{FileRecord, ImageFacts, ThumbReader};
 use crate::store::verdicts::{self, PairKey};
 
 /// Feature neighbours of each image proposed as candidates.
@@ -199,18 +199,17 @@ const DETAIL_SIDE: u32 = 96;
 /// that line up as they are (no crop: a template and its other texts do) are compared
 /// again, since resampling a crop shows at this size; transparent images (compared by
 /// their flattened views) and small ones keep the first verdict.
-fn confirm(a: &Views, b: &Views, first: Comparison) -> Comparison {
-    if !first.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
-        || !a.flattened.is_empty()
-        || !b.flattened.is_empty()
-        || a.detail.is_none()
-        || b.detail.is_none()
-    {
+fn confirm(a: &Views, b: &Views) -> Comparison {
+    let (first, window) = compare_views(a, b);
+    // A window only when the visible pictures were compared: never for flattened views.
+    let Some([x, y]) = window.filter(|_| first.is_copy(verify::DEFAULT_MAX_DIFFERENCE)) else {
+        return first;
+    };
+    if a.detail.is_none() || b.detail.is_none() {
         return first;
     }
     let in_place = |(start, end): (f32, f32)| start.abs() < 0.01 && (end - 1.0).abs() < 0.01;
-    let aligned =
-        verify::window(&a.visible, &b.visible).is_some_and(|[x, y]| in_place(x) && in_place(y));
+    let aligned = in_place(x) && in_place(y);
     // Moved or scaled pairs (crops) keep some resampling error at this size: only a
     // difference far beyond the line (another stretch of one texture) overturns them.
     let line = if aligned { 1.0 } else { DETAIL_SLACK } * verify::DEFAULT_MAX_DIFFERENCE;
@@ -226,10 +225,12 @@ fn confirm(a: &Views, b: &Views, first: Comparison) -> Comparison {
 /// Compares two images. An image with transparency is also compared by its flattened
 /// views against an opaque one (a JPEG saved from it); two images with transparency are
 /// compared as seen, so a circle and a square icon stay apart whatever their hidden pixels
-/// hold. The closest of the comparisons counts.
-fn compare_views(a: &Views, b: &Views) -> Comparison {
-    let seen = verify::compare(&a.visible, &b.visible);
+/// hold. The closest of the comparisons counts, with the window of the visible pictures'
+/// alignment when it is theirs and no image has flattened views.
+fn compare_views(a: &Views, b: &Views) -> (Comparison, Option<verify::Window>) {
+    let (seen, window) = verify::compare_located(&a.visible, &b.visible);
     let others: Vec<Comparison> = match (a.flattened.is_empty(), b.flattened.is_empty()) {
+        (true, true) => return (seen, window),
         (false, true) => a
             .flattened
             .iter()
@@ -240,15 +241,16 @@ fn compare_views(a: &Views, b: &Views) -> Comparison {
             .iter()
             .map(|view| verify::compare(&a.visible, view))
             .collect(),
-        _ => return seen,
+        (false, false) => Vec::new(),
     };
-    others.into_iter().fold(seen, |best, other| {
+    let best = others.into_iter().fold(seen, |best, other| {
         if other.difference < best.difference {
             other
         } else {
             best
         }
-    })
+    });
+    (best, None)
 }
 
 /// Verifies `pairs` on the rows' thumbnails (read from `pack`): verdicts already in
@@ -286,7 +288,7 @@ pub fn verify(
                         .and_then(|i| pictures[i].as_ref())
                 };
                 let (va, vb) = (picture(a)?, picture(b)?);
-                Some((a, b, key, confirm(va, vb, compare_views(va, vb))))
+                Some((a, b, key, confirm(va, vb)))
             })
             .collect();
         // Near misses are compared again with the transform reproduced, from each image
@@ -429,7 +431,7 @@ fn reproduce(
     use crate::dataset::{jpeg, resample};
     let (w, h) = view.dimensions();
     let whole = Picture::new(view, w, h);
-    let [x, y] = verify::window(&whole, copy)?;
+    let [x, y] = verify::compare_located(&whole, copy).1?;
     // The window in whole pixels; one reaching beyond the view by more than rounding is
     // not a crop of it (the other direction may be).
     let edges = |(start, end): (f32, f32), side: u32| -> Option<(i64, i64)> {
@@ -444,11 +446,9 @@ fn reproduce(
             return None;
         }
         let (x0, y0, cw, ch) = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
-        if cw < size.0 || ch < size.1 {
-            // Copies are not enlarged beyond their window: that would be another picture.
-            if cw * 100 < size.0 * 80 || ch * 100 < size.1 * 80 {
-                return None;
-            }
+        // Copies are not enlarged far beyond their window: that would be another picture.
+        if cw * 100 < size.0 * 80 || ch * 100 < size.1 * 80 {
+            return None;
         }
         let window = if (x0, y0, cw, ch) == (0, 0, w, h) {
             view.clone()
@@ -526,41 +526,25 @@ const ALPHA_VIEW_BYTES: u64 = 2 << 20;
 /// The flattened views of the file at `path` (see [`crate::dataset::decode::flattened`]),
 /// if it is small, in a format with transparency, and has transparent pixels; empty
 /// otherwise.
-fn flattened(path: &Path, size: u64) -> Vec<Picture> {
-    views_of(path, size).unwrap_or_default()
-}
-
-fn views_of(path: &Path, size: u64) -> Option<Vec<Picture>> {
-    if size > ALPHA_VIEW_BYTES {
-        return None;
+fn flattened(path: &Path, size: u64, facts: &ImageFacts) -> Vec<Picture> {
+    use crate::dataset::{DecodeLimits, decode, resample};
+    // The decode pass hashed flattened views exactly for the images with transparency.
+    if size > ALPHA_VIEW_BYTES || facts.flat_phashes.is_none() {
+        return Vec::new();
     }
-    let bytes = std::fs::read(path).ok()?;
-    let format = crate::dataset::decode::sniff_format(&bytes)?;
-    if !matches!(
-        format,
-        image::ImageFormat::Png
-            | image::ImageFormat::WebP
-            | image::ImageFormat::Gif
-            | image::ImageFormat::Tiff
-    ) {
-        return None;
-    }
-    let image = image::load_from_memory_with_format(&bytes, format).ok()?;
-    if !image.color().has_alpha() {
-        return None;
-    }
-    let rgba = image.to_rgba8();
-    if rgba.pixels().all(|p| p.0[3] == u8::MAX) {
-        return None;
-    }
+    let Some(rgba) = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| decode::decode(&bytes, DecodeLimits::default()).ok())
+        .and_then(|decoded| decoded.rgba)
+    else {
+        return Vec::new();
+    };
     let (w, h) = rgba.dimensions();
-    let (tw, th) = crate::dataset::resample::fit_within(w, h, super::ingest::THUMB_SIDE);
-    Some(
-        crate::dataset::decode::flattened(&rgba)
-            .iter()
-            .map(|view| Picture::new(&crate::dataset::resample::resize_area(view, tw, th), w, h))
-            .collect(),
-    )
+    let (tw, th) = resample::fit_within(w, h, super::ingest::THUMB_SIDE);
+    decode::flattened(&rgba)
+        .iter()
+        .map(|view| Picture::new(&resample::resize_area(view, tw, th), w, h))
+        .collect()
 }
 
 /// The views of `rows` (sorted), from their thumbnails; `None` where one cannot be read.
@@ -586,7 +570,7 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
                 visible: Picture::new(&rgb, facts.width, facts.height),
                 detail: (rgb.width().max(rgb.height()) >= DETAIL_SIDE)
                     .then(|| Picture::with_side(&rgb, facts.width, facts.height, u32::MAX)),
-                flattened: flattened(&root.join(&record.rel_path), record.size),
+                flattened: flattened(&root.join(&record.rel_path), record.size, facts),
             })
         })
         .collect()
