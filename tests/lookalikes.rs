@@ -550,8 +550,10 @@ fn transparent_icons_saved_as_jpeg_are_found_and_their_look_alikes_are_not() {
     for (name, icon) in &icons {
         icon.save(root.join(format!("{name}.png"))).expect("save");
     }
-    // One copy of each: alpha dropped or pasted on white, saved as a JPEG of low quality,
-    // and a crop resized back with a sharp filter, kept transparent.
+    // One copy of each: alpha dropped or pasted on white, saved as a JPEG of low quality, a
+    // crop downscaled with its transparency by Pillow and saved as a JPEG (a file Pillow
+    // made, see tests/data/pillow), and a crop resized back with a sharp filter, kept
+    // transparent.
     let mut copies = Vec::new();
     let crop_back = |icon: &image::RgbaImage| {
         let (w, h) = icon.dimensions();
@@ -581,7 +583,15 @@ fn transparent_icons_saved_as_jpeg_are_found_and_their_look_alikes_are_not() {
             bytes
         }),
     ];
-    for ((name, _), kind, bytes) in made {
+    let pillow = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/pillow/heart-blue-crop-resize-q80.jpg"),
+    )
+    .expect("Pillow's copy");
+    for ((name, _), kind, bytes) in
+        made.into_iter()
+            .chain([(&icons[1], "pillow-crop-resize-q80.jpg", pillow)])
+    {
         let copy = format!("{name}-{kind}");
         std::fs::write(root.join(&copy), bytes).expect("write");
         copies.push((format!("{name}.png"), copy));

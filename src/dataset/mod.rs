@@ -5,6 +5,7 @@ pub mod captions;
 pub mod decode;
 pub mod demo;
 pub mod jpeg;
+pub mod pillow;
 pub mod resample;
 pub mod scan;
 

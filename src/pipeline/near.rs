@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::analysis::dedup::{self, DupKind, DupLink};
 use crate::analysis::knn::Neighbours;
 use crate::analysis::verify::{self, Comparison, Picture};
+use crate::dataset::pillow;
 use crate::store::cache::{FileRecord, ImageFacts, ThumbReader};
 use crate::store::verdicts::{self, PairKey};
 
@@ -293,12 +294,14 @@ pub fn verify(
             .collect();
         // Near misses are compared again with the transform reproduced, from each image
         // decoded once.
-        let near_miss = |c: &Comparison| {
-            c.difference <= RECOMPRESS_WITHIN && !c.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+        let near_miss = |a: u32, b: u32, c: &Comparison| {
+            !c.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+                && (c.difference <= RECOMPRESS_WITHIN
+                    || mixed_transparency(&records[a as usize], &records[b as usize]))
         };
         let mut again: Vec<u32> = seen
             .iter()
-            .filter(|s| near_miss(&s.3))
+            .filter(|s| near_miss(s.0, s.1, &s.3))
             .flat_map(|s| [s.0, s.1])
             .collect();
         again.sort_unstable();
@@ -316,7 +319,7 @@ pub fn verify(
         let found: Vec<(PairKey, Comparison)> = seen
             .into_par_iter()
             .map(|(a, b, key, seen)| {
-                let reproduced = near_miss(&seen)
+                let reproduced = near_miss(a, b, &seen)
                     .then(|| as_reproduced(source(a)?, source(b)?))
                     .flatten()
                     .filter(|c| c.difference < seen.difference);
@@ -350,18 +353,28 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// Compares two small images as the copy (the second of a direction) would look if it
 /// were made from the original by the usual transforms: the window of the original it
 /// shows (a crop, found by the alignment and polished to whole pixels) resized to its size
-/// with the usual filters, then, when the copy is a JPEG, compressed with its quantisation
-/// tables and chroma subsampling (see [`crate::dataset::jpeg`]). Resampling and
-/// compression damage a small picture's edges and thin colours the same way each time; a
-/// look-alike differs in what is drawn. Both directions and every view of the original
-/// are tried (as seen, and flattened when it has transparency); `None` when a file cannot
-/// be read or is too large to be worth it.
+/// as Pillow resizes (see [`crate::dataset::pillow`]) or by an area average, then, when
+/// the copy is a JPEG, compressed with its quantisation tables and chroma subsampling (see
+/// [`crate::dataset::jpeg`]). Resampling and compression damage a small picture's edges
+/// and thin colours the same way each time; a look-alike differs in what is drawn. Both
+/// directions and every view of the original are tried (as seen, flattened, and, for an
+/// opaque copy of a transparent original, resized with its transparency and saved without
+/// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
     let mut best: Option<Comparison> = None;
     for (original, copy) in [(a, b), (b, a)] {
-        let (cw, ch) = copy.decoded.rgb.dimensions();
-        for view in std::iter::once(&original.decoded.rgb).chain(original.flattened.iter()) {
-            if let Some(c) = reproduce(view, &copy.picture, (cw, ch), copy.jpeg.as_ref())
+        let views = std::iter::once(Original::Rgb(&original.decoded.rgb))
+            .chain(original.flattened.iter().map(Original::Rgb))
+            .chain(
+                original
+                    .decoded
+                    .rgba
+                    .as_ref()
+                    .filter(|_| copy.decoded.rgba.is_none())
+                    .map(|rgba| Original::Rgba(rgba, &original.decoded.rgb)),
+            );
+        for view in views {
+            if let Some(c) = reproduce(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
                 && best.is_none_or(|b| c.difference < b.difference)
             {
                 best = Some(c);
@@ -369,6 +382,22 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
         }
     }
     best
+}
+
+/// Whether a pair is worth reproducing whatever its first comparison: a small transparent
+/// image and an opaque one. A transparent image resized and saved without alpha shows its
+/// colours out to wherever any coverage remains and black elsewhere (see
+/// [`crate::dataset::pillow::resize_alpha_dropped`]), which neither its visible picture nor
+/// a flattened view matches closely, so the first comparison says little.
+fn mixed_transparency(a: &FileRecord, b: &FileRecord) -> bool {
+    let small = |r: &FileRecord| {
+        r.facts().is_some_and(|f| {
+            r.size <= 2 * ALPHA_VIEW_BYTES
+                && u64::from(f.width) * u64::from(f.height) <= RECOMPRESS_PIXELS
+        })
+    };
+    let transparent = |r: &FileRecord| r.facts().is_some_and(|f| f.flat_phashes.is_some());
+    small(a) && small(b) && transparent(a) != transparent(b)
 }
 
 /// One image as [`as_reproduced`] uses it, decoded once.
@@ -408,29 +437,59 @@ impl Source {
     }
 }
 
-/// Filters a copy may have been resized with: Pillow's LANCZOS, BICUBIC and BILINEAR
-/// (which widen their support when shrinking, as these do) and an area average.
-const FILTERS: [Option<image::imageops::FilterType>; 4] = [
-    Some(image::imageops::FilterType::Lanczos3),
-    Some(image::imageops::FilterType::CatmullRom),
-    Some(image::imageops::FilterType::Triangle),
+/// An original as [`reproduce`] transforms it.
+#[derive(Clone, Copy)]
+enum Original<'a> {
+    /// A picture resized as it is.
+    Rgb(&'a image::RgbImage),
+    /// A transparent image resized with its transparency and saved without it (only a
+    /// resize makes this differ from its alpha-dropped view), with its visible picture
+    /// (over black) to find the window by.
+    Rgba(&'a image::RgbaImage, &'a image::RgbImage),
+}
+
+impl Original<'_> {
+    fn dimensions(self) -> (u32, u32) {
+        match self {
+            Self::Rgb(image) => image.dimensions(),
+            Self::Rgba(image, _) => image.dimensions(),
+        }
+    }
+}
+
+/// How a copy may have been resized: Pillow's LANCZOS, BICUBIC and BILINEAR with either
+/// pass first (Pillow versions differ), and an area average (`cv2.INTER_AREA`, most
+/// thumbnailers).
+const RESIZES: [Option<(pillow::Filter, pillow::Order)>; 7] = [
+    Some((pillow::Filter::Lanczos, pillow::Order::HorizontalFirst)),
+    Some((pillow::Filter::Lanczos, pillow::Order::VerticalFirst)),
+    Some((pillow::Filter::Bicubic, pillow::Order::HorizontalFirst)),
+    Some((pillow::Filter::Bicubic, pillow::Order::VerticalFirst)),
+    Some((pillow::Filter::Bilinear, pillow::Order::HorizontalFirst)),
+    Some((pillow::Filter::Bilinear, pillow::Order::VerticalFirst)),
     None,
 ];
 
-/// A reproduced transform: its comparison, window columns and rows, filter index.
+/// How many times at most a crop's window is stepped toward a better reproduction.
+const POLISH_ROUNDS: usize = 3;
+
+/// A reproduced transform: its comparison, window columns and rows, resize index.
 type Trial = (Comparison, (i64, i64), (i64, i64), usize);
 
-/// The best comparison of `copy` (a picture of an image of `size`) with `view` transformed
-/// as in [`as_reproduced`].
+/// The best comparison of `copy` (the picture of `copy_image`) with `view` transformed as
+/// in [`as_reproduced`].
 fn reproduce(
-    view: &image::RgbImage,
+    view: Original<'_>,
     copy: &Picture,
-    size: (u32, u32),
+    copy_image: &image::RgbImage,
     settings: Option<&crate::dataset::jpeg::Settings>,
 ) -> Option<Comparison> {
     use crate::dataset::{jpeg, resample};
     let (w, h) = view.dimensions();
-    let whole = Picture::new(view, w, h);
+    let size = copy_image.dimensions();
+    let whole = match view {
+        Original::Rgb(image) | Original::Rgba(_, image) => Picture::new(image, w, h),
+    };
     let [x, y] = verify::compare_located(&whole, copy).1?;
     // The window in whole pixels; one reaching beyond the view by more than rounding is
     // not a crop of it (the other direction may be).
@@ -440,27 +499,53 @@ fn reproduce(
         (start > -1.0 && end < side + 1.0)
             .then(|| (start.round().max(0.0) as i64, end.round().min(side) as i64))
     };
-    let made = |(x0, x1): (i64, i64), (y0, y1): (i64, i64), filter| -> Option<Comparison> {
+    // Only where both axes change size can the order of the passes matter.
+    let both_axes = |cw: u32, ch: u32| cw != size.0 && ch != size.1;
+    let made = |(x0, x1): (i64, i64), (y0, y1): (i64, i64), resize: usize| -> Option<Comparison> {
         if x1 - x0 < 2 || y1 - y0 < 2 || x0 < 0 || y0 < 0 || x1 > i64::from(w) || y1 > i64::from(h)
         {
             return None;
         }
         let (x0, y0, cw, ch) = (x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
-        // Copies are not enlarged far beyond their window: that would be another picture.
-        if cw * 100 < size.0 * 80 || ch * 100 < size.1 * 80 {
+        // Copies are not enlarged far beyond their window, nor a window a small part of
+        // the original: that would be another picture (the middle of a circle is a square).
+        if cw * 100 < size.0 * 80
+            || ch * 100 < size.1 * 80
+            || cw * 100 < w * 80
+            || ch * 100 < h * 80
+        {
             return None;
         }
-        let window = if (x0, y0, cw, ch) == (0, 0, w, h) {
-            view.clone()
-        } else {
-            image::imageops::crop_imm(view, x0, y0, cw, ch).to_image()
-        };
-        let sized = if (cw, ch) == size {
-            window
-        } else {
-            match filter {
-                Some(filter) => image::imageops::resize(&window, size.0, size.1, filter),
-                None => resample::resize_area(&window, size.0, size.1),
+        let method = RESIZES[resize];
+        if method.is_some_and(|(_, order)| order == pillow::Order::VerticalFirst)
+            && !both_axes(cw, ch)
+        {
+            return None;
+        }
+        let whole_window = (x0, y0, cw, ch) == (0, 0, w, h);
+        let sized = match (view, method) {
+            // Without a resize the transparency is only dropped: a flattened view.
+            (Original::Rgba(..), _) if (cw, ch) == size => return None,
+            (Original::Rgba(..), None) => return None,
+            (Original::Rgba(image, _), Some((filter, order))) => {
+                let window = if whole_window {
+                    image.clone()
+                } else {
+                    image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
+                };
+                pillow::resize_alpha_dropped(&window, size.0, size.1, filter, order)
+            }
+            (Original::Rgb(image), method) => {
+                let window = if whole_window {
+                    image.clone()
+                } else {
+                    image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
+                };
+                match method {
+                    _ if (cw, ch) == size => window,
+                    Some((filter, order)) => pillow::resize(&window, size.0, size.1, filter, order),
+                    None => resample::resize_area(&window, size.0, size.1),
+                }
             }
         };
         let made = match settings {
@@ -478,43 +563,73 @@ fn reproduce(
     };
     let (xs, ys) = (edges(x, w)?, edges(y, h)?);
     let full = ((0, i64::from(w)), (0, i64::from(h)));
-    if (xs, ys) == full && (w, h) == size && settings.is_none() {
+    let transparent = matches!(view, Original::Rgba(..));
+    if (xs, ys) == full && (w, h) == size && (settings.is_none() || transparent) {
         // No crop, no resize, no compression: nothing to reproduce.
         return None;
     }
     let mut best = None;
-    // Without a crop or a resize every filter makes the same picture.
-    let filters = if (xs, ys) == full && (w, h) == size {
+    // Without a crop or a resize every method makes the same picture.
+    let methods = if (xs, ys) == full && (w, h) == size {
         1
     } else {
-        FILTERS.len()
+        RESIZES.len()
     };
-    for (f, filter) in FILTERS.iter().enumerate().take(filters) {
-        better(&mut best, made(xs, ys, *filter), xs, ys, f);
+    for f in 0..methods {
+        better(&mut best, made(xs, ys, f), xs, ys, f);
     }
-    let (_, mut xs, mut ys, f) = best?;
+    // The alignment's window is found on small pictures and may miss a plain resize by a
+    // pixel or two: the whole original is tried too.
+    let mut whole = None;
+    if (xs, ys) != full {
+        for f in 0..RESIZES.len() {
+            better(&mut whole, made(full.0, full.1, f), full.0, full.1, f);
+        }
+    }
+    let Some((_, mut xs, mut ys, f)) = best else {
+        return whole.map(|b: Trial| b.0);
+    };
     // Polish a crop's window to whole pixels, one axis at a time, unless it is plainly a
     // copy already.
+    // ... and unless it is far from one: polishing moves a crop's edges by a pixel or
+    // two, which brings a near miss (an edge's resampling) under the line, not another
+    // picture.
     let settled = best.is_some_and(|b: Trial| {
-        b.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
-            && b.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE)
+        (b.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
+            && b.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
+            || b.0.difference > 2.0 * RECOMPRESS_WITHIN
     });
+    // A crop is made on whole pixels: step each edge pair by a pixel while that helps
+    // (the window found on small pictures can be a few pixels off).
     if (xs, ys) != full && !settled {
-        for axis in 0..2 {
-            let centre = if axis == 0 { xs } else { ys };
-            for d0 in -1..=1 {
-                for d1 in -1..=1 {
-                    if (d0, d1) == (0, 0) {
-                        continue;
+        for _ in 0..POLISH_ROUNDS {
+            let before = best.map(|b: Trial| b.0.difference);
+            for axis in 0..2 {
+                let centre = if axis == 0 { xs } else { ys };
+                for d0 in -1..=1 {
+                    for d1 in -1..=1 {
+                        if (d0, d1) == (0, 0) {
+                            continue;
+                        }
+                        let edge = (centre.0 + d0, centre.1 + d1);
+                        let (tx, ty) = if axis == 0 { (edge, ys) } else { (xs, edge) };
+                        better(&mut best, made(tx, ty, f), tx, ty, f);
                     }
-                    let edge = (centre.0 + d0, centre.1 + d1);
-                    let (tx, ty) = if axis == 0 { (edge, ys) } else { (xs, edge) };
-                    better(&mut best, made(tx, ty, FILTERS[f]), tx, ty, f);
                 }
+                let chosen = best?;
+                (xs, ys) = (chosen.1, chosen.2);
             }
-            let chosen = best?;
-            (xs, ys) = (chosen.1, chosen.2);
+            if best.map(|b| b.0.difference) == before {
+                break;
+            }
         }
+        // The window settled; the method chosen at the first guess may not be the best.
+        for f in 0..RESIZES.len() {
+            better(&mut best, made(xs, ys, f), xs, ys, f);
+        }
+    }
+    if let Some(w) = whole {
+        better(&mut best, Some(w.0), w.1, w.2, w.3);
     }
     best.map(|b| b.0)
 }
@@ -594,7 +709,63 @@ mod probe {
         let settings = crate::dataset::jpeg::settings(&bb);
         let (cw, ch) = db.rgb.dimensions();
         let copy = super::Picture::new(&db.rgb, cw, ch);
-        let c = super::reproduce(&da.rgb, &copy, (cw, ch), settings.as_ref());
+        let c = super::reproduce(
+            super::Original::Rgb(&da.rgb),
+            &copy,
+            &db.rgb,
+            settings.as_ref(),
+        );
         eprintln!("{c:?}");
+        if let Some(rgba) = &da.rgba {
+            let c = super::reproduce(
+                super::Original::Rgba(rgba, &da.rgb),
+                &copy,
+                &db.rgb,
+                settings.as_ref(),
+            );
+            eprintln!("with transparency {c:?}");
+            let (cw, ch) = db.rgb.dimensions();
+            for f in [
+                crate::dataset::pillow::Filter::Lanczos,
+                crate::dataset::pillow::Filter::Bicubic,
+                crate::dataset::pillow::Filter::Bilinear,
+            ] {
+                let window: image::RgbaImage = std::env::var("CURATE_PROBE_CROP").ok().map_or_else(
+                    || rgba.clone(),
+                    |c| {
+                        let v: Vec<u32> =
+                            c.split(',').map(|x| x.parse().expect("number")).collect();
+                        image::imageops::crop_imm(rgba, v[0], v[1], v[2], v[3]).to_image()
+                    },
+                );
+                let r = crate::dataset::pillow::resize_alpha_dropped(
+                    &window,
+                    cw,
+                    ch,
+                    f,
+                    if std::env::var_os("CURATE_PROBE_VFIRST").is_some() {
+                        crate::dataset::pillow::Order::VerticalFirst
+                    } else {
+                        crate::dataset::pillow::Order::HorizontalFirst
+                    },
+                );
+                let r2 = settings
+                    .as_ref()
+                    .and_then(|s| crate::dataset::jpeg::recompress(&r, s))
+                    .unwrap_or(r.clone());
+                let d = |x: &image::RgbImage| {
+                    x.as_raw()
+                        .iter()
+                        .zip(db.rgb.as_raw())
+                        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+                        .max()
+                };
+                eprintln!(
+                    "{f:?} resized max diff {:?} recompressed {:?}",
+                    d(&r),
+                    d(&r2)
+                );
+            }
+        }
     }
 }
