@@ -724,48 +724,6 @@ mod probe {
                 settings.as_ref(),
             );
             eprintln!("with transparency {c:?}");
-            let (cw, ch) = db.rgb.dimensions();
-            for f in [
-                crate::dataset::pillow::Filter::Lanczos,
-                crate::dataset::pillow::Filter::Bicubic,
-                crate::dataset::pillow::Filter::Bilinear,
-            ] {
-                let window: image::RgbaImage = std::env::var("CURATE_PROBE_CROP").ok().map_or_else(
-                    || rgba.clone(),
-                    |c| {
-                        let v: Vec<u32> =
-                            c.split(',').map(|x| x.parse().expect("number")).collect();
-                        image::imageops::crop_imm(rgba, v[0], v[1], v[2], v[3]).to_image()
-                    },
-                );
-                let r = crate::dataset::pillow::resize_alpha_dropped(
-                    &window,
-                    cw,
-                    ch,
-                    f,
-                    if std::env::var_os("CURATE_PROBE_VFIRST").is_some() {
-                        crate::dataset::pillow::Order::VerticalFirst
-                    } else {
-                        crate::dataset::pillow::Order::HorizontalFirst
-                    },
-                );
-                let r2 = settings
-                    .as_ref()
-                    .and_then(|s| crate::dataset::jpeg::recompress(&r, s))
-                    .unwrap_or(r.clone());
-                let d = |x: &image::RgbImage| {
-                    x.as_raw()
-                        .iter()
-                        .zip(db.rgb.as_raw())
-                        .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
-                        .max()
-                };
-                eprintln!(
-                    "{f:?} resized max diff {:?} recompressed {:?}",
-                    d(&r),
-                    d(&r2)
-                );
-            }
         }
     }
 }

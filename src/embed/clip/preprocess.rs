@@ -8,120 +8,18 @@ use image::RgbImage;
 
 use super::config::PreprocessConfig;
 
-/// Fixed-point precision of Pillow's 8-bit resampling.
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-fn bicubic(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-/// Per output pixel: the first input pixel and the fixed-point weights.
-struct Coefficients {
-    bounds: Vec<(usize, usize)>,
-    weights: Vec<i32>,
-    ksize: usize,
-}
-
-fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
-    let scale = in_size as f64 / out_size as f64;
-    let filter_scale = scale.max(1.0);
-    let support = 2.0 * filter_scale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0_i32; out_size * ksize];
-    let mut k = vec![0.0_f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        let inv = 1.0 / filter_scale;
-        // C's (int) cast truncates toward zero.
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let count = xmax.saturating_sub(xmin);
-        let mut total = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(count) {
-            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * inv);
-            *kx = w;
-            total += w;
-        }
-        for (x, kx) in k.iter().enumerate().take(count) {
-            let w = if total == 0.0 { *kx } else { kx / total };
-            let fixed = w * f64::from(1_u32 << PRECISION_BITS);
-            weights[xx * ksize + x] = if w < 0.0 {
-                (-0.5 + fixed) as i32
-            } else {
-                (0.5 + fixed) as i32
-            };
-        }
-        bounds.push((xmin, count));
-    }
-    Coefficients {
-        bounds,
-        weights,
-        ksize,
-    }
-}
-
-fn clip8(sum: i64) -> u8 {
-    (sum >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Pillow's `Image.resize((width, height), Image.BICUBIC)` for an RGB image.
+/// Pillow's `Image.resize((width, height), Image.BICUBIC)` for an RGB image (see
+/// [`crate::dataset::pillow`], which near-duplicate verification uses too).
 #[must_use]
 pub fn resize_bicubic(source: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (sw, sh) = (source.width() as usize, source.height() as usize);
-    let (w, h) = (width as usize, height as usize);
-    let src = source.as_raw();
-    let half = 1_i64 << (PRECISION_BITS - 1);
-    // Horizontal pass (only when the width changes), into 8 bits.
-    let horizontal: Vec<u8> = if w == sw {
-        src.clone()
-    } else {
-        let c = coefficients(sw, w);
-        let mut out = vec![0_u8; w * sh * 3];
-        for y in 0..sh {
-            let row = &src[y * sw * 3..(y + 1) * sw * 3];
-            for (xx, &(xmin, count)) in c.bounds.iter().enumerate() {
-                let k = &c.weights[xx * c.ksize..xx * c.ksize + count];
-                for ch in 0..3 {
-                    let mut sum = half;
-                    for (x, &kx) in k.iter().enumerate() {
-                        sum += i64::from(row[(xmin + x) * 3 + ch]) * i64::from(kx);
-                    }
-                    out[(y * w + xx) * 3 + ch] = clip8(sum);
-                }
-            }
-        }
-        out
-    };
-    // Vertical pass.
-    let pixels = if h == sh {
-        horizontal
-    } else {
-        let c = coefficients(sh, h);
-        let mut out = vec![0_u8; w * h * 3];
-        for (yy, &(ymin, count)) in c.bounds.iter().enumerate() {
-            let k = &c.weights[yy * c.ksize..yy * c.ksize + count];
-            for x in 0..w {
-                for ch in 0..3 {
-                    let mut sum = half;
-                    for (y, &ky) in k.iter().enumerate() {
-                        sum += i64::from(horizontal[((ymin + y) * w + x) * 3 + ch]) * i64::from(ky);
-                    }
-                    out[(yy * w + x) * 3 + ch] = clip8(sum);
-                }
-            }
-        }
-        out
-    };
-    RgbImage::from_raw(width, height, pixels).expect("the buffer has width × height pixels")
+    use crate::dataset::pillow::{Filter, Order, resize};
+    resize(
+        source,
+        width,
+        height,
+        Filter::Bicubic,
+        Order::HorizontalFirst,
+    )
 }
 
 /// The size the shortest side is resized to (`transformers`' `get_resize_output_image_size`
