@@ -169,6 +169,22 @@ pub fn flattened(image: &RgbaImage) -> [RgbImage; 2] {
     [dropped, white]
 }
 
+/// `image` with its alpha dropped where any coverage remains and black where it is fully
+/// transparent: how it looks resized with its transparency and then saved without it
+/// (Pillow resizes premultiplied, so fully transparent pixels lose their hidden colours;
+/// see [`crate::dataset::pillow::resize_alpha_dropped`], which this is without the resize).
+#[must_use]
+pub fn alpha_masked(image: &RgbaImage) -> RgbImage {
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b, a] = image.get_pixel(x, y).0;
+        if a == 0 {
+            image::Rgb([0, 0, 0])
+        } else {
+            image::Rgb([r, g, b])
+        }
+    })
+}
+
 /// `image` composited over black.
 fn over_black(image: &RgbaImage) -> RgbImage {
     RgbImage::from_fn(image.width(), image.height(), |x, y| {

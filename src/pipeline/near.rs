@@ -178,7 +178,8 @@ pub fn candidates(
 
 /// What verification compares of one image: its visible picture (transparency over
 /// black) and, for an image with transparent pixels, the pictures of its usual flattened
-/// views (alpha dropped, as `convert("RGB")` and many scripts save; over white).
+/// views (alpha dropped, as `convert("RGB")` and many scripts save; over white; alpha
+/// dropped where any coverage remains, as after a resize with transparency).
 struct Views {
     visible: Picture,
     flattened: Vec<Picture>,
@@ -344,7 +345,7 @@ pub fn verify(
 /// made into the other (see [`as_reproduced`]).
 const RECOMPRESS_WITHIN: f32 = 4.0 * verify::DEFAULT_MAX_DIFFERENCE;
 
-/// Images up to this many pixels (and [`ALPHA_VIEW_BYTES`] × 2 bytes) are also compared
+/// Images up to this many pixels (and [`REPRODUCE_BYTES`]) are also compared
 /// with the transform reproduced: at this size a 48-pixel picture still shows resampling
 /// and compression at edges; beyond it they average away, while what is drawn (a word of a
 /// template) shrinks to a few pixels, where reproduced noise would only hide it.
@@ -361,7 +362,7 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// opaque copy of a transparent original, resized with its transparency and saved without
 /// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
-    let mut best: Option<Comparison> = None;
+    let mut attempts: Vec<Attempt<'_>> = Vec::new();
     for (original, copy) in [(a, b), (b, a)] {
         let views = std::iter::once(Original::Rgb(&original.decoded.rgb))
             .chain(original.flattened.iter().map(Original::Rgb))
@@ -371,14 +372,28 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
                     .rgba
                     .as_ref()
                     .filter(|_| copy.decoded.rgba.is_none())
-                    .map(|rgba| Original::Rgba(rgba, &original.decoded.rgb)),
+                    .zip(original.masked.as_ref())
+                    .map(|(rgba, masked)| Original::Rgba(rgba, [&original.decoded.rgb, masked])),
             );
-        for view in views {
-            if let Some(c) = reproduce(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
-                && best.is_none_or(|b| c.difference < b.difference)
-            {
-                best = Some(c);
-            }
+        attempts.extend(views.filter_map(|view| {
+            Attempt::start(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
+        }));
+    }
+    // Only the closest attempts are polished: the others start from a view or direction
+    // that is not how the copy was made.
+    let distance = |a: &Attempt<'_>| a.first().map_or(f32::INFINITY, |c| c.difference);
+    attempts.sort_by(|p, q| distance(p).total_cmp(&distance(q)));
+    let mut best: Option<Comparison> = None;
+    for (i, attempt) in attempts.iter().enumerate() {
+        let c = if i < POLISHED_ATTEMPTS {
+            attempt.polish()
+        } else {
+            attempt.first()
+        };
+        if let Some(c) = c
+            && best.is_none_or(|b| c.difference < b.difference)
+        {
+            best = Some(c);
         }
     }
     best
@@ -392,7 +407,7 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
 fn mixed_transparency(a: &FileRecord, b: &FileRecord) -> bool {
     let small = |r: &FileRecord| {
         r.facts().is_some_and(|f| {
-            r.size <= 2 * ALPHA_VIEW_BYTES
+            r.size <= REPRODUCE_BYTES
                 && u64::from(f.width) * u64::from(f.height) <= RECOMPRESS_PIXELS
         })
     };
@@ -405,6 +420,9 @@ struct Source {
     decoded: crate::dataset::decode::Decoded,
     /// Its flattened views, when it has transparency.
     flattened: Vec<image::RgbImage>,
+    /// Its colours where any coverage remains, when it has transparency (see
+    /// [`crate::dataset::decode::alpha_masked`]).
+    masked: Option<image::RgbImage>,
     /// Its JPEG settings, when it is a JPEG this can reproduce.
     jpeg: Option<crate::dataset::jpeg::Settings>,
     /// Its picture, from the full image.
@@ -416,7 +434,7 @@ impl Source {
     fn load(root: &Path, record: &FileRecord) -> Option<Self> {
         use crate::dataset::{DecodeLimits, decode, jpeg};
         let facts = record.facts()?;
-        if record.size > 2 * ALPHA_VIEW_BYTES
+        if record.size > REPRODUCE_BYTES
             || u64::from(facts.width) * u64::from(facts.height) > RECOMPRESS_PIXELS
         {
             return None;
@@ -430,6 +448,7 @@ impl Source {
                 .as_ref()
                 .map(|rgba| decode::flattened(rgba).into_iter().collect())
                 .unwrap_or_default(),
+            masked: decoded.rgba.as_ref().map(decode::alpha_masked),
             jpeg: jpeg::settings(&bytes),
             picture: Picture::new(&decoded.rgb, w, h),
             decoded,
@@ -443,9 +462,10 @@ enum Original<'a> {
     /// A picture resized as it is.
     Rgb(&'a image::RgbImage),
     /// A transparent image resized with its transparency and saved without it (only a
-    /// resize makes this differ from its alpha-dropped view), with its visible picture
-    /// (over black) to find the window by.
-    Rgba(&'a image::RgbaImage, &'a image::RgbImage),
+    /// resize makes this differ from its alpha-dropped view), with the pictures to find
+    /// the window by: its visible picture (over black) and its colours where any coverage
+    /// remains (see [`crate::dataset::decode::alpha_masked`]).
+    Rgba(&'a image::RgbaImage, [&'a image::RgbImage; 2]),
 }
 
 impl Original<'_> {
@@ -476,32 +496,169 @@ const POLISH_ROUNDS: usize = 3;
 /// A reproduced transform: its comparison, window columns and rows, resize index.
 type Trial = (Comparison, (i64, i64), (i64, i64), usize);
 
-/// The best comparison of `copy` (the picture of `copy_image`) with `view` transformed as
-/// in [`as_reproduced`].
-fn reproduce(
-    view: Original<'_>,
-    copy: &Picture,
-    copy_image: &image::RgbImage,
-    settings: Option<&crate::dataset::jpeg::Settings>,
-) -> Option<Comparison> {
-    use crate::dataset::{jpeg, resample};
-    let (w, h) = view.dimensions();
-    let size = copy_image.dimensions();
-    let whole = match view {
-        Original::Rgb(image) | Original::Rgba(_, image) => Picture::new(image, w, h),
-    };
-    let [x, y] = verify::compare_located(&whole, copy).1?;
-    // The window in whole pixels; one reaching beyond the view by more than rounding is
-    // not a crop of it (the other direction may be).
-    let edges = |(start, end): (f32, f32), side: u32| -> Option<(i64, i64)> {
-        let side = f64::from(side);
-        let (start, end) = (f64::from(start) * side, f64::from(end) * side);
-        (start > -1.0 && end < side + 1.0)
-            .then(|| (start.round().max(0.0) as i64, end.round().min(side) as i64))
-    };
-    // Only where both axes change size can the order of the passes matter.
-    let both_axes = |cw: u32, ch: u32| cw != size.0 && ch != size.1;
-    let made = |(x0, x1): (i64, i64), (y0, y1): (i64, i64), resize: usize| -> Option<Comparison> {
+/// A window's columns and rows and a resize index.
+type Candidate = ((i64, i64), (i64, i64), usize);
+
+/// Copies up to this many pixels have their crop's window searched over every edge and
+/// method at once ([`Attempt::polish_jointly`]); larger ones one axis at a time.
+const JOINT_PIXELS: u32 = 64 * 64;
+
+/// At most this many steps of the joint search.
+const JOINT_ROUNDS: usize = 4;
+
+/// The windows and methods of the joint search closest by their pixels that are made and
+/// compared in full.
+const JOINT_FINALISTS: usize = 4;
+
+/// How many of a pair's attempts (directions × views of the original) are polished: the
+/// ones whose first trials came closest.
+const POLISHED_ATTEMPTS: usize = 8;
+
+/// One direction and view of a pair as [`as_reproduced`] tries it: `copy` (the picture of
+/// `copy_image`) against `view` transformed, first at the alignment's window and at the
+/// whole original, then (see [`Self::polish`]) at windows around the better one.
+struct Attempt<'a> {
+    view: Original<'a>,
+    copy: &'a Picture,
+    copy_image: &'a image::RgbImage,
+    settings: Option<&'a crate::dataset::jpeg::Settings>,
+    /// The best trial at the alignment's window.
+    located: Option<Trial>,
+    /// The best trial of the whole original, when the alignment chose a smaller window.
+    whole: Option<Trial>,
+}
+
+impl<'a> Attempt<'a> {
+    /// The first trials; `None` when the alignment finds no window or there is nothing to
+    /// reproduce (no crop, resize or compression).
+    fn start(
+        view: Original<'a>,
+        copy: &'a Picture,
+        copy_image: &'a image::RgbImage,
+        settings: Option<&'a crate::dataset::jpeg::Settings>,
+    ) -> Option<Self> {
+        let (w, h) = view.dimensions();
+        let locating: &[&image::RgbImage] = match &view {
+            Original::Rgb(image) => std::slice::from_ref(image),
+            Original::Rgba(_, images) => images,
+        };
+        // The window of the picture that lines up best.
+        let [x, y] = locating
+            .iter()
+            .filter_map(|image| {
+                let (c, window) = verify::compare_located(&Picture::new(image, w, h), copy);
+                window.map(|window| (c.difference, window))
+            })
+            .min_by(|p, q| p.0.total_cmp(&q.0))?
+            .1;
+        // The window in whole pixels; one reaching beyond the view by more than rounding
+        // is not a crop of it (the other direction may be).
+        let edges = |(start, end): (f32, f32), side: u32| -> Option<(i64, i64)> {
+            let side = f64::from(side);
+            let (start, end) = (f64::from(start) * side, f64::from(end) * side);
+            (start > -1.0 && end < side + 1.0)
+                .then(|| (start.round().max(0.0) as i64, end.round().min(side) as i64))
+        };
+        let (xs, ys) = (edges(x, w)?, edges(y, h)?);
+        let full = ((0, i64::from(w)), (0, i64::from(h)));
+        let transparent = matches!(view, Original::Rgba(..));
+        if (xs, ys) == full
+            && (w, h) == copy_image.dimensions()
+            && (settings.is_none() || transparent)
+        {
+            // No crop, no resize, no compression: nothing to reproduce.
+            return None;
+        }
+        let mut attempt = Self {
+            view,
+            copy,
+            copy_image,
+            settings,
+            located: None,
+            whole: None,
+        };
+        // Without a crop or a resize every method makes the same picture.
+        let methods = if (xs, ys) == full && (w, h) == copy_image.dimensions() {
+            1
+        } else {
+            RESIZES.len()
+        };
+        let mut located = None;
+        for f in 0..methods {
+            attempt.try_window(&mut located, xs, ys, f);
+        }
+        // The alignment's window is found on small pictures and may miss a plain resize by
+        // a pixel or two: the whole original is tried too.
+        let mut whole = None;
+        if (xs, ys) != full {
+            for f in 0..RESIZES.len() {
+                attempt.try_window(&mut whole, full.0, full.1, f);
+            }
+        }
+        attempt.located = located;
+        attempt.whole = whole;
+        Some(attempt)
+    }
+
+    /// The closest trial so far.
+    fn first(&self) -> Option<Comparison> {
+        [self.located, self.whole]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .min_by(|a, b| a.difference.total_cmp(&b.difference))
+    }
+
+    /// Makes the copy from window `xs` × `ys` with resize `f`; keeps it in `best` when it
+    /// is closer.
+    fn try_window(&self, best: &mut Option<Trial>, xs: (i64, i64), ys: (i64, i64), f: usize) {
+        if let Some(c) = self.made(xs, ys, f)
+            && best.is_none_or(|b| c.difference < b.0.difference)
+        {
+            *best = Some((c, xs, ys, f));
+        }
+    }
+
+    /// The copy as made from window `(x0, x1)` × `(y0, y1)` of the view with resize `resize`
+    /// (and compressed as the copy was), compared with the copy in place.
+    fn made(&self, xs: (i64, i64), ys: (i64, i64), resize: usize) -> Option<Comparison> {
+        let sized = self.sized(xs, ys, resize)?;
+        let made = match self.settings {
+            Some(settings) => crate::dataset::jpeg::recompress(&sized, settings)?,
+            None => sized,
+        };
+        let (w, h) = self.view.dimensions();
+        Some(verify::compare_in_place(
+            &Picture::new(&made, w, h),
+            self.copy,
+        ))
+    }
+
+    /// How far the copy made from a window (before compression) is from the copy: the sum
+    /// of squared differences of their pixels. Cheap, for searching windows.
+    fn distance(&self, xs: (i64, i64), ys: (i64, i64), resize: usize) -> Option<u64> {
+        let sized = self.sized(xs, ys, resize)?;
+        Some(
+            sized
+                .as_raw()
+                .iter()
+                .zip(self.copy_image.as_raw())
+                .map(|(&a, &b)| u64::from(a.abs_diff(b)).pow(2))
+                .sum(),
+        )
+    }
+
+    /// The window `(x0, x1)` × `(y0, y1)` of the view resized to the copy's size with resize
+    /// `resize` (`None` where that window or method cannot have made the copy).
+    fn sized(
+        &self,
+        (x0, x1): (i64, i64),
+        (y0, y1): (i64, i64),
+        resize: usize,
+    ) -> Option<image::RgbImage> {
+        use crate::dataset::resample;
+        let (w, h) = self.view.dimensions();
+        let size = self.copy_image.dimensions();
         if x1 - x0 < 2 || y1 - y0 < 2 || x0 < 0 || y0 < 0 || x1 > i64::from(w) || y1 > i64::from(h)
         {
             return None;
@@ -517,23 +674,26 @@ fn reproduce(
             return None;
         }
         let method = RESIZES[resize];
+        // Only where both axes change size can the order of the passes matter.
         if method.is_some_and(|(_, order)| order == pillow::Order::VerticalFirst)
-            && !both_axes(cw, ch)
+            && (cw == size.0 || ch == size.1)
         {
             return None;
         }
         let whole_window = (x0, y0, cw, ch) == (0, 0, w, h);
-        let sized = match (view, method) {
+        match (self.view, method) {
             // Without a resize the transparency is only dropped: a flattened view.
-            (Original::Rgba(..), _) if (cw, ch) == size => return None,
-            (Original::Rgba(..), None) => return None,
+            (Original::Rgba(..), _) if (cw, ch) == size => None,
+            (Original::Rgba(..), None) => None,
             (Original::Rgba(image, _), Some((filter, order))) => {
                 let window = if whole_window {
                     image.clone()
                 } else {
                     image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
                 };
-                pillow::resize_alpha_dropped(&window, size.0, size.1, filter, order)
+                Some(pillow::resize_alpha_dropped(
+                    &window, size.0, size.1, filter, order,
+                ))
             }
             (Original::Rgb(image), method) => {
                 let window = if whole_window {
@@ -541,71 +701,55 @@ fn reproduce(
                 } else {
                     image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
                 };
-                match method {
+                Some(match method {
                     _ if (cw, ch) == size => window,
                     Some((filter, order)) => pillow::resize(&window, size.0, size.1, filter, order),
                     None => resample::resize_area(&window, size.0, size.1),
-                }
+                })
             }
+        }
+    }
+
+    /// The closest reproduction: a crop's window stepped to whole pixels around the first
+    /// guess while that helps, then every method at the window it settled on.
+    fn polish(&self) -> Option<Comparison> {
+        let (w, h) = self.view.dimensions();
+        let full = ((0, i64::from(w)), (0, i64::from(h)));
+        let Some(mut best) = self.located else {
+            return self.whole.map(|t| t.0);
         };
-        let made = match settings {
-            Some(settings) => jpeg::recompress(&sized, settings)?,
-            None => sized,
-        };
-        Some(verify::compare_in_place(&Picture::new(&made, w, h), copy))
-    };
-    let better = |best: &mut Option<Trial>, c: Option<Comparison>, xs, ys, f| {
-        if let Some(c) = c
-            && best.is_none_or(|b| c.difference < b.0.difference)
+        // Polishing moves a crop's edges by a pixel or two, which brings a near miss (an
+        // edge's resampling) under the line, not another picture; a plain copy needs none.
+        let settled = (best.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
+            && best.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
+            || best.0.difference > 2.0 * RECOMPRESS_WITHIN;
+        if (best.1, best.2) != full && !settled {
+            let (cw, ch) = self.copy_image.dimensions();
+            best = if cw * ch <= JOINT_PIXELS {
+                self.polish_jointly(best)
+            } else {
+                self.polish_by_axis(best)
+            };
+        }
+        if let Some(whole) = self.whole
+            && whole.0.difference < best.0.difference
         {
-            *best = Some((c, xs, ys, f));
+            best = whole;
         }
-    };
-    let (xs, ys) = (edges(x, w)?, edges(y, h)?);
-    let full = ((0, i64::from(w)), (0, i64::from(h)));
-    let transparent = matches!(view, Original::Rgba(..));
-    if (xs, ys) == full && (w, h) == size && (settings.is_none() || transparent) {
-        // No crop, no resize, no compression: nothing to reproduce.
-        return None;
+        Some(best.0)
     }
-    let mut best = None;
-    // Without a crop or a resize every method makes the same picture.
-    let methods = if (xs, ys) == full && (w, h) == size {
-        1
-    } else {
-        RESIZES.len()
-    };
-    for f in 0..methods {
-        better(&mut best, made(xs, ys, f), xs, ys, f);
-    }
-    // The alignment's window is found on small pictures and may miss a plain resize by a
-    // pixel or two: the whole original is tried too.
-    let mut whole = None;
-    if (xs, ys) != full {
-        for f in 0..RESIZES.len() {
-            better(&mut whole, made(full.0, full.1, f), full.0, full.1, f);
-        }
-    }
-    let Some((_, mut xs, mut ys, f)) = best else {
-        return whole.map(|b: Trial| b.0);
-    };
-    // Polish a crop's window to whole pixels, one axis at a time, unless it is plainly a
-    // copy already.
-    // ... and unless it is far from one: polishing moves a crop's edges by a pixel or
-    // two, which brings a near miss (an edge's resampling) under the line, not another
-    // picture.
-    let settled = best.is_some_and(|b: Trial| {
-        (b.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
-            && b.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
-            || b.0.difference > 2.0 * RECOMPRESS_WITHIN
-    });
-    // A crop is made on whole pixels: step each edge pair by a pixel while that helps
-    // (the window found on small pictures can be a few pixels off).
-    if (xs, ys) != full && !settled {
+
+    /// Steps a crop's window one axis at a time with the method of `start` while that
+    /// helps, then tries every method at the window it settled on.
+    fn polish_by_axis(&self, start: Trial) -> Trial {
+        let mut best = start;
+        let f = start.3;
         for _ in 0..POLISH_ROUNDS {
-            let before = best.map(|b: Trial| b.0.difference);
+            let before = best.0.difference;
             for axis in 0..2 {
+                let (xs, ys) = (best.1, best.2);
                 let centre = if axis == 0 { xs } else { ys };
+                let mut found = Some(best);
                 for d0 in -1..=1 {
                     for d1 in -1..=1 {
                         if (d0, d1) == (0, 0) {
@@ -613,30 +757,77 @@ fn reproduce(
                         }
                         let edge = (centre.0 + d0, centre.1 + d1);
                         let (tx, ty) = if axis == 0 { (edge, ys) } else { (xs, edge) };
-                        better(&mut best, made(tx, ty, f), tx, ty, f);
+                        self.try_window(&mut found, tx, ty, f);
                     }
                 }
-                let chosen = best?;
-                (xs, ys) = (chosen.1, chosen.2);
+                best = found.unwrap_or(best);
             }
-            if best.map(|b| b.0.difference) == before {
+            if best.0.difference >= before {
                 break;
             }
         }
         // The window settled; the method chosen at the first guess may not be the best.
-        for f in 0..RESIZES.len() {
-            better(&mut best, made(xs, ys, f), xs, ys, f);
+        let mut found = Some(best);
+        for g in 0..RESIZES.len() {
+            self.try_window(&mut found, best.1, best.2, g);
         }
+        found.unwrap_or(best)
     }
-    if let Some(w) = whole {
-        better(&mut best, Some(w.0), w.1, w.2, w.3);
+
+    /// Searches a small copy's window with every edge and every method at once, by the
+    /// pixels' squared distance (a window off on both axes can look worse when either is
+    /// moved alone, and the method chosen at the first guess may be the wrong one); the
+    /// closest few are then made and compared in full.
+    fn polish_jointly(&self, start: Trial) -> Trial {
+        let mut seen: HashMap<Candidate, u64> = HashMap::new();
+        let mut current = (start.1, start.2);
+        let mut closest = u64::MAX;
+        for _ in 0..JOINT_ROUNDS {
+            let (cx, cy) = current;
+            let mut moved = false;
+            for dx0 in -1..=1 {
+                for dx1 in -1..=1 {
+                    for dy0 in -1..=1 {
+                        for dy1 in -1..=1 {
+                            let (tx, ty) = ((cx.0 + dx0, cx.1 + dx1), (cy.0 + dy0, cy.1 + dy1));
+                            for f in 0..RESIZES.len() {
+                                let d = *seen.entry((tx, ty, f)).or_insert_with(|| {
+                                    self.distance(tx, ty, f).unwrap_or(u64::MAX)
+                                });
+                                if d < closest {
+                                    closest = d;
+                                    current = (tx, ty);
+                                    moved = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        let mut ranked: Vec<(u64, Candidate)> = seen
+            .into_iter()
+            .filter(|&(_, d)| d < u64::MAX)
+            .map(|(k, d)| (d, k))
+            .collect();
+        ranked.sort_unstable();
+        let mut found = Some(start);
+        for &(_, (xs, ys, f)) in ranked.iter().take(JOINT_FINALISTS) {
+            self.try_window(&mut found, xs, ys, f);
+        }
+        found.unwrap_or(start)
     }
-    best.map(|b| b.0)
 }
 
-/// Files up to this size in a format that can hold transparency are read again for their
-/// flattened views (icons, not posters).
-const ALPHA_VIEW_BYTES: u64 = 2 << 20;
+/// Files up to this size with transparent pixels are read again for their flattened views
+/// (icons and wallpapers; a poster beyond this would take long to decode again).
+const ALPHA_VIEW_BYTES: u64 = 16 << 20;
+
+/// Files up to this size are read again to reproduce a transform (see [`as_reproduced`]).
+const REPRODUCE_BYTES: u64 = 4 << 20;
 
 /// The flattened views of the file at `path` (see [`crate::dataset::decode::flattened`]),
 /// if it is small, in a format with transparency, and has transparent pixels; empty
@@ -657,8 +848,9 @@ fn flattened(path: &Path, size: u64, facts: &ImageFacts) -> Vec<Picture> {
     let (w, h) = rgba.dimensions();
     let (tw, th) = resample::fit_within(w, h, super::ingest::THUMB_SIDE);
     decode::flattened(&rgba)
-        .iter()
-        .map(|view| Picture::new(&resample::resize_area(view, tw, th), w, h))
+        .into_iter()
+        .chain(std::iter::once(decode::alpha_masked(&rgba)))
+        .map(|view| Picture::new(&resample::resize_area(&view, tw, th), w, h))
         .collect()
 }
 
@@ -709,20 +901,22 @@ mod probe {
         let settings = crate::dataset::jpeg::settings(&bb);
         let (cw, ch) = db.rgb.dimensions();
         let copy = super::Picture::new(&db.rgb, cw, ch);
-        let c = super::reproduce(
+        let c = super::Attempt::start(
             super::Original::Rgb(&da.rgb),
             &copy,
             &db.rgb,
             settings.as_ref(),
-        );
+        )
+        .and_then(|a| a.polish());
         eprintln!("{c:?}");
         if let Some(rgba) = &da.rgba {
-            let c = super::reproduce(
-                super::Original::Rgba(rgba, &da.rgb),
+            let c = super::Attempt::start(
+                super::Original::Rgba(rgba, [&da.rgb, &crate::dataset::decode::alpha_masked(rgba)]),
                 &copy,
                 &db.rgb,
                 settings.as_ref(),
-            );
+            )
+            .and_then(|a| a.polish());
             eprintln!("with transparency {c:?}");
         }
     }
