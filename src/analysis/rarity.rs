@@ -10,10 +10,13 @@
 //! ln(n)` (0 = ordinary, 1 = the most extreme of all), so no signal's scale or sign has to
 //! be known in advance and a property that is common in this folder (a folder of scans is
 //! all grey) counts for nothing. The score is the mean of each image's [`TOP`] largest
-//! rarities: one odd signal is not enough, two together are.
+//! rarities: one odd signal is not enough, several together are. (Three rather than two:
+//! on both evaluation sets, folders of icons and photos with six kinds of outliers, the
+//! AUROC rose by 0.004–0.008, most for grey digits, which share their greyness with every
+//! other grey outlier.)
 
 /// How many of an image's largest rarities are averaged.
-pub const TOP: usize = 2;
+pub const TOP: usize = 3;
 
 /// One signal per image and which tails are unusual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -188,6 +188,10 @@ struct Views {
     detail: Option<Picture>,
 }
 
+/// Which of [`Views::flattened`] is the image over white (see
+/// [`crate::dataset::decode::flattened`]).
+const WHITE_VIEW: usize = 1;
+
 /// How far beyond the line a moved pair's thumbnails may differ (see [`confirm`]).
 const DETAIL_SLACK: f32 = 2.0;
 
@@ -225,10 +229,11 @@ fn confirm(a: &Views, b: &Views) -> Comparison {
 }
 
 /// Compares two images. An image with transparency is also compared by its flattened
-/// views against an opaque one (a JPEG saved from it); two images with transparency are
-/// compared as seen, so a circle and a square icon stay apart whatever their hidden pixels
-/// hold. The closest of the comparisons counts, with the window of the visible pictures'
-/// alignment when it is theirs and no image has flattened views.
+/// views against an opaque one (a JPEG saved from it), the closest comparison counting;
+/// two images with transparency are compared as seen over black and over white, so a
+/// circle and a square icon stay apart whatever their hidden pixels hold, and the worse
+/// comparison counts. The window is that of the visible pictures' alignment when they
+/// were compared as seen.
 fn compare_views(a: &Views, b: &Views) -> (Comparison, Option<verify::Window>) {
     let (seen, window) = verify::compare_located(&a.visible, &b.visible);
     let others: Vec<Comparison> = match (a.flattened.is_empty(), b.flattened.is_empty()) {
@@ -243,7 +248,22 @@ fn compare_views(a: &Views, b: &Views) -> (Comparison, Option<verify::Window>) {
             .iter()
             .map(|view| verify::compare(&a.visible, view))
             .collect(),
-        (false, false) => Vec::new(),
+        // Two transparent images: a copy matches over any background, so they are also
+        // compared over white and the worse comparison counts (a dark feature, such as
+        // hair, vanishes over black; a light one over white).
+        (false, false) => {
+            // (Not where either is blank over white: a white icon says nothing there.)
+            let white = match (a.flattened.get(WHITE_VIEW), b.flattened.get(WHITE_VIEW)) {
+                (Some(wa), Some(wb)) if !wa.is_blank() && !wb.is_blank() => verify::compare(wa, wb),
+                _ => return (seen, window),
+            };
+            let worse = Comparison {
+                difference: seen.difference.max(white.difference),
+                mean: seen.mean.max(white.mean),
+                fine: seen.fine.max(white.fine),
+            };
+            return (worse, window);
+        }
     };
     let best = others.into_iter().fold(seen, |best, other| {
         if other.difference < best.difference {
