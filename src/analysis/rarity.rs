@@ -93,8 +93,8 @@ mod tests {
 
     #[test]
     fn a_small_cluster_of_odd_images_stands_out() {
-        // 500 ordinary images; 10 alike among themselves but grey and flat: their
-        // neighbour distance is small, yet two signals call them rare.
+        // 500 ordinary images; 10 alike among themselves but grey, flat and of an odd
+        // size: their neighbour distance is small, yet three signals call them rare.
         let n = 510;
         let odd = |i: usize| i >= 500;
         let wave = |i: usize, f: f32| ((i as f32 * f).sin() + 1.0) * 0.5;
@@ -119,10 +119,20 @@ mod tests {
                 }
             })
             .collect();
+        let size: Vec<f32> = (0..n)
+            .map(|i| {
+                if odd(i) {
+                    3.0
+                } else {
+                    1.0 + 0.5 * wave(i, 0.9)
+                }
+            })
+            .collect();
         let score = combined(&[
             (&distance, Tails::Upper),
             (&grey, Tails::Both),
             (&flat, Tails::Both),
+            (&size, Tails::Both),
         ]);
         let lowest_odd = score[500..].iter().copied().fold(f32::INFINITY, f32::min);
         let above = score[..500].iter().filter(|&&s| s >= lowest_odd).count();
