@@ -5,6 +5,7 @@
 #   benches/dedup_eval/run.sh                    # dev set: generate if missing, curate, peers
 #   benches/dedup_eval/run.sh --set heldout      # the held-out set (score only at the end)
 #   benches/dedup_eval/run.sh --scale 5          # a ~10k-image version of the dev set
+#   benches/dedup_eval/run.sh --set heldout --seed 4004   # a fresh draw (sets-seed4004/)
 #   benches/dedup_eval/run.sh --no-peers         # curate only
 #   benches/dedup_eval/run.sh --reuse-peers      # reuse peer outputs from an earlier run
 #
@@ -20,14 +21,15 @@ export CURATE_EVAL_CACHE="$CACHE"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/curate-xdg}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 
-SET=dev SCALE=1 PEERS=--peers REUSE=
+SET=dev SCALE=1 SEED= PEERS=--peers REUSE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --set) SET="$2"; shift 2 ;;
     --scale) SCALE="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
     --no-peers) PEERS=; shift ;;
     --reuse-peers) REUSE=--reuse-peers; shift ;;
-    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,11 +61,13 @@ venv venv-peers requirements-peers.txt "${PEERS_PINS[@]}"
 if [ -n "$PEERS" ]; then venv venv-fastdup requirements-fastdup.txt "${FASTDUP_PINS[@]}"; fi
 PY="$CACHE/venv-peers/bin/python"
 
-SETS="$CACHE/sets"
+# Another seed draws other originals, transforms and hard negatives from the same sources,
+# into a folder of its own.
+SETS="$CACHE/sets${SEED:+-seed$SEED}"
 NAME="$SET"; if [ "$SCALE" != 1 ]; then NAME="$SET-x$SCALE"; fi
 DIR="$SETS/$NAME"
 if [ ! -f "$DIR/truth.json" ]; then
-  "$PY" "$HERE/make_sets.py" "$SETS" --set "$SET" --scale "$SCALE" --force
+  "$PY" "$HERE/make_sets.py" "$SETS" --set "$SET" --scale "$SCALE" ${SEED:+--seed "$SEED"} --force
 fi
 
 cd "$ROOT"
