@@ -399,18 +399,9 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
             Attempt::start(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
         }));
     }
-    // Only the closest attempts are polished: the others start from a view or direction
-    // that is not how the copy was made.
-    let distance = |a: &Attempt<'_>| a.first().map_or(f32::INFINITY, |c| c.difference);
-    attempts.sort_by(|p, q| distance(p).total_cmp(&distance(q)));
     let mut best: Option<Comparison> = None;
-    for (i, attempt) in attempts.iter().enumerate() {
-        let c = if i < POLISHED_ATTEMPTS {
-            attempt.polish()
-        } else {
-            attempt.first()
-        };
-        if let Some(c) = c
+    for attempt in &attempts {
+        if let Some(c) = attempt.polish()
             && best.is_none_or(|b| c.difference < b.difference)
         {
             best = Some(c);
@@ -530,10 +521,6 @@ const JOINT_ROUNDS: usize = 4;
 /// compared in full.
 const JOINT_FINALISTS: usize = 4;
 
-/// How many of a pair's attempts (directions × views of the original) are polished: the
-/// ones whose first trials came closest.
-const POLISHED_ATTEMPTS: usize = 8;
-
 /// One direction and view of a pair as [`as_reproduced`] tries it: `copy` (the picture of
 /// `copy_image`) against `view` transformed, first at the alignment's window and at the
 /// whole original, then (see [`Self::polish`]) at windows around the better one.
@@ -618,15 +605,6 @@ impl<'a> Attempt<'a> {
         attempt.located = located;
         attempt.whole = whole;
         Some(attempt)
-    }
-
-    /// The closest trial so far.
-    fn first(&self) -> Option<Comparison> {
-        [self.located, self.whole]
-            .into_iter()
-            .flatten()
-            .map(|t| t.0)
-            .min_by(|a, b| a.difference.total_cmp(&b.difference))
     }
 
     /// Makes the copy from window `xs` × `ys` with resize `f`; keeps it in `best` when it
