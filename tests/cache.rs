@@ -98,6 +98,53 @@ fn damaged_cache_is_repaired() {
 }
 
 #[test]
+fn every_sealed_cache_file_damaged_in_turn_is_rebuilt() {
+    // The neighbour graph, clusters, layout and verdicts carry a checksum: one flipped byte
+    // in any of them must read as absent (recomputed and written again), never be served.
+    let (_guard, root) = common::copy_of_demo();
+    let cold = common::analyze(&root);
+    let dir = root.join(".curate");
+    let mut sealed: Vec<std::path::PathBuf> = fs::read_dir(&dir)
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "bin")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("thumbs-"))
+        })
+        .collect();
+    sealed.sort();
+    let names: Vec<String> = sealed
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for expected in ["neighbours.bin", "layout.bin", "verdicts.bin"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    for path in &sealed {
+        let mut bytes = fs::read(path).expect("read");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        fs::write(path, &bytes).expect("write");
+        assert!(
+            curate::store::sealed::read(path).is_none(),
+            "{path:?} damaged"
+        );
+        let again = common::analyze(&root);
+        assert_eq!(again.rows, cold.rows, "after damaging {path:?}");
+        assert!(
+            curate::store::sealed::read(path).is_some(),
+            "{path:?} written again"
+        );
+    }
+}
+
+#[test]
 fn two_runs_at_once_take_turns() {
     let (_guard, root) = common::copy_of_demo();
     let run = || {

@@ -5,17 +5,17 @@
 //!
 //! Layout (little-endian): magic `CSEM`, version u32, digest `[u8; 32]`, k u64, dim u64,
 //! n u64, `k·dim` f32 centroids, `n` u32 assignments, pair floor f32 (NaN: no pairs), pair
-//! count u64, then per pair `a` u32, `b` u32, similarity f32.
+//! count u64, then per pair `a` u32, `b` u32, similarity f32. Both files are sealed with a
+//! checksum (see [`super::sealed`]).
 
-use std::fs;
 use std::path::Path;
 
-use super::atomic;
+use super::sealed;
 use crate::analysis::kmeans::KMeans;
 use crate::analysis::semdedup::Pair;
 
 const MAGIC: &[u8; 4] = b"CSEM";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const FILE: &str = "clusters.bin";
 
 /// What the cache holds.
@@ -57,7 +57,7 @@ impl Reader<'_> {
 /// (anything else, or a damaged file, is `None`: the caller recomputes).
 #[must_use]
 pub fn load(root: &Path, expected: &[u8; 32]) -> Option<Cached> {
-    let bytes = fs::read(super::curate_dir(root).join(FILE)).ok()?;
+    let bytes = sealed::read(&super::curate_dir(root).join(FILE))?;
     let mut r = Reader {
         bytes: &bytes,
         at: 0,
@@ -130,7 +130,7 @@ pub fn save(root: &Path, digest: &[u8; 32], cached: &Cached) -> std::io::Result<
         bytes.extend_from_slice(&p.b.to_le_bytes());
         bytes.extend_from_slice(&p.similarity.to_le_bytes());
     }
-    atomic::write_bytes(&super::curate_dir(root).join(FILE), &bytes)
+    sealed::write(&super::curate_dir(root).join(FILE), &bytes)
 }
 
 const LAYOUT_MAGIC: &[u8; 4] = b"CLAY";
@@ -140,7 +140,7 @@ const LAYOUT_FILE: &str = "layout.bin";
 /// the layout's settings) and has `n` points.
 #[must_use]
 pub fn load_layout(root: &Path, expected: &[u8; 32], n: usize) -> Option<Vec<[f32; 2]>> {
-    let bytes = fs::read(super::curate_dir(root).join(LAYOUT_FILE)).ok()?;
+    let bytes = sealed::read(&super::curate_dir(root).join(LAYOUT_FILE))?;
     let mut r = Reader {
         bytes: &bytes,
         at: 0,
@@ -171,12 +171,13 @@ pub fn save_layout(root: &Path, digest: &[u8; 32], points: &[[f32; 2]]) -> std::
         bytes.extend_from_slice(&p[0].to_le_bytes());
         bytes.extend_from_slice(&p[1].to_le_bytes());
     }
-    atomic::write_bytes(&super::curate_dir(root).join(LAYOUT_FILE), &bytes)
+    sealed::write(&super::curate_dir(root).join(LAYOUT_FILE), &bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn round_trips_and_refuses_other_or_damaged_data() {

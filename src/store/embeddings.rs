@@ -4,7 +4,8 @@
 //!
 //! Layout (little-endian): magic `CEMB`, version u32, dim u32, count u64, then `count`
 //! records of a 32-byte key and `dim` f16 values. Keys are blake3 content hashes for images
-//! and [`text_key`] for texts. A garbled file is ignored (everything is recomputed).
+//! and [`text_key`] for texts. The file is sealed with a checksum (see [`super::sealed`]): a
+//! damaged one is ignored (everything is recomputed).
 
 use std::collections::HashMap;
 use std::io;
@@ -12,10 +13,8 @@ use std::path::{Path, PathBuf};
 
 use half::f16;
 
-use super::atomic;
-
 const MAGIC: &[u8; 4] = b"CEMB";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 4 + 4 + 4 + 8;
 
 /// The key of a text's embedding (blake3 of the text, in its own domain so it never equals
@@ -47,8 +46,7 @@ impl EmbeddingCache {
             &blake3::Hash::from_bytes(*model).to_hex()[..16]
         );
         let path = super::curate_dir(root).join(name);
-        let entries = std::fs::read(&path)
-            .ok()
+        let entries = super::sealed::read(&path)
             .and_then(|bytes| parse(&bytes, dim))
             .unwrap_or_default();
         Self {
@@ -117,7 +115,7 @@ impl EmbeddingCache {
                 bytes.extend_from_slice(&v.to_bits().to_le_bytes());
             }
         }
-        atomic::write_bytes(&self.path, &bytes)?;
+        super::sealed::write(&self.path, &bytes)?;
         self.added = 0;
         Ok(())
     }

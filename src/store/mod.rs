@@ -11,6 +11,7 @@ pub mod lock;
 pub mod neighbours;
 pub mod npy;
 pub mod report;
+pub mod sealed;
 pub mod session;
 pub mod vectors;
 pub mod verdicts;

@@ -2,16 +2,15 @@
 //! feature matrix it was computed from, so a warm run skips the matrix products.
 //!
 //! Layout (little-endian): magic `CKNN`, version u32, digest `[u8; 32]`, n u64, k u64, then `n·k`
-//! u32 indices and `n·k` f32 similarities.
+//! u32 indices and `n·k` f32 similarities; sealed with a checksum (see [`super::sealed`]).
 
-use std::fs;
 use std::path::Path;
 
-use super::atomic;
+use super::sealed;
 use crate::analysis::knn::Neighbours;
 
 const MAGIC: &[u8; 4] = b"CKNN";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const FILE: &str = "neighbours.bin";
 
 /// The digest that identifies a feature matrix (and the `k` asked of it).
@@ -29,7 +28,7 @@ pub fn digest(features: &[f32], dim: usize, k: usize) -> [u8; 32] {
 /// The cached graph of `root`, if it was computed from the matrix with this digest.
 #[must_use]
 pub fn load(root: &Path, expected: &[u8; 32]) -> Option<Neighbours> {
-    let bytes = fs::read(super::curate_dir(root).join(FILE)).ok()?;
+    let bytes = sealed::read(&super::curate_dir(root).join(FILE))?;
     let header = 4 + 4 + 32 + 8 + 8;
     if bytes.len() < header
         || &bytes[..4] != MAGIC
@@ -70,5 +69,5 @@ pub fn save(root: &Path, digest: &[u8; 32], neighbours: &Neighbours) -> std::io:
     for sim in &neighbours.similarities {
         bytes.extend_from_slice(&sim.to_le_bytes());
     }
-    atomic::write_bytes(&super::curate_dir(root).join(FILE), &bytes)
+    sealed::write(&super::curate_dir(root).join(FILE), &bytes)
 }

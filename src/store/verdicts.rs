@@ -4,17 +4,17 @@
 //!
 //! Layout (little-endian): magic `CVRD`, version u32, the verifier's version string (u32
 //! length + bytes), count u64, then per pair: the 16-byte prefixes of the two content hashes
-//! (lower first), block difference f32, mean difference f32.
+//! (lower first), block difference f32, mean difference f32, fine difference f32; sealed
+//! with a checksum (see [`super::sealed`]).
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 
-use super::atomic;
+use super::{atomic, sealed};
 use crate::analysis::verify::{self, Comparison};
 
 const MAGIC: &[u8; 4] = b"CVRD";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const FILE: &str = "verdicts.bin";
 const ENTRY: usize = 16 + 16 + 4 + 4 + 4;
 
@@ -33,8 +33,7 @@ pub fn key(a: &[u8; 32], b: &[u8; 32]) -> PairKey {
 /// another version of the verifier).
 #[must_use]
 pub fn load(root: &Path) -> HashMap<PairKey, Comparison> {
-    fs::read(super::curate_dir(root).join(FILE))
-        .ok()
+    sealed::read(&super::curate_dir(root).join(FILE))
         .and_then(|bytes| parse(&bytes))
         .unwrap_or_default()
 }
@@ -96,7 +95,7 @@ pub fn save(
         bytes.extend_from_slice(&c.mean.to_le_bytes());
         bytes.extend_from_slice(&c.fine.to_le_bytes());
     }
-    atomic::write_bytes(&super::curate_dir(root).join(FILE), &bytes)
+    sealed::write(&super::curate_dir(root).join(FILE), &bytes)
 }
 
 /// Writes the compared pairs of a run to `DIR/.curate/near-pairs.csv` (atomically), closest
@@ -215,6 +214,7 @@ pub fn read_pairs_csv(root: &Path) -> std::io::Result<(Vec<ListedPair>, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn verdicts_round_trip_and_damage_is_ignored() {
