@@ -46,6 +46,19 @@ fn warm_runs_and_incremental_updates() {
     assert!(row("added.jpg").is_some());
 }
 
+/// The thumbnail pack in the cache folder `dir`.
+fn thumbnail_pack(dir: &std::path::Path) -> std::path::PathBuf {
+    fs::read_dir(dir)
+        .expect("list")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("thumbs-"))
+        })
+        .expect("a pack")
+}
+
 #[test]
 fn damaged_cache_is_repaired() {
     let (_guard, root) = common::copy_of_demo();
@@ -65,15 +78,7 @@ fn damaged_cache_is_repaired() {
     assert_eq!(repaired.rows, cold.rows);
 
     // A truncated thumbnail pack: files whose thumbnails were lost are re-processed.
-    let pack = fs::read_dir(&dir)
-        .expect("list")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("thumbs-"))
-        })
-        .expect("a pack");
+    let pack = thumbnail_pack(&dir);
     let len = fs::metadata(&pack).expect("meta").len();
     let file = fs::OpenOptions::new()
         .write(true)
@@ -142,6 +147,48 @@ fn every_sealed_cache_file_damaged_in_turn_is_rebuilt() {
             "{path:?} written again"
         );
     }
+}
+
+#[test]
+fn a_damaged_thumbnail_is_never_served() {
+    // One byte of one thumbnail flipped in the pack: reading it fails its checksum, and the
+    // next run processes that file again and serves a sound thumbnail.
+    let (_guard, root) = common::copy_of_demo();
+    let cold = common::analyze(&root);
+    // (A warm run decodes files it cannot trust by their time stamp again.)
+    let warm = common::analyze(&root).summary.decoded;
+    let record = cold
+        .records
+        .iter()
+        .find_map(|r| r.facts().map(|f| (r.rel_path.clone(), f.thumb)))
+        .expect("a readable image");
+    let cache = curate::store::cache::Cache::open(&root);
+    let pack = thumbnail_pack(&root.join(".curate"));
+    let mut bytes = fs::read(&pack).expect("read");
+    let at = usize::try_from(record.1.offset).expect("offset") + record.1.len as usize / 2;
+    bytes[at] ^= 0x55;
+    fs::write(&pack, &bytes).expect("write");
+    assert!(
+        cache.read_thumbnail(record.1).is_err(),
+        "damaged bytes served"
+    );
+    let again = common::analyze(&root);
+    assert_eq!(
+        again.summary.decoded,
+        warm + 1,
+        "only the damaged file is processed again"
+    );
+    assert_eq!(again.rows, cold.rows);
+    let thumb = again
+        .records
+        .iter()
+        .find(|r| r.rel_path == record.0)
+        .and_then(|r| r.facts())
+        .expect("still readable")
+        .thumb;
+    let cache = curate::store::cache::Cache::open(&root);
+    let sound = cache.read_thumbnail(thumb).expect("a sound thumbnail");
+    image::load_from_memory(&sound).expect("a JPEG");
 }
 
 #[test]

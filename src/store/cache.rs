@@ -3,14 +3,17 @@
 //! - `index.parquet`: one row per file seen, keyed by relative path + size + mtime, with
 //!   everything the decode pass computed (status, size, hashes, quality measures, feature
 //!   vector) and where its thumbnail is.
-//! - `thumbs-<generation>.bin`: the JPEG thumbnails, appended back to back.
+//! - `thumbs-<generation>.bin`: the JPEG thumbnails, appended back to back; the index holds
+//!   each one's offset, length and a checksum (the first 4 bytes of its BLAKE3 hash), checked
+//!   on every read, so damaged bytes are never served as a thumbnail.
 //!
 //! Crash safety: thumbnails are appended and flushed *before* the index that points at them
 //! is renamed into place, so the index only ever references bytes that are on disk. Bytes
 //! appended by a run that died before its index was written are unreferenced garbage, and an
 //! index entry pointing past the end of the pack (a lost or truncated pack) is dropped on
-//! load, which re-processes that file. When more than half of the pack is garbage it is
-//! compacted into the next generation.
+//! load, which re-processes that file, as is one whose thumbnail does not match its checksum
+//! (checked on load while the pack is at most [`VERIFY_PACK_BYTES`]; beyond, on read). When
+//! more than half of the pack is garbage it is compacted into the next generation.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -32,7 +35,11 @@ use crate::dataset::ScanEntry;
 use crate::embed::FEATURE_DIM;
 
 const INDEX_FILE: &str = "index.parquet";
-const CACHE_VERSION: &str = "1";
+const CACHE_VERSION: &str = "2";
+
+/// Packs up to this size have every thumbnail checked against its checksum when the cache
+/// is opened (about 13,000 thumbnails; tens of milliseconds); larger ones on each read.
+pub const VERIFY_PACK_BYTES: u64 = 64 << 20;
 /// Changes whenever the decode pass computes something differently; a cache made by another
 /// version is discarded.
 pub const PASS_VERSION: &str = "builtin-v2";
@@ -44,6 +51,29 @@ pub struct ThumbRef {
     pub offset: u64,
     /// Length in bytes.
     pub len: u32,
+    /// The first 4 bytes of the BLAKE3 hash of its bytes.
+    pub check: u32,
+}
+
+impl ThumbRef {
+    /// The checksum of thumbnail bytes.
+    #[must_use]
+    pub fn checksum(bytes: &[u8]) -> u32 {
+        let hash = blake3::hash(bytes);
+        u32::from_le_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes"))
+    }
+
+    /// `bytes` read for this thumbnail, or an error when they do not match its checksum.
+    fn verified(self, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
+        if Self::checksum(&bytes) == self.check {
+            Ok(bytes)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the cached thumbnail does not match its checksum",
+            ))
+        }
+    }
 }
 
 /// What the decode pass learned about a readable image.
@@ -137,11 +167,23 @@ impl Cache {
                 Ok((records, generation)) => {
                     cache.generation = generation;
                     let pack_len = fs::metadata(cache.pack_path()).map_or(0, |m| m.len());
+                    // A small pack is read once and every thumbnail checked; a record whose
+                    // thumbnail is lost or damaged is dropped (its file is processed again).
+                    let pack = (pack_len <= VERIFY_PACK_BYTES)
+                        .then(|| fs::read(cache.pack_path()).ok())
+                        .flatten();
                     cache.records = records
                         .into_iter()
                         .filter(|r| {
-                            r.facts()
-                                .is_none_or(|f| f.thumb.offset + u64::from(f.thumb.len) <= pack_len)
+                            r.facts().is_none_or(|f| {
+                                let end = f.thumb.offset + u64::from(f.thumb.len);
+                                end <= pack_len
+                                    && pack.as_ref().is_none_or(|pack| {
+                                        pack.get(f.thumb.offset as usize..end as usize).is_some_and(
+                                            |bytes| ThumbRef::checksum(bytes) == f.thumb.check,
+                                        )
+                                    })
+                            })
                         })
                         .map(|r| (r.rel_path.clone(), r))
                         .collect();
@@ -287,7 +329,7 @@ fn read_thumbnail(pack: &Path, thumb: ThumbRef) -> io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(thumb.offset))?;
     let mut bytes = vec![0; thumb.len as usize];
     file.read_exact(&mut bytes)?;
-    Ok(bytes)
+    thumb.verified(bytes)
 }
 
 /// Appends thumbnails to the pack.
@@ -304,6 +346,7 @@ impl ThumbAppender {
         let thumb = ThumbRef {
             offset: self.end,
             len: bytes.len() as u32,
+            check: ThumbRef::checksum(bytes),
         };
         self.end += bytes.len() as u64;
         Ok(thumb)
@@ -334,7 +377,7 @@ impl ThumbReader {
         self.file.seek(SeekFrom::Start(thumb.offset))?;
         let mut bytes = vec![0; thumb.len as usize];
         self.file.read_exact(&mut bytes)?;
-        Ok(bytes)
+        thumb.verified(bytes)
     }
 }
 
@@ -364,6 +407,7 @@ fn index_schema(generation: u64) -> Schema {
             Field::new("chroma", DataType::Float32, false),
             Field::new("thumb_offset", DataType::UInt64, false),
             Field::new("thumb_len", DataType::UInt32, false),
+            Field::new("thumb_check", DataType::UInt32, false),
             Field::new(
                 "feature",
                 DataType::FixedSizeList(
@@ -496,6 +540,12 @@ fn index_batch(
                 .map(|r| r.facts().map_or(0, |f| f.thumb.len))
                 .collect::<UInt32Array>(),
         ),
+        Arc::new(
+            records
+                .iter()
+                .map(|r| r.facts().map_or(0, |f| f.thumb.check))
+                .collect::<UInt32Array>(),
+        ),
         Arc::new(features.finish()),
     ];
     RecordBatch::try_new(schema.clone(), columns)
@@ -565,6 +615,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
         let chroma = col::f32s(&batch, "chroma")?;
         let offsets = col::u64s(&batch, "thumb_offset")?;
         let lens = col::u32s(&batch, "thumb_len")?;
+        let checks = col::u32s(&batch, "thumb_check")?;
         let features = col::fixed_list(&batch, "feature")?;
         let values = features
             .values()
@@ -599,6 +650,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
                         thumb: ThumbRef {
                             offset: offsets.value(row),
                             len: lens.value(row),
+                            check: checks.value(row),
                         },
                     })
                 } else {
