@@ -276,20 +276,48 @@ fn a_per_user_cache_folder_is_stable_and_per_dataset() {
 }
 
 #[test]
-fn a_run_killed_after_its_first_checkpoint_leaves_its_work() {
+fn runs_killed_at_many_moments_leave_their_work_and_a_sound_cache() {
     let (_guard, root) = common::copy_of_demo();
     fs::remove_dir_all(root.join(".curate")).ok();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
-        .arg("analyze")
-        .arg(&root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start curate");
     let (index, report) = (
         root.join(".curate/index.parquet"),
         root.join(".curate/report.parquet"),
     );
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curate"))
+            .arg("analyze")
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start curate")
+    };
+    let kill = |mut child: std::process::Child| {
+        child.kill().ok(); // SIGKILL on Unix
+        child.wait().expect("reap");
+    };
+    // What a killed run committed is sound and never lost: the index reads, and it holds at
+    // least as many files as before the run.
+    let mut cached = 0;
+    let sound = |moment: &str, cached: &mut usize| {
+        let now = curate::store::cache::Cache::open(&root).len();
+        assert!(
+            now >= *cached,
+            "killed {moment}: the cache went from {cached} files to {now}"
+        );
+        *cached = now;
+    };
+    // Killed at moments before the first checkpoint (starting, scanning, decoding).
+    for delay in [0, 30, 120, 400] {
+        let child = spawn();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        kill(child);
+        sound(&format!("after {delay} ms"), &mut cached);
+    }
+    // Killed right after its first checkpoint.
+    fs::remove_dir_all(root.join(".curate")).ok();
+    cached = 0;
+    let mut child = spawn();
     let started = std::time::Instant::now();
     while !index.exists() {
         assert!(
@@ -300,15 +328,24 @@ fn a_run_killed_after_its_first_checkpoint_leaves_its_work() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let ended_already = report.exists() || child.try_wait().expect("wait").is_some();
-    child.kill().expect("kill -9"); // SIGKILL on Unix
-    child.wait().expect("reap");
+    kill(child);
     assert!(!ended_already, "the run finished before it could be killed");
+    sound("after its first checkpoint", &mut cached);
+    let first = cached;
+    // Runs that resume from it, killed at later moments (more decoding, the global stages).
+    for delay in [300, 1500, 4000] {
+        let child = spawn();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        kill(child);
+        sound(&format!("resuming, after {delay} ms"), &mut cached);
+    }
 
     let next = common::analyze(&root);
     // The first checkpoint holds at least the first 1,024 files.
+    assert!(first >= 1000, "the first checkpoint holds {first} files");
     assert!(
         next.summary.decoded + 1000 <= next.rows.len(),
-        "the killed run's checkpoint was not reused ({} of {} decoded again)",
+        "the killed runs' checkpoints were not reused ({} of {} decoded again)",
         next.summary.decoded,
         next.rows.len()
     );
