@@ -382,7 +382,7 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// opaque copy of a transparent original, resized with its transparency and saved without
 /// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
-    let mut attempts: Vec<Attempt<'_>> = Vec::new();
+    let mut best: Option<Comparison> = None;
     for (original, copy) in [(a, b), (b, a)] {
         let views = std::iter::once(Original::Rgb(&original.decoded.rgb))
             .chain(original.flattened.iter().map(Original::Rgb))
@@ -395,16 +395,14 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
                     .zip(original.masked.as_ref())
                     .map(|(rgba, masked)| Original::Rgba(rgba, [&original.decoded.rgb, masked])),
             );
-        attempts.extend(views.filter_map(|view| {
-            Attempt::start(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
-        }));
-    }
-    let mut best: Option<Comparison> = None;
-    for attempt in &attempts {
-        if let Some(c) = attempt.polish()
-            && best.is_none_or(|b| c.difference < b.difference)
-        {
-            best = Some(c);
+        for view in views {
+            if let Some(c) =
+                Attempt::start(view, &copy.picture, &copy.decoded.rgb, copy.jpeg.as_ref())
+                    .and_then(|attempt| attempt.polish())
+                && best.is_none_or(|b| c.difference < b.difference)
+            {
+                best = Some(c);
+            }
         }
     }
     best
@@ -467,7 +465,7 @@ impl Source {
     }
 }
 
-/// An original as [`reproduce`] transforms it.
+/// An original as an [`Attempt`] transforms it.
 #[derive(Clone, Copy)]
 enum Original<'a> {
     /// A picture resized as it is.
@@ -678,27 +676,16 @@ impl<'a> Attempt<'a> {
         {
             return None;
         }
-        let whole_window = (x0, y0, cw, ch) == (0, 0, w, h);
+        let rect = (x0, y0, cw, ch);
         match (self.view, method) {
             // Without a resize the transparency is only dropped: a flattened view.
             (Original::Rgba(..), _) if (cw, ch) == size => None,
             (Original::Rgba(..), None) => None,
-            (Original::Rgba(image, _), Some((filter, order))) => {
-                let window = if whole_window {
-                    image.clone()
-                } else {
-                    image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
-                };
-                Some(pillow::resize_alpha_dropped(
-                    &window, size.0, size.1, filter, order,
-                ))
-            }
+            (Original::Rgba(image, _), Some((filter, order))) => Some(
+                pillow::resize_alpha_dropped(&window(image, rect), size.0, size.1, filter, order),
+            ),
             (Original::Rgb(image), method) => {
-                let window = if whole_window {
-                    image.clone()
-                } else {
-                    image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
-                };
+                let window = window(image, rect);
                 Some(match method {
                     _ if (cw, ch) == size => window,
                     Some((filter, order)) => pillow::resize(&window, size.0, size.1, filter, order),
@@ -817,6 +804,18 @@ impl<'a> Attempt<'a> {
             self.try_window(&mut found, xs, ys, f);
         }
         found.unwrap_or(start)
+    }
+}
+
+/// The window `(x0, y0, width, height)` of `image` (a plain copy when it is the whole).
+fn window<P: image::Pixel + 'static>(
+    image: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+    (x0, y0, cw, ch): (u32, u32, u32, u32),
+) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
+    if (x0, y0, cw, ch) == (0, 0, image.width(), image.height()) {
+        image.clone()
+    } else {
+        image::imageops::crop_imm(image, x0, y0, cw, ch).to_image()
     }
 }
 

@@ -239,7 +239,7 @@ impl Cache {
 
     /// Reads one thumbnail's bytes.
     pub fn read_thumbnail(&self, thumb: ThumbRef) -> io::Result<Vec<u8>> {
-        read_thumbnail(&self.pack_path(), thumb)
+        ThumbReader::open(&self.pack_path())?.read(thumb)
     }
 
     /// A reader that keeps the pack open, for reading many thumbnails.
@@ -322,14 +322,6 @@ fn pack_name(generation: u64) -> String {
 
 fn pack_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(pack_name(generation))
-}
-
-fn read_thumbnail(pack: &Path, thumb: ThumbRef) -> io::Result<Vec<u8>> {
-    let mut file = File::open(pack)?;
-    file.seek(SeekFrom::Start(thumb.offset))?;
-    let mut bytes = vec![0; thumb.len as usize];
-    file.read_exact(&mut bytes)?;
-    thumb.verified(bytes)
 }
 
 /// Appends thumbnails to the pack.

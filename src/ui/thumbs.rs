@@ -5,8 +5,6 @@
 //! as egui textures for the panels and as RGBA for the atlas.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,6 +15,7 @@ use eframe::egui;
 use crate::dataset::decode::decode_rgb;
 use crate::dataset::{DecodeLimits, resample};
 use crate::render::colormap;
+use crate::store::cache::ThumbReader;
 
 use super::model::{Source, mix, unit};
 
@@ -209,7 +208,7 @@ fn worker(
     results: &Sender<(u32, Option<Thumb>)>,
 ) {
     let (lock, wake) = queue;
-    let mut pack: Option<File> = None;
+    let mut pack: Option<ThumbReader> = None;
     loop {
         let point = {
             let mut q = lock.lock().expect("queue lock");
@@ -231,7 +230,7 @@ fn worker(
 }
 
 /// Loads the thumbnail of one point (`pack` keeps the thumbnail pack open between calls).
-fn load(source: &Source, point: u32, pack: &mut Option<File>) -> Option<Thumb> {
+fn load(source: &Source, point: u32, pack: &mut Option<ThumbReader>) -> Option<Thumb> {
     match source {
         Source::Dataset {
             pack: path, thumbs, ..
@@ -241,12 +240,10 @@ fn load(source: &Source, point: u32, pack: &mut Option<File>) -> Option<Thumb> {
                 return None;
             }
             if pack.is_none() {
-                *pack = File::open(path).ok();
+                *pack = ThumbReader::open(path).ok();
             }
-            let file = pack.as_mut()?;
-            file.seek(SeekFrom::Start(thumb.offset)).ok()?;
-            let mut bytes = vec![0; thumb.len as usize];
-            file.read_exact(&mut bytes).ok()?;
+            // The store's reader checks each thumbnail against its checksum.
+            let bytes = pack.as_mut()?.read(thumb).ok()?;
             let rgba = image::load_from_memory(&bytes).ok()?.to_rgba8();
             Some(Thumb {
                 width: rgba.width(),
