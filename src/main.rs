@@ -387,11 +387,34 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the context and its causes, joined.
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error as one line: the context and its causes joined, each said once (a message
+/// that already quotes its cause does not repeat it), with what to do about a failed write
+/// when the cause says (see [`store::write_advice`]).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    if let Some(advice) = store::write_advice(err.as_ref())
+        && !line.contains(advice)
+    {
+        line.push_str("; ");
+        line.push_str(advice);
+    }
+    line
 }
 
 fn run() -> Result<()> {

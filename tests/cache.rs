@@ -105,7 +105,8 @@ fn damaged_cache_is_repaired() {
 #[test]
 fn every_sealed_cache_file_damaged_in_turn_is_rebuilt() {
     // The neighbour graph, clusters, layout and verdicts carry a checksum: one flipped byte
-    // in any of them must read as absent (recomputed and written again), never be served.
+    // in any of them must read as absent (recomputed and written again), never be served;
+    // so does the index (in its parquet metadata).
     let (_guard, root) = common::copy_of_demo();
     let cold = common::analyze(&root);
     let dir = root.join(".curate");
@@ -147,6 +148,23 @@ fn every_sealed_cache_file_damaged_in_turn_is_rebuilt() {
             "{path:?} written again"
         );
     }
+    // The index is parquet with its checksum in its metadata: a byte flipped in its row
+    // groups is found, and every file is decoded again rather than served from it.
+    let index = dir.join("index.parquet");
+    let mut bytes = fs::read(&index).expect("read");
+    let at = bytes.len() / 4;
+    bytes[at] ^= 0x55;
+    fs::write(&index, &bytes).expect("write");
+    assert!(curate::store::sealed::read_parquet(&index).is_err());
+    let again = common::analyze(&root);
+    assert!(
+        again.warnings.iter().any(|w| w.contains("index.parquet")),
+        "{:?}",
+        again.warnings
+    );
+    assert_eq!(again.summary.decoded, cold.rows.len());
+    assert_eq!(again.rows, cold.rows);
+    assert!(curate::store::sealed::read_parquet(&index).is_ok());
 }
 
 #[test]
@@ -367,4 +385,164 @@ fn every_thumbnail_decodes(cache: &curate::store::cache::Cache, run: &curate::pi
             .expect("thumbnail readable");
         image::load_from_memory(&thumb).expect("a whole JPEG");
     }
+}
+
+/// `curate analyze` run with every file it writes limited to `limit` bytes (the kernel
+/// fails writes beyond it, as on a full disk); `None`: no limit.
+#[cfg(unix)]
+fn analyze_within(
+    root: &std::path::Path,
+    keep_list: &std::path::Path,
+    limit: Option<u64>,
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_curate"));
+    command
+        .arg("analyze")
+        .arg(root)
+        .args(["--model", "none", "--keep-list"])
+        .arg(keep_list);
+    if let Some(limit) = limit {
+        use std::os::unix::process::CommandExt as _;
+        #[allow(
+            unsafe_code,
+            reason = "a file-size limit for the child, set between fork and exec"
+        )]
+        // SAFETY: only async-signal-safe calls (signal, setrlimit) run in the child.
+        unsafe {
+            command.pre_exec(move || {
+                // A write past the limit then fails with EFBIG instead of killing.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    command.output().expect("run curate")
+}
+
+#[test]
+#[cfg(unix)]
+fn writes_that_fail_say_why_and_leave_the_last_results_whole() {
+    let (source, _) = common::pristine();
+    // Demo images from all over its folders (in path order), copied into one folder.
+    let images: Vec<std::path::PathBuf> = common::tree_checksum(source)
+        .into_keys()
+        .filter(|p| p.extension().is_some_and(|x| x == "png" || x == "jpg"))
+        .collect();
+    assert!(images.len() >= 40, "demo images");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("data");
+    fs::create_dir_all(&root).expect("mkdir");
+    let add = |from: &[std::path::PathBuf]| {
+        for path in from {
+            let name = path.to_string_lossy().replace(['/', '\\'], "_");
+            fs::copy(source.join(path), root.join(name)).expect("copy");
+        }
+    };
+    add(&images[..20]);
+    let keep_list = dir.path().join("keep.txt");
+    let first = analyze_within(&root, &keep_list, None);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let snapshot = || -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        let mut files: std::collections::BTreeMap<_, _> = fs::read_dir(root.join(".curate"))
+            .expect("cache")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                let bytes = fs::read(&path).expect("read");
+                (path, bytes)
+            })
+            .collect();
+        files.insert(keep_list.clone(), fs::read(&keep_list).expect("keep-list"));
+        files
+    };
+    let before = snapshot();
+    // New images to cache, and a small limit: the first write that grows a file fails.
+    add(&images[20..40]);
+    let images_before = common::tree_checksum(&root);
+    let failed = analyze_within(&root, &keep_list, Some(4096));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success(),
+        "a run that could not write says so: {stderr}"
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains("cannot write") && errors[0].contains("--cache-dir"),
+        "what failed and what to do: {}",
+        errors[0]
+    );
+    assert_eq!(
+        errors[0].matches("os error").count(),
+        1,
+        "the cause said once: {}",
+        errors[0]
+    );
+    // The report, the index, every sealed cache file and the keep-list of the last run
+    // are as they were (the lock names its last holder; the thumbnail pack may hold unreferenced bytes: they are garbage
+    // the index never points at); no temporary file is left behind.
+    let after = snapshot();
+    let pack = |p: &std::path::Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("thumbs-"))
+    };
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "no file added or removed"
+    );
+    for (path, bytes) in &before {
+        if path.ends_with("lock") {
+            // Names the process that holds it.
+            continue;
+        }
+        if pack(path) {
+            assert!(
+                after[path].starts_with(bytes),
+                "the pack's committed bytes stay"
+            );
+        } else {
+            assert!(after[path] == *bytes, "{} is unchanged", path.display());
+        }
+    }
+    assert_eq!(
+        common::tree_checksum(&root),
+        images_before,
+        "images untouched"
+    );
+    // With room again, the next run completes and covers every image.
+    let again = analyze_within(&root, &keep_list, None);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let kept = fs::read_to_string(&keep_list).expect("keep-list");
+    assert!(
+        kept.lines().count() > 20,
+        "the new images are analysed: {kept}"
+    );
+    let report = root.join(".curate/report.parquet");
+    let rows = curate::store::report::read(&report).expect("report");
+    assert_eq!(rows.len(), 40);
+    // A warm run that fails to write (nothing new to decode) leaves the report too.
+    let (report_before, kept_before) = (fs::read(&report).expect("report"), kept);
+    let warm = analyze_within(&root, &keep_list, Some(4096));
+    assert!(!warm.status.success());
+    assert!(fs::read(&report).expect("report") == report_before);
+    assert_eq!(
+        fs::read_to_string(&keep_list).expect("keep-list"),
+        kept_before
+    );
 }

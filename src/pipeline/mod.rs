@@ -152,8 +152,9 @@ pub enum PipelineError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The cache or report could not be written.
-    #[error("cannot write {what}: {source}")]
+    /// The cache or report could not be written (with what to do about it, when the
+    /// cause says: see [`store::write_advice`]).
+    #[error("cannot write {what}: {source}{}", advice(source))]
     Write {
         /// What was being written.
         what: String,
@@ -268,6 +269,11 @@ pub struct Summary {
     pub max_difference: f32,
     /// The ensemble's learned weights per operator (with quality labels), for the user.
     pub ensemble_weights: Vec<(String, f32)>,
+}
+
+/// `"; <advice>"` for a failed write whose cause says what to do, else nothing.
+fn advice(source: &std::io::Error) -> String {
+    store::write_advice(source).map_or_else(String::new, |a| format!("; {a}"))
 }
 
 /// How often the cache index is saved during a long decode, so a killed run keeps its work.

@@ -35,7 +35,7 @@ use crate::dataset::ScanEntry;
 use crate::embed::FEATURE_DIM;
 
 const INDEX_FILE: &str = "index.parquet";
-const CACHE_VERSION: &str = "2";
+const CACHE_VERSION: &str = "3";
 
 /// Packs up to this size have every thumbnail checked against its checksum when the cache
 /// is opened (about 13,000 thumbnails; tens of milliseconds); larger ones on each read.
@@ -423,16 +423,15 @@ fn is_cacheable(record: &FileRecord) -> bool {
 
 fn write_index(path: &Path, records: &[FileRecord], generation: u64) -> io::Result<()> {
     let schema = Arc::new(index_schema(generation));
+    let cacheable: Vec<&FileRecord> = records.iter().filter(|r| is_cacheable(r)).collect();
     atomic::write_with(path, |out| {
-        let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)
-            .map_err(io::Error::other)?;
-        let cacheable: Vec<&FileRecord> = records.iter().filter(|r| is_cacheable(r)).collect();
-        for chunk in cacheable.chunks(65_536) {
-            let batch = index_batch(&schema, chunk).map_err(io::Error::other)?;
-            writer.write(&batch).map_err(io::Error::other)?;
-        }
-        writer.close().map_err(io::Error::other)?;
-        Ok(())
+        super::sealed::write_parquet(
+            out,
+            &schema,
+            cacheable
+                .chunks(65_536)
+                .map(|chunk| index_batch(&schema, chunk)),
+        )
     })
 }
 
@@ -564,9 +563,7 @@ fn read_index(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexError> {
 
 fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexError> {
     let unreadable = |e: &dyn std::fmt::Display| IndexError::Unreadable(e.to_string());
-    let file = File::open(path).map_err(|e| unreadable(&e))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| unreadable(&e))?;
+    let builder = super::sealed::read_parquet(path).map_err(|e| unreadable(&e))?;
     let metadata = builder.schema().metadata().clone();
     let version = format!(
         "{}/{}",

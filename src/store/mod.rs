@@ -18,6 +18,38 @@ pub mod verdicts;
 
 use std::path::{Path, PathBuf};
 
+/// What a person can do about a failed write, when the cause (`err` or any error it wraps)
+/// says: a full disk or quota, a file-size limit, a read-only or forbidden folder. `None`
+/// for other causes.
+#[must_use]
+pub fn write_advice(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            let advice = match io.kind() {
+                ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(
+                    "the disk is full (or over quota): free some space, or put the cache on \
+                     another disk with --cache-dir DIR",
+                ),
+                ErrorKind::FileTooLarge => Some(
+                    "a file-size limit was reached (ulimit -f): raise it, or put the cache \
+                     elsewhere with --cache-dir DIR",
+                ),
+                ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => {
+                    Some("curate may not write there: put the cache elsewhere with --cache-dir DIR")
+                }
+                _ => None,
+            };
+            if advice.is_some() {
+                return advice;
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// Name of curate's folder inside a dataset.
 pub const CURATE_DIR: &str = ".curate";
 

@@ -14,7 +14,6 @@
 //! member most others are copies of). The model, outlier and cluster columns are listed on
 //! [`ReportRow`].
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -225,15 +224,11 @@ fn batch(
 pub fn write(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
     let schema = Arc::new(schema());
     atomic::write_with(path, |out| {
-        let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)
-            .map_err(io::Error::other)?;
-        for chunk in rows.chunks(65_536) {
-            writer
-                .write(&batch(&schema, chunk).map_err(io::Error::other)?)
-                .map_err(io::Error::other)?;
-        }
-        writer.close().map_err(io::Error::other)?;
-        Ok(())
+        super::sealed::write_parquet(
+            out,
+            &schema,
+            rows.chunks(65_536).map(|chunk| batch(&schema, chunk)),
+        )
     })
 }
 
@@ -254,9 +249,11 @@ fn read_unguarded(path: &Path) -> io::Result<Vec<ReportRow>> {
             format!("{}: {e}", path.display()),
         )
     };
-    let file = File::open(path)?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| bad(&e))?
+    let reader = super::sealed::read_parquet(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => e,
+            _ => bad(&e),
+        })?
         .with_batch_size(65_536)
         .build()
         .map_err(|e| bad(&e))?;
