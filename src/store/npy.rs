@@ -329,37 +329,43 @@ fn open(
             "header length {header_len} does not fit the file ({file_len} bytes)"
         )));
     }
+    // The header dictionary (a Python literal) is parsed by npyz, from the bytes read so
+    // far and the text, which the bound above keeps small.
+    let mut header = Vec::with_capacity(12 + header_len);
+    header.extend_from_slice(&prefix);
+    header.extend_from_slice(&if major == 1 {
+        (header_len as u16).to_le_bytes().to_vec()
+    } else {
+        (header_len as u32).to_le_bytes().to_vec()
+    });
     let mut text = vec![0u8; header_len];
     read_exact(&mut file, path, &mut text)?;
-    // Versions 1 and 2 are latin-1, version 3 UTF-8; the keys and values read are ASCII.
-    let text = String::from_utf8_lossy(&text);
-    let dict = parse_header(&text).map_err(malformed)?;
-
-    let descr = match dict.get("descr") {
-        Some(Literal::Str(s)) => s.clone(),
-        Some(other) => {
+    if nesting(&text) > MAX_NESTING {
+        return Err(malformed(format!(
+            "brackets nested deeper than {MAX_NESTING}"
+        )));
+    }
+    header.extend_from_slice(&python2_longs(&text));
+    let parsed = npyz::NpyHeader::from_reader(io::Cursor::new(header))
+        .map_err(|e| malformed(e.to_string()))?;
+    let descr = match parsed.dtype() {
+        npyz::DType::Plain(type_str) => type_str.to_string(),
+        other => {
             return Err(NpyError::Dtype {
                 path: path.to_owned(),
-                dtype: other.to_string(),
+                dtype: other.descr(),
                 expected,
             });
         }
-        None => return Err(malformed("no 'descr' key".to_owned())),
     };
-    let fortran = match dict.get("fortran_order") {
-        Some(Literal::Bool(b)) => *b,
-        _ => return Err(malformed("no boolean 'fortran_order' key".to_owned())),
-    };
-    let shape = match dict.get("shape") {
-        Some(Literal::Tuple(items)) => items
-            .iter()
-            .map(|item| match item {
-                Literal::Int(n) => Ok(*n),
-                other => Err(malformed(format!("shape entry {other} is not a size"))),
-            })
-            .collect::<Result<Vec<usize>, _>>()?,
-        _ => return Err(malformed("no tuple 'shape' key".to_owned())),
-    };
+    let fortran = parsed.order() == npyz::Order::Fortran;
+    let shape = parsed
+        .shape()
+        .iter()
+        .map(|&n| {
+            usize::try_from(n).map_err(|_| malformed(format!("shape entry {n} is too large")))
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
 
     let little =
         descr.starts_with('<') || (descr.starts_with('=') && cfg!(target_endian = "little"));
@@ -412,207 +418,41 @@ fn open(
     Ok((file, Header { dtype, shape }))
 }
 
-/// A value of the header's Python literal dictionary.
-#[derive(Debug, PartialEq)]
-enum Literal {
-    Str(String),
-    Bool(bool),
-    Int(usize),
-    None,
-    Tuple(Vec<Literal>),
-    List(Vec<Literal>),
-    Dict(Vec<(Literal, Literal)>),
-}
+/// Brackets nested deeper than this are not a plain array's header (and a recursive parser
+/// must not be handed a megabyte of them).
+const MAX_NESTING: usize = 16;
 
-impl std::fmt::Display for Literal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |items: &[Literal]| {
-            items
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match self {
-            Self::Str(s) => write!(f, "'{s}'"),
-            Self::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
-            Self::Int(n) => write!(f, "{n}"),
-            Self::None => f.write_str("None"),
-            Self::Tuple(items) => write!(f, "({})", join(items)),
-            Self::List(items) => write!(f, "[{}]", join(items)),
-            Self::Dict(pairs) => {
-                let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-                write!(f, "{{{}}}", pairs.join(", "))
+/// The deepest nesting of brackets in `text`, outside quotes.
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut quote) = (0_usize, 0_usize, None);
+    for &c in text {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (None, b'\'' | b'"') => quote = Some(c),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
             }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            // Inside a quote, or any other byte.
+            _ => {}
         }
     }
+    deepest
 }
 
-/// The header's dictionary, by key.
-struct HeaderDict(Vec<(String, Literal)>);
-
-impl HeaderDict {
-    fn get(&self, key: &str) -> Option<&Literal> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-}
-
-/// Parses the header text: a Python dict literal of strings, booleans, integers, `None`,
-/// tuples, lists and dicts (a structured dtype's `descr` is a list of tuples).
-fn parse_header(text: &str) -> Result<HeaderDict, String> {
-    let mut parser = Parser {
-        bytes: text.trim_end().as_bytes(),
-        at: 0,
-    };
-    let value = parser.value()?;
-    parser.skip_space();
-    if parser.at != parser.bytes.len() {
-        return Err(format!(
-            "unexpected text after the dictionary at byte {}",
-            parser.at
-        ));
-    }
-    let Literal::Dict(pairs) = value else {
-        return Err("the header is not a dictionary".to_owned());
-    };
-    pairs
-        .into_iter()
-        .map(|(k, v)| match k {
-            Literal::Str(k) => Ok((k, v)),
-            other => Err(format!("key {other} is not a string")),
-        })
-        .collect::<Result<_, _>>()
-        .map(HeaderDict)
-}
-
-struct Parser<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Parser<'_> {
-    fn skip_space(&mut self) {
-        while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
-            self.at += 1;
+/// `text` with Python 2's long-integer suffix dropped (`(3L,)` → `(3,)`, as numpy wrote
+/// shapes under Python 2), which npyz's parser does not take; the header stays as long (a
+/// space replaces each suffix).
+fn python2_longs(text: &[u8]) -> Vec<u8> {
+    let mut out = text.to_vec();
+    for i in 1..out.len() {
+        let next = out.get(i + 1).copied().unwrap_or(b' ');
+        if out[i] == b'L' && out[i - 1].is_ascii_digit() && matches!(next, b',' | b')' | b' ') {
+            out[i] = b' ';
         }
     }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.skip_space();
-        self.bytes.get(self.at).copied()
-    }
-
-    fn expect(&mut self, byte: u8) -> Result<(), String> {
-        if self.peek() == Some(byte) {
-            self.at += 1;
-            Ok(())
-        } else {
-            Err(format!("expected `{}` at byte {}", byte as char, self.at))
-        }
-    }
-
-    /// Items up to `close`, separated by commas, a trailing comma allowed.
-    fn items<T>(
-        &mut self,
-        close: u8,
-        mut item: impl FnMut(&mut Self) -> Result<T, String>,
-    ) -> Result<(Vec<T>, bool), String> {
-        let mut out = Vec::new();
-        let mut trailing_comma = false;
-        loop {
-            if self.peek() == Some(close) {
-                self.at += 1;
-                return Ok((out, trailing_comma));
-            }
-            out.push(item(self)?);
-            trailing_comma = false;
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    trailing_comma = true;
-                }
-                Some(c) if c == close => {}
-                _ => {
-                    return Err(format!(
-                        "expected `,` or `{}` at byte {}",
-                        close as char, self.at
-                    ));
-                }
-            }
-        }
-    }
-
-    fn value(&mut self) -> Result<Literal, String> {
-        match self.peek() {
-            Some(b'{') => {
-                self.at += 1;
-                let (pairs, _) = self.items(b'}', |p| {
-                    let key = p.value()?;
-                    p.expect(b':')?;
-                    Ok((key, p.value()?))
-                })?;
-                Ok(Literal::Dict(pairs))
-            }
-            Some(b'(') => {
-                self.at += 1;
-                let (items, trailing) = self.items(b')', Self::value)?;
-                // `(x)` is just `x` in Python; `(x,)` is a tuple.
-                if items.len() == 1 && !trailing {
-                    Ok(items.into_iter().next().expect("one item"))
-                } else {
-                    Ok(Literal::Tuple(items))
-                }
-            }
-            Some(b'[') => {
-                self.at += 1;
-                Ok(Literal::List(self.items(b']', Self::value)?.0))
-            }
-            Some(quote @ (b'\'' | b'"')) => {
-                self.at += 1;
-                let start = self.at;
-                while self.bytes.get(self.at).is_some_and(|&b| b != quote) {
-                    self.at += 1;
-                }
-                if self.at == self.bytes.len() {
-                    return Err("unterminated string".to_owned());
-                }
-                let s = String::from_utf8_lossy(&self.bytes[start..self.at]).into_owned();
-                self.at += 1;
-                Ok(Literal::Str(s))
-            }
-            Some(b'0'..=b'9') => {
-                let start = self.at;
-                while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
-                    self.at += 1;
-                }
-                // Python 2 era headers may say `3L`.
-                if self.bytes.get(self.at) == Some(&b'L') {
-                    self.at += 1;
-                }
-                let digits = std::str::from_utf8(&self.bytes[start..self.at])
-                    .expect("ASCII digits")
-                    .trim_end_matches('L');
-                digits
-                    .parse()
-                    .map(Literal::Int)
-                    .map_err(|_| format!("size {digits} is too large"))
-            }
-            Some(_) => {
-                for (word, literal) in [
-                    ("True", Literal::Bool(true)),
-                    ("False", Literal::Bool(false)),
-                    ("None", Literal::None),
-                ] {
-                    if self.bytes[self.at..].starts_with(word.as_bytes()) {
-                        self.at += word.len();
-                        return Ok(literal);
-                    }
-                }
-                Err(format!("unexpected text at byte {}", self.at))
-            }
-            None => Err("the header ends early".to_owned()),
-        }
-    }
+    out
 }
 
 /// The header bytes (magic to newline) for `dtype` and `shape`, padded so the data starts
@@ -873,7 +713,7 @@ mod tests {
             (
                 "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (2,), }",
                 4,
-                "dtype `[('a', '<f4'), ('b', '<f4')]` is not supported",
+                "dtype `[('a', '<f4'), ('b', '<f4')",
             ),
             (
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 1), }",
@@ -888,7 +728,16 @@ mod tests {
             (
                 "{'descr': '<f4', 'shape': (2, 2), }",
                 4,
-                "no boolean 'fortran_order' key",
+                "malformed .npy header",
+            ),
+            (
+                &format!(
+                    "{{'descr': '<f4', 'x': {}1{}, }}",
+                    "(".repeat(5000),
+                    ")".repeat(5000)
+                ),
+                4,
+                "nested deeper than 16",
             ),
         ];
         for (dict, floats, message) in dict_cases {
