@@ -566,13 +566,13 @@ impl CurateApp {
             return;
         };
         let mut cancel = false;
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let preview = self
                 .workspace
                 .as_ref()
                 .and_then(|ws| ws.collection.preview);
             ui.label(RichText::new("Analysing").strong());
-            ui.add(progress_bar(job, 260.0));
+            ui.add(progress_bar(job, 260.0_f32.min(ui.available_width() * 0.5)));
             let rate = job.rate();
             if rate > 0.0 {
                 ui.label(format!("{rate:.0} images/s"));
@@ -1455,8 +1455,14 @@ impl eframe::App for CurateApp {
         if self.workspace.is_some() {
             self.workspace_ui(ui);
             if self.job.is_some()
-                && let Some(rect) = self.workspace.as_ref().map(|ws| ws.map.rect)
+                && let Some((rect, legend)) = self
+                    .workspace
+                    .as_ref()
+                    .map(|ws| (ws.map.rect, ws.map.overlay))
             {
+                // Within the map, right of the legend (top left of the map); its text wraps
+                // rather than reaching over the panels beside the map.
+                let room = (rect.width() - legend.x - 24.0).max(180.0);
                 // The analysis goes on (a preview, or a reload) in a strip floating over the
                 // top of the map: nothing else moves when it comes and goes.
                 egui::Area::new(egui::Id::unique("progress"))
@@ -1465,8 +1471,7 @@ impl eframe::App for CurateApp {
                     .fixed_pos(rect.right_top() + egui::vec2(-8.0, 8.0))
                     .show(&ctx, |ui| {
                         egui::Frame::popup(ui.style()).show(ui, |ui| {
-                            // Right of the legend (top left of the map).
-                            ui.set_max_width((rect.width() * 0.62).max(200.0));
+                            ui.set_max_width(room);
                             self.progress_strip(ui);
                         });
                     });
