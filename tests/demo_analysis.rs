@@ -230,3 +230,114 @@ fn a_few_labels_teach_the_ensemble_score() {
     let area = curate::dataset::demo::auroc(&pos, &neg);
     assert!(area >= 0.95, "held-out outlier AUROC {area}");
 }
+
+#[test]
+fn webdataset_shards_are_read_in_place_like_files() {
+    let (source, _) = common::pristine();
+    // Distinct originals of the demo (no planted copies or look-alikes among them).
+    let originals: Vec<std::path::PathBuf> = common::tree_checksum(source)
+        .into_keys()
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            p.extension().is_some_and(|x| x == "png" || x == "jpg")
+                && !["_dup", "_v", "lookalike", "copies", "bad/", "outlier"]
+                    .iter()
+                    .any(|m| name.contains(m))
+        })
+        .take(8)
+        .collect();
+    assert_eq!(originals.len(), 8);
+    let read = |i: usize| std::fs::read(source.join(&originals[i])).expect("read");
+    let ext = |i: usize| {
+        originals[i]
+            .extension()
+            .expect("ext")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("loose")).expect("mkdir");
+    std::fs::create_dir_all(root.join("shards")).expect("mkdir");
+    for i in 0..4 {
+        std::fs::write(root.join(format!("loose/{i}.{}", ext(i))), read(i)).expect("write");
+    }
+    let tar = |members: Vec<(String, Vec<u8>)>| -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, bytes.as_slice())
+                .expect("append");
+        }
+        builder.into_inner().expect("tar")
+    };
+    // s0: an exact copy of a loose image, a new image with its caption, another.
+    let s0 = tar(vec![
+        (format!("k000.{}", ext(0)), read(0)),
+        (format!("k001.{}", ext(4)), read(4)),
+        ("k001.txt".to_owned(), b"a caption in a shard".to_vec()),
+        (format!("k002.{}", ext(5)), read(5)),
+    ]);
+    std::fs::write(root.join("shards/s0.tar"), s0).expect("write");
+    // s1: cut off inside its second image.
+    let second = read(7);
+    let s1 = tar(vec![
+        (format!("c000.{}", ext(6)), read(6)),
+        (format!("c001.{}", ext(7)), second.clone()),
+    ]);
+    let cut = s1.len() - 1024 - second.len().div_ceil(512) * 512 + second.len() / 2;
+    std::fs::write(root.join("shards/s1.tar"), &s1[..cut]).expect("write");
+    let before = common::tree_checksum(&root);
+
+    let analysis = common::analyze(&root);
+    let row = |path: &str| {
+        analysis
+            .rows
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("{path} in the report"))
+    };
+    let copy = row(&format!("shards/s0.tar/k000.{}", ext(0)));
+    let original = row(&format!("loose/0.{}", ext(0)));
+    assert_eq!(copy.status, "ok");
+    assert!(copy.dup_group >= 0 && copy.dup_group == original.dup_group);
+    assert_eq!(copy.exact_group, original.exact_group);
+    assert!(copy.keep != original.keep, "one of the two is kept");
+    let captioned = row(&format!("shards/s0.tar/k001.{}", ext(4)));
+    assert_eq!(captioned.caption.as_deref(), Some("a caption in a shard"));
+    assert!(captioned.keep && captioned.dup_group < 0);
+    assert_eq!(row(&format!("shards/s1.tar/c000.{}", ext(6))).status, "ok");
+    let cut_row = row(&format!("shards/s1.tar/c001.{}", ext(7)));
+    assert_ne!(cut_row.status, "ok");
+    assert!(
+        cut_row
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cut off")),
+        "{cut_row:?}"
+    );
+    assert!(!analysis.rows.iter().any(|r| r.path.contains("k001.txt")));
+    assert_eq!(analysis.rows.len(), 4 + 3 + 2);
+    // The keep-list names members as SHARD.tar/MEMBER.
+    let list = dir.path().join("keep.txt");
+    keeplist::write(
+        &list,
+        analysis
+            .rows
+            .iter()
+            .filter(|r| r.keep)
+            .map(|r| r.path.as_str()),
+    )
+    .expect("keep-list");
+    let kept = keeplist::read(&list).expect("read back");
+    assert!(kept.contains(&format!("shards/s0.tar/k002.{}", ext(5))));
+    // Cached like files: a second run decodes nothing; nothing of the user's changed.
+    let warm = common::analyze(&root);
+    assert_eq!(warm.summary.decoded, 0);
+    assert_eq!(warm.rows, analysis.rows);
+    assert_eq!(common::tree_checksum(&root), before);
+}

@@ -267,6 +267,38 @@ fn embeddings_files_never_panic() {
 }
 
 #[test]
+fn webdataset_shards_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        ("000.png", &b"\x89PNG\r\n\x1a\n not really"[..]),
+        ("000.txt", b"a caption"),
+        ("sub/001.jpg", b"\xFF\xD8\xFF"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, bytes).unwrap();
+    }
+    let seed = builder.into_inner().unwrap();
+    let shard = dir.path().join("s.tar");
+    let results = vec![fuzz("webdataset-tar", &[seed], |b| {
+        std::fs::write(&shard, b).unwrap();
+        if let Ok(listing) = curate::dataset::shards::list(&shard) {
+            for member in &listing.members {
+                let _ = curate::dataset::shards::read_path(
+                    dir.path(),
+                    &format!("s.tar/{}", member.name),
+                );
+            }
+        }
+        let _ = curate::dataset::scan(dir.path());
+    })];
+    check(results);
+}
+
+#[test]
 fn a_model_folder_never_panics() {
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip");
     let dir = tempfile::tempdir().unwrap();

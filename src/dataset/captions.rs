@@ -84,7 +84,7 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
             for ext in ["txt", "json"] {
                 let sidecar = format!("{stem}.{ext}");
                 if scan.sidecars.contains(&sidecar) {
-                    return match read_sidecar(&root.join(&sidecar), ext == "json") {
+                    return match read_sidecar(root, &sidecar, ext == "json") {
                         Ok(text) => Caption {
                             text: non_empty(&text),
                             error: None,
@@ -137,8 +137,10 @@ fn resolve(folder: &str, path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-fn read_sidecar(path: &Path, json: bool) -> Result<String, String> {
-    let bytes = fs::read(path).map_err(|err| format!("could not read: {err}"))?;
+/// The caption in the sidecar `rel_path` (a file, or a member of a WebDataset shard).
+fn read_sidecar(root: &Path, rel_path: &str, json: bool) -> Result<String, String> {
+    let bytes =
+        super::shards::read_path(root, rel_path).map_err(|err| format!("could not read: {err}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_owned())?;
     if !json {
         return Ok(text);

@@ -8,6 +8,7 @@ pub mod jpeg;
 pub mod pillow;
 pub mod resample;
 pub mod scan;
+pub mod shards;
 
 pub use decode::{DecodeLimits, FileError};
 pub use scan::{Scan, ScanEntry, scan};

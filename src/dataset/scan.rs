@@ -58,6 +58,22 @@ pub struct ScanEntry {
     pub utf8_name: bool,
     /// Set when the entry could not be inspected (a broken link, say).
     pub unreadable: Option<String>,
+    /// For a member of a WebDataset shard (see [`super::shards`]): where its data lies in
+    /// the tar at `abs_path`, as (offset, length).
+    pub member: Option<(u64, u64)>,
+}
+
+impl ScanEntry {
+    /// The file's bytes (a shard member's from its place in the tar).
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self.member {
+            Some((offset, len)) => super::shards::read_at(&self.abs_path, offset, len),
+            None => fs::read(&self.abs_path),
+        }
+    }
 }
 
 /// Everything the scan found.
@@ -244,7 +260,7 @@ fn walk_dir<'s>(
     scope.spawn(move |_| {
         let classified: Vec<Found> = files
             .into_par_iter()
-            .filter_map(|(path, rel, meta)| classify(path, &rel, meta))
+            .flat_map_iter(|(path, rel, meta)| classify(path, &rel, meta))
             .collect();
         let mut shared = shared.lock().expect("scan threads do not panic");
         for found in classified {
@@ -254,6 +270,7 @@ fn walk_dir<'s>(
                     shared.sidecars.insert(rel);
                 }
                 Found::Manifest(rel) => shared.manifests.push(rel),
+                Found::Warning(message) => shared.warnings.push(message),
             }
         }
     });
@@ -263,6 +280,7 @@ enum Found {
     Image(ScanEntry),
     Sidecar(String),
     Manifest(String),
+    Warning(String),
 }
 
 fn extension_of(name: &str) -> Option<String> {
@@ -278,8 +296,87 @@ fn has_image_extension(name: &str) -> bool {
 /// Names of caption manifests, relative to the folder they describe.
 pub const MANIFEST_NAMES: &[&str] = &["captions.csv", "captions.jsonl", "captions.parquet"];
 
-fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Option<Found> {
+fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Vec<Found> {
     let (rel_path, utf8_name) = join_rel(rel);
+    let is_shard = extension_of(&rel_path).is_some_and(|e| e == super::shards::EXTENSION);
+    if let Some(meta) = meta
+        .as_ref()
+        .filter(|m| utf8_name && is_shard && m.is_file())
+    {
+        return shard_members(&path, &rel_path, meta);
+    }
+    classify_file(path, rel_path, utf8_name, rel, meta)
+        .into_iter()
+        .collect()
+}
+
+/// The images and caption sidecars of the WebDataset shard at `path` (see
+/// [`super::shards`]); a member the shard cuts off is an unreadable image, a damaged
+/// header a warning.
+fn shard_members(path: &Path, rel_path: &str, meta: &Metadata) -> Vec<Found> {
+    let listing = match super::shards::list(path) {
+        Ok(listing) => listing,
+        Err(err) => {
+            return vec![Found::Warning(format!(
+                "{rel_path}: shard could not be read ({err})"
+            ))];
+        }
+    };
+    let mtime_ns = mtime_of(meta);
+    let mut found = Vec::new();
+    let image = |member: &super::shards::Member, unreadable: Option<String>| {
+        Found::Image(ScanEntry {
+            rel_path: format!("{rel_path}/{}", member.name),
+            abs_path: path.to_owned(),
+            size: member.len,
+            mtime_ns,
+            utf8_name: member.utf8_name,
+            member: unreadable.is_none().then_some((member.offset, member.len)),
+            unreadable,
+        })
+    };
+    // Hidden members (`._x.jpg` from macOS tar, say) are skipped, as hidden files are.
+    let hidden = |m: &&super::shards::Member| m.name.split('/').any(|part| part.starts_with('.'));
+    for member in listing.members.iter().filter(|m| !hidden(m)) {
+        let ext = extension_of(&member.name);
+        if has_image_extension(&member.name) {
+            found.push(image(member, None));
+        } else if member.utf8_name && matches!(ext.as_deref(), Some("txt" | "json")) {
+            found.push(Found::Sidecar(format!("{rel_path}/{}", member.name)));
+        }
+    }
+    for member in listing
+        .cut
+        .iter()
+        .filter(|m| !hidden(m) && has_image_extension(&m.name))
+    {
+        found.push(image(member, Some(super::shards::CUT_OFF.to_owned())));
+    }
+    if let Some(why) = &listing.damaged {
+        found.push(Found::Warning(format!(
+            "{rel_path}: shard damaged after {} members; the rest is not read ({why})",
+            listing.members.len()
+        )));
+    }
+    found
+}
+
+fn mtime_of(meta: &Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        })
+}
+
+fn classify_file(
+    path: PathBuf,
+    rel_path: String,
+    utf8_name: bool,
+    rel: &[Component],
+    meta: Option<Metadata>,
+) -> Option<Found> {
     let file_name = rel.last().map_or("", |(name, _)| name.as_str());
     let ext = extension_of(file_name);
     let is_image_ext = ext
@@ -304,6 +401,7 @@ fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Option<
                     mtime_ns: 0,
                     utf8_name,
                     unreadable: Some("file could not be inspected (broken link?)".to_owned()),
+                    member: None,
                 })
             });
         }
@@ -314,20 +412,14 @@ fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Option<
     if !is_image_ext && (is_text_ext || !sniff_is_image(&path)) {
         return None;
     }
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| {
-            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
-        });
     Some(Found::Image(ScanEntry {
         rel_path,
         abs_path: path,
         size: meta.len(),
-        mtime_ns,
+        mtime_ns: mtime_of(&meta),
         utf8_name,
         unreadable: None,
+        member: None,
     }))
 }
 

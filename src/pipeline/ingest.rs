@@ -34,10 +34,17 @@ pub fn ingest(entry: &ScanEntry, limits: DecodeLimits) -> Result<Ingested, FileE
         return Err(FileError::NonUtf8Name);
     }
     if let Some(reason) = &entry.unreadable {
-        return Err(FileError::Unreadable(reason.clone()));
+        // A member its shard cuts off is a truncated file (cached like one: a repaired
+        // shard has another size); anything else could not be inspected.
+        return Err(if reason == crate::dataset::shards::CUT_OFF {
+            FileError::Truncated(reason.clone())
+        } else {
+            FileError::Unreadable(reason.clone())
+        });
     }
-    let bytes =
-        std::fs::read(&entry.abs_path).map_err(|err| FileError::Unreadable(err.to_string()))?;
+    let bytes = entry
+        .read()
+        .map_err(|err| FileError::Unreadable(err.to_string()))?;
     ingest_bytes(&bytes, limits)
 }
 

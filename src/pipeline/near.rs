@@ -448,7 +448,7 @@ impl Source {
         {
             return None;
         }
-        let bytes = std::fs::read(root.join(&record.rel_path)).ok()?;
+        let bytes = crate::dataset::shards::read_path(root, &record.rel_path).ok()?;
         let decoded = decode::decode(&bytes, DecodeLimits::default()).ok()?;
         let (w, h) = decoded.rgb.dimensions();
         Some(Self {
@@ -829,13 +829,13 @@ const REPRODUCE_BYTES: u64 = 4 << 20;
 /// The flattened views of the file at `path` (see [`crate::dataset::decode::flattened`]),
 /// if it is small, in a format with transparency, and has transparent pixels; empty
 /// otherwise.
-fn flattened(path: &Path, size: u64, facts: &ImageFacts) -> Vec<Picture> {
+fn flattened(root: &Path, rel_path: &str, size: u64, facts: &ImageFacts) -> Vec<Picture> {
     use crate::dataset::{DecodeLimits, decode, resample};
     // The decode pass hashed flattened views exactly for the images with transparency.
     if size > ALPHA_VIEW_BYTES || facts.flat_phashes.is_none() {
         return Vec::new();
     }
-    let Some(rgba) = std::fs::read(path)
+    let Some(rgba) = crate::dataset::shards::read_path(root, rel_path)
         .ok()
         .and_then(|bytes| decode::decode(&bytes, DecodeLimits::default()).ok())
         .and_then(|decoded| decoded.rgba)
@@ -874,7 +874,7 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
                 visible: Picture::new(&rgb, facts.width, facts.height),
                 detail: (rgb.width().max(rgb.height()) >= DETAIL_SIDE)
                     .then(|| Picture::with_side(&rgb, facts.width, facts.height, u32::MAX)),
-                flattened: flattened(&root.join(&record.rel_path), record.size, facts),
+                flattened: flattened(root, &record.rel_path, record.size, facts),
             })
         })
         .collect()

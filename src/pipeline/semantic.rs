@@ -286,7 +286,8 @@ pub fn run(
                     .par_iter()
                     .flat_map_iter(|&row| {
                         let entry = &scan.images[row as usize];
-                        let decoded = std::fs::read(&entry.abs_path)
+                        let decoded = entry
+                            .read()
                             .map_err(|err| err.to_string())
                             .and_then(|bytes| {
                                 decode::decode_rgb(&bytes, limits).map_err(|err| err.to_string())

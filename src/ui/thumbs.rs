@@ -5,7 +5,7 @@
 //! as egui textures for the panels and as RGBA for the atlas.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -295,8 +295,8 @@ fn synthetic(seed: u64, point: u32, cluster: u16) -> Thumb {
 
 /// The original image of a point, decoded and scaled to fit `max_side` (the Inspector).
 pub fn load_full(root: &Path, rel_path: &str, max_side: u32) -> Result<egui::ColorImage, String> {
-    let path: PathBuf = root.join(rel_path);
-    let bytes = std::fs::read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let bytes = crate::dataset::shards::read_path(root, rel_path)
+        .map_err(|err| format!("{}: {err}", root.join(rel_path).display()))?;
     let rgb = decode_rgb(&bytes, DecodeLimits::default()).map_err(|err| err.to_string())?;
     let (w, h) = resample::fit_within(rgb.width(), rgb.height(), max_side);
     let rgb = if (w, h) == rgb.dimensions() {
