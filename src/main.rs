@@ -323,6 +323,14 @@ struct ExportArgs {
     /// Also drop this percentage of the most unusual images (0–100).
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     drop_outliers: Option<f32>,
+    /// Also write the kept samples as WebDataset shards in this folder (OUT/000000.tar,
+    /// ...): each kept image with the files beside it that share its key (captions,
+    /// labels), from a folder or from the shard it came from.
+    #[arg(long, value_name = "OUT")]
+    webdataset: Option<PathBuf>,
+    /// Samples per shard written by --webdataset.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    samples_per_shard: usize,
 }
 
 #[derive(Args, Debug)]
@@ -826,5 +834,21 @@ fn export(args: &ExportArgs) -> Result<()> {
         session.describe(),
         args.keep_list.display()
     );
+    if let Some(out) = &args.webdataset {
+        let written = store::shards::write_webdataset(
+            &args.dir,
+            rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+            out,
+            args.samples_per_shard,
+        )
+        .with_context(|| format!("writing WebDataset shards to {}", out.display()))?;
+        println!(
+            "curate: {} samples ({} files) in {} shards → {}",
+            written.samples,
+            written.files,
+            written.shards,
+            out.display()
+        );
+    }
     Ok(())
 }

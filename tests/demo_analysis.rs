@@ -335,6 +335,46 @@ fn webdataset_shards_are_read_in_place_like_files() {
     .expect("keep-list");
     let kept = keeplist::read(&list).expect("read back");
     assert!(kept.contains(&format!("shards/s0.tar/k002.{}", ext(5))));
+    // The kept samples written as shards: every kept image with the files sharing its
+    // key, and the dropped copy not; read back, they are the kept images.
+    let out = dir.path().join("out");
+    let written = curate::store::shards::write_webdataset(
+        &root,
+        analysis
+            .rows
+            .iter()
+            .filter(|r| r.keep)
+            .map(|r| r.path.as_str()),
+        &out,
+        4,
+    )
+    .expect("shards written");
+    let kept_count = analysis.rows.iter().filter(|r| r.keep).count();
+    assert_eq!(written.samples, kept_count);
+    assert_eq!(written.files, kept_count + 1, "the caption rides along");
+    assert_eq!(written.shards, kept_count.div_ceil(4));
+    let again = curate::dataset::scan(&out).expect("scan the export");
+    let mut exported: Vec<String> = again
+        .images
+        .iter()
+        .map(|e| {
+            e.rel_path
+                .split_once(".tar/")
+                .expect("a member")
+                .1
+                .to_owned()
+        })
+        .collect();
+    exported.sort();
+    let mut expected: Vec<String> = analysis
+        .rows
+        .iter()
+        .filter(|r| r.keep)
+        .map(|r| r.path.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(exported, expected);
+    assert!(again.sidecars.iter().any(|s| s.ends_with("k001.txt")));
     // Cached like files: a second run decodes nothing; nothing of the user's changed.
     let warm = common::analyze(&root);
     assert_eq!(warm.summary.decoded, 0);

@@ -13,6 +13,7 @@ pub mod npy;
 pub mod report;
 pub mod sealed;
 pub mod session;
+pub mod shards;
 pub mod vectors;
 pub mod verdicts;
 
