@@ -381,3 +381,125 @@ fn webdataset_shards_are_read_in_place_like_files() {
     assert_eq!(warm.rows, analysis.rows);
     assert_eq!(common::tree_checksum(&root), before);
 }
+
+#[test]
+fn parquet_files_of_images_are_read_by_row() {
+    use std::sync::Arc;
+    let (source, _) = common::pristine();
+    let originals: Vec<std::path::PathBuf> = common::tree_checksum(source)
+        .into_keys()
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            p.extension().is_some_and(|x| x == "png")
+                && !["_dup", "_v", "lookalike", "copies", "bad/", "outlier"]
+                    .iter()
+                    .any(|m| name.contains(m))
+        })
+        .take(3)
+        .collect();
+    assert_eq!(originals.len(), 3);
+    let read = |i: usize| std::fs::read(source.join(&originals[i])).expect("read");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(root.join("train")).expect("mkdir");
+    std::fs::write(root.join("loose.png"), read(0)).expect("write");
+    // The Hugging Face layout: image = {bytes, path}, text; two rows per row group.
+    let images: Vec<Option<Vec<u8>>> = vec![Some(read(0)), Some(read(1)), Some(read(2)), None];
+    let bytes: arrow_array::ArrayRef = Arc::new(
+        images
+            .iter()
+            .map(|b| b.as_deref())
+            .collect::<arrow_array::BinaryArray>(),
+    );
+    let names: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
+        Some("a.png"),
+        Some("b.png"),
+        Some("c.png"),
+        None,
+    ]));
+    let image = arrow_array::StructArray::from(vec![
+        (
+            Arc::new(arrow_schema::Field::new(
+                "bytes",
+                arrow_schema::DataType::Binary,
+                true,
+            )),
+            bytes,
+        ),
+        (
+            Arc::new(arrow_schema::Field::new(
+                "path",
+                arrow_schema::DataType::Utf8,
+                true,
+            )),
+            names,
+        ),
+    ]);
+    let text = arrow_array::StringArray::from(vec![None, Some("the second image"), None, None]);
+    let batch = arrow_array::RecordBatch::try_from_iter(vec![
+        ("image", Arc::new(image) as arrow_array::ArrayRef),
+        ("text", Arc::new(text) as arrow_array::ArrayRef),
+    ])
+    .expect("batch");
+    let file = std::fs::File::create(root.join("train/part-0.parquet")).expect("create");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(2))
+        .build();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+
+    let analysis = common::analyze(&root);
+    let row = |path: &str| {
+        analysis
+            .rows
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{path} in {:?}",
+                    analysis.rows.iter().map(|r| &r.path).collect::<Vec<_>>()
+                )
+            })
+    };
+    assert_eq!(analysis.rows.len(), 5);
+    let copy = row("train/part-0.parquet/0");
+    assert_eq!(copy.status, "ok");
+    assert!(copy.dup_group >= 0 && copy.dup_group == row("loose.png").dup_group);
+    let second = row("train/part-0.parquet/1");
+    assert_eq!(second.caption.as_deref(), Some("the second image"));
+    assert_eq!(row("train/part-0.parquet/2").status, "ok");
+    assert_ne!(
+        row("train/part-0.parquet/3").status,
+        "ok",
+        "a row without an image"
+    );
+    // Exported as WebDataset: the row's image with its format's extension, and its caption.
+    let out = dir.path().join("out");
+    curate::store::shards::write_webdataset(
+        &root,
+        analysis
+            .rows
+            .iter()
+            .filter(|r| r.keep && r.status == "ok")
+            .map(|r| r.path.as_str()),
+        &out,
+        100,
+    )
+    .expect("export");
+    let exported = curate::dataset::scan(&out).expect("scan");
+    assert!(
+        exported
+            .images
+            .iter()
+            .any(|e| e.rel_path == "000000.tar/train/part-0.parquet/1.png")
+    );
+    assert!(
+        exported
+            .sidecars
+            .contains("000000.tar/train/part-0.parquet/1.txt")
+    );
+    let warm = common::analyze(&root);
+    assert_eq!(warm.rows, analysis.rows);
+}

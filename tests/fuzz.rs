@@ -299,6 +299,39 @@ fn webdataset_shards_never_panic() {
 }
 
 #[test]
+fn parquet_files_of_images_never_panic() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: arrow_array::ArrayRef = Arc::new(arrow_array::BinaryArray::from_iter([
+        Some(&b"\x89PNG\r\n\x1a\n not really"[..]),
+        None,
+        Some(b"\xFF\xD8\xFF"),
+    ]));
+    let text: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
+        Some("a"),
+        None,
+        Some("c"),
+    ]));
+    let batch =
+        arrow_array::RecordBatch::try_from_iter(vec![("image", bytes), ("text", text)]).unwrap();
+    let mut seed = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut seed, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let file = dir.path().join("images.parquet");
+    let results = vec![fuzz("parquet-images", &[seed], |b| {
+        std::fs::write(&file, b).unwrap();
+        if let Ok(Some(listing)) = curate::dataset::parquet_images::list(&file) {
+            for row in 0..listing.rows.min(8) {
+                let _ = curate::dataset::parquet_images::read_row(&file, row);
+            }
+        }
+        let _ = curate::dataset::scan(dir.path());
+    })];
+    check(results);
+}
+
+#[test]
 fn a_model_folder_never_panics() {
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip");
     let dir = tempfile::tempdir().unwrap();

@@ -97,8 +97,10 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                 }
             }
             Caption {
-                text: manifest
+                text: scan
+                    .captions
                     .get(&image.rel_path)
+                    .or_else(|| manifest.get(&image.rel_path))
                     .and_then(|text| non_empty(text)),
                 error: None,
             }

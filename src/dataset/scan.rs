@@ -61,6 +61,9 @@ pub struct ScanEntry {
     /// For a member of a WebDataset shard (see [`super::shards`]): where its data lies in
     /// the tar at `abs_path`, as (offset, length).
     pub member: Option<(u64, u64)>,
+    /// For a row of a parquet file of images (see [`super::parquet_images`]): its index in
+    /// the file at `abs_path`.
+    pub row: Option<u64>,
 }
 
 impl ScanEntry {
@@ -69,9 +72,10 @@ impl ScanEntry {
     /// # Errors
     /// When the file cannot be read.
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
-        match self.member {
-            Some((offset, len)) => super::shards::read_at(&self.abs_path, offset, len),
-            None => fs::read(&self.abs_path),
+        match (self.member, self.row) {
+            (Some((offset, len)), _) => super::shards::read_at(&self.abs_path, offset, len),
+            (None, Some(row)) => super::parquet_images::read_row(&self.abs_path, row),
+            (None, None) => fs::read(&self.abs_path),
         }
     }
 }
@@ -87,6 +91,9 @@ pub struct Scan {
     pub manifests: Vec<String>,
     /// Problems met on the way, one line each.
     pub warnings: Vec<String>,
+    /// Captions held beside the images in their container (a parquet file's `text` or
+    /// `caption` column), by image path.
+    pub captions: std::collections::HashMap<String, String>,
 }
 
 #[derive(Default)]
@@ -96,6 +103,7 @@ struct Shared {
     manifests: Vec<String>,
     warnings: Vec<String>,
     visited: HashSet<(u64, u64)>,
+    captions: std::collections::HashMap<String, String>,
 }
 
 /// Scans `root` recursively.
@@ -114,7 +122,11 @@ pub fn scan(root: &Path) -> std::io::Result<Scan> {
         walk_dir(scope, &canonical_root, root, &[], &shared);
     });
     let mut shared = shared.into_inner().expect("scan threads do not panic");
-    shared.images.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    // Path order, but a parquet file's rows by number (row 2 before row 10), so rows are
+    // read a row group at a time.
+    shared
+        .images
+        .sort_by(|a, b| scan_order(a).cmp(&scan_order(b)));
     shared.manifests.sort();
     shared.warnings.sort();
     Ok(Scan {
@@ -122,7 +134,16 @@ pub fn scan(root: &Path) -> std::io::Result<Scan> {
         sidecars: shared.sidecars,
         manifests: shared.manifests,
         warnings: shared.warnings,
+        captions: shared.captions,
     })
+}
+
+/// The sort key of an entry: its path, or for a parquet row its file's path and number.
+fn scan_order(entry: &ScanEntry) -> (&str, u64, &str) {
+    match (entry.row, entry.rel_path.rsplit_once('/')) {
+        (Some(row), Some((file, _))) => (file, row, ""),
+        _ => (entry.rel_path.as_str(), 0, ""),
+    }
 }
 
 #[cfg(unix)]
@@ -271,6 +292,9 @@ fn walk_dir<'s>(
                 }
                 Found::Manifest(rel) => shared.manifests.push(rel),
                 Found::Warning(message) => shared.warnings.push(message),
+                Found::Caption(path, text) => {
+                    shared.captions.insert(path, text);
+                }
             }
         }
     });
@@ -281,6 +305,7 @@ enum Found {
     Sidecar(String),
     Manifest(String),
     Warning(String),
+    Caption(String, String),
 }
 
 fn extension_of(name: &str) -> Option<String> {
@@ -304,6 +329,15 @@ fn classify(path: PathBuf, rel: &[Component], meta: Option<Metadata>) -> Vec<Fou
         .filter(|m| utf8_name && is_shard && m.is_file())
     {
         return shard_members(&path, &rel_path, meta);
+    }
+    let file_name = rel.last().map_or("", |(name, _)| name.as_str());
+    let is_parquet = extension_of(&rel_path).is_some_and(|e| e == super::parquet_images::EXTENSION)
+        && !MANIFEST_NAMES.contains(&file_name.to_ascii_lowercase().as_str());
+    if let Some(meta) = meta
+        .as_ref()
+        .filter(|m| utf8_name && is_parquet && m.is_file())
+    {
+        return parquet_rows(&path, &rel_path, meta);
     }
     classify_file(path, rel_path, utf8_name, rel, meta)
         .into_iter()
@@ -333,6 +367,7 @@ fn shard_members(path: &Path, rel_path: &str, meta: &Metadata) -> Vec<Found> {
             utf8_name: member.utf8_name,
             member: unreadable.is_none().then_some((member.offset, member.len)),
             unreadable,
+            row: None,
         })
     };
     // Hidden members (`._x.jpg` from macOS tar, say) are skipped, as hidden files are.
@@ -358,6 +393,39 @@ fn shard_members(path: &Path, rel_path: &str, meta: &Metadata) -> Vec<Found> {
             listing.members.len()
         )));
     }
+    found
+}
+
+/// The rows of the parquet file at `path` as images, when it holds images (see
+/// [`super::parquet_images`]), with their captions.
+fn parquet_rows(path: &Path, rel_path: &str, meta: &Metadata) -> Vec<Found> {
+    let listing = match super::parquet_images::list(path) {
+        Ok(Some(listing)) => listing,
+        // Not images: embeddings, a table of some other kind.
+        Ok(None) => return Vec::new(),
+        Err(why) => return vec![Found::Warning(format!("{rel_path}: not read ({why})"))],
+    };
+    let mtime_ns = mtime_of(meta);
+    let mut found: Vec<Found> = (0..listing.rows)
+        .map(|row| {
+            Found::Image(ScanEntry {
+                rel_path: format!("{rel_path}/{row}"),
+                abs_path: path.to_owned(),
+                size: meta.len(),
+                mtime_ns,
+                utf8_name: true,
+                unreadable: None,
+                member: None,
+                row: Some(row),
+            })
+        })
+        .collect();
+    found.extend(
+        listing
+            .captions
+            .into_iter()
+            .map(|(row, text)| Found::Caption(format!("{rel_path}/{row}"), text)),
+    );
     found
 }
 
@@ -402,6 +470,7 @@ fn classify_file(
                     utf8_name,
                     unreadable: Some("file could not be inspected (broken link?)".to_owned()),
                     member: None,
+                    row: None,
                 })
             });
         }
@@ -420,6 +489,7 @@ fn classify_file(
         utf8_name,
         unreadable: None,
         member: None,
+        row: None,
     }))
 }
 

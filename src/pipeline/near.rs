@@ -448,7 +448,7 @@ impl Source {
         {
             return None;
         }
-        let bytes = crate::dataset::shards::read_path(root, &record.rel_path).ok()?;
+        let bytes = crate::dataset::read_path(root, &record.rel_path).ok()?;
         let decoded = decode::decode(&bytes, DecodeLimits::default()).ok()?;
         let (w, h) = decoded.rgb.dimensions();
         Some(Self {
@@ -835,7 +835,7 @@ fn flattened(root: &Path, rel_path: &str, size: u64, facts: &ImageFacts) -> Vec<
     if size > ALPHA_VIEW_BYTES || facts.flat_phashes.is_none() {
         return Vec::new();
     }
-    let Some(rgba) = crate::dataset::shards::read_path(root, rel_path)
+    let Some(rgba) = crate::dataset::read_path(root, rel_path)
         .ok()
         .and_then(|bytes| decode::decode(&bytes, DecodeLimits::default()).ok())
         .and_then(|decoded| decoded.rgba)

@@ -1,12 +1,13 @@
 //! Kept samples written as WebDataset shards (`curate export --webdataset OUT`): tar files
 //! `OUT/000000.tar`, `OUT/000001.tar`, ... holding every file of each kept sample — the
 //! image and the files beside it that share its key (`KEY.txt`, `KEY.json`, `KEY.cls`...),
-//! from a folder or from the shard the image came from. Members keep the dataset's
-//! relative paths (`a/b/KEY.jpg`, `SHARD.tar/KEY.jpg`), so every sample is traceable and
-//! keys stay unique. Each shard is written atomically; nothing is read from or written to
+//! from a folder or from the shard the image came from (a parquet row: its image, named
+//! `FILE.parquet/ROW.<format>`, and its caption as `FILE.parquet/ROW.txt`). Members keep
+//! the dataset's relative paths (`a/b/KEY.jpg`, `SHARD.tar/KEY.jpg`), so every sample is
+//! traceable and keys stay unique. Each shard is written atomically; nothing is read from or written to
 //! the dataset but the samples' bytes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 
@@ -41,6 +42,38 @@ pub fn key_of(path: &str) -> &str {
 /// # Errors
 /// When the image or its folder or shard cannot be read.
 pub fn sample_files(root: &Path, rel_path: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+    sample_files_with(root, rel_path, &mut HashMap::new())
+}
+
+/// Captions of parquet files read so far, by file (see [`sample_files_with`]).
+type ParquetCaptions = HashMap<String, HashMap<u64, String>>;
+
+/// [`sample_files`], with the captions of parquet files kept in `captions` between calls.
+fn sample_files_with(
+    root: &Path,
+    rel_path: &str,
+    captions: &mut ParquetCaptions,
+) -> io::Result<Vec<(String, Vec<u8>)>> {
+    if let Some((file, row)) = crate::dataset::parquet_images::split(root, rel_path) {
+        // A parquet row: its image under the row's path with its format's extension, and
+        // its caption beside it.
+        let bytes = crate::dataset::parquet_images::read_row(&root.join(file), row)?;
+        let ext = crate::dataset::decode::sniff_format(&bytes)
+            .and_then(|f| f.extensions_str().first().copied())
+            .unwrap_or("bin");
+        let mut files = vec![(format!("{rel_path}.{ext}"), bytes)];
+        let of_file = captions.entry(file.to_owned()).or_insert_with(|| {
+            crate::dataset::parquet_images::list(&root.join(file))
+                .ok()
+                .flatten()
+                .map(|l| l.captions.into_iter().collect())
+                .unwrap_or_default()
+        });
+        if let Some(text) = of_file.get(&row) {
+            files.push((format!("{rel_path}.txt"), text.clone().into_bytes()));
+        }
+        return Ok(files);
+    }
     let key = key_of(rel_path);
     let mut files = vec![(rel_path.to_owned(), input::read_path(root, rel_path)?)];
     let same_key = |name: &str| name != rel_path && key_of(name) == key;
@@ -93,6 +126,7 @@ pub fn write_webdataset<'a>(
     let mut written = Written::default();
     // Two images of one key in one folder (`a.jpg`, `a.png`) are one sample.
     let mut samples: HashSet<String> = HashSet::new();
+    let mut captions = ParquetCaptions::new();
     for (index, chunk) in kept.chunks(per_shard.max(1)).enumerate() {
         let path = out.join(format!("{index:06}.tar"));
         let (samples_here, files_here) = atomic::write_with(&path, |file| {
@@ -103,7 +137,7 @@ pub fn write_webdataset<'a>(
                 if !samples.insert(key_of(rel).to_owned()) {
                     continue;
                 }
-                for (name, bytes) in sample_files(root, rel)
+                for (name, bytes) in sample_files_with(root, rel, &mut captions)
                     .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))?
                 {
                     let mut header = tar::Header::new_gnu();

@@ -295,7 +295,7 @@ fn synthetic(seed: u64, point: u32, cluster: u16) -> Thumb {
 
 /// The original image of a point, decoded and scaled to fit `max_side` (the Inspector).
 pub fn load_full(root: &Path, rel_path: &str, max_side: u32) -> Result<egui::ColorImage, String> {
-    let bytes = crate::dataset::shards::read_path(root, rel_path)
+    let bytes = crate::dataset::read_path(root, rel_path)
         .map_err(|err| format!("{}: {err}", root.join(rel_path).display()))?;
     let rgb = decode_rgb(&bytes, DecodeLimits::default()).map_err(|err| err.to_string())?;
     let (w, h) = resample::fit_within(rgb.width(), rgb.height(), max_side);
