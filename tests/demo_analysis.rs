@@ -231,22 +231,30 @@ fn a_few_labels_teach_the_ensemble_score() {
     assert!(area >= 0.95, "held-out outlier AUROC {area}");
 }
 
-#[test]
-fn webdataset_shards_are_read_in_place_like_files() {
+/// The first `n` distinct originals of the demo with one of `extensions` (no planted
+/// copies, look-alikes, outliers or bad files among them), relative to it.
+fn demo_originals(extensions: &[&str], n: usize) -> Vec<std::path::PathBuf> {
     let (source, _) = common::pristine();
-    // Distinct originals of the demo (no planted copies or look-alikes among them).
     let originals: Vec<std::path::PathBuf> = common::tree_checksum(source)
         .into_keys()
         .filter(|p| {
             let name = p.to_string_lossy();
-            p.extension().is_some_and(|x| x == "png" || x == "jpg")
+            p.extension()
+                .is_some_and(|x| extensions.iter().any(|e| x == *e))
                 && !["_dup", "_v", "lookalike", "copies", "bad/", "outlier"]
                     .iter()
                     .any(|m| name.contains(m))
         })
-        .take(8)
+        .take(n)
         .collect();
-    assert_eq!(originals.len(), 8);
+    assert_eq!(originals.len(), n);
+    originals
+}
+
+#[test]
+fn webdataset_shards_are_read_in_place_like_files() {
+    let (source, _) = common::pristine();
+    let originals = demo_originals(&["png", "jpg"], 8);
     let read = |i: usize| std::fs::read(source.join(&originals[i])).expect("read");
     let ext = |i: usize| {
         originals[i]
@@ -386,18 +394,7 @@ fn webdataset_shards_are_read_in_place_like_files() {
 fn parquet_files_of_images_are_read_by_row() {
     use std::sync::Arc;
     let (source, _) = common::pristine();
-    let originals: Vec<std::path::PathBuf> = common::tree_checksum(source)
-        .into_keys()
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            p.extension().is_some_and(|x| x == "png")
-                && !["_dup", "_v", "lookalike", "copies", "bad/", "outlier"]
-                    .iter()
-                    .any(|m| name.contains(m))
-        })
-        .take(3)
-        .collect();
-    assert_eq!(originals.len(), 3);
+    let originals = demo_originals(&["png"], 3);
     let read = |i: usize| std::fs::read(source.join(&originals[i])).expect("read");
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("data");
