@@ -500,3 +500,90 @@ fn parquet_files_of_images_are_read_by_row() {
     let warm = common::analyze(&root);
     assert_eq!(warm.rows, analysis.rows);
 }
+
+#[test]
+fn a_folder_its_shard_and_its_parquet_file_give_the_same_groups() {
+    use std::sync::Arc;
+    let (source, _) = common::pristine();
+    // The first images of the demo in path order: originals with their planted copies
+    // and look-alikes (no bad files).
+    let images: Vec<std::path::PathBuf> = common::tree_checksum(source)
+        .into_keys()
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "png" || x == "jpg")
+                && !p.to_string_lossy().starts_with("bad/")
+        })
+        .take(90)
+        .collect();
+    let bytes: Vec<Vec<u8>> = images
+        .iter()
+        .map(|p| std::fs::read(source.join(p)).expect("read"))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (folder, shard, table) = (
+        dir.path().join("folder"),
+        dir.path().join("shard"),
+        dir.path().join("table"),
+    );
+    for (path, data) in images.iter().zip(&bytes) {
+        let target = folder.join(path);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(target, data).expect("write");
+    }
+    std::fs::create_dir_all(&shard).expect("mkdir");
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in images.iter().zip(&bytes) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, path, data.as_slice())
+            .expect("append");
+    }
+    std::fs::write(shard.join("s.tar"), builder.into_inner().expect("tar")).expect("write");
+    std::fs::create_dir_all(&table).expect("mkdir");
+    let column: arrow_array::ArrayRef = Arc::new(
+        bytes
+            .iter()
+            .map(|b| Some(b.as_slice()))
+            .collect::<arrow_array::BinaryArray>(),
+    );
+    let batch = arrow_array::RecordBatch::try_from_iter(vec![("image", column)]).expect("batch");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(32))
+        .build();
+    let file = std::fs::File::create(table.join("p.parquet")).expect("create");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+
+    // Each run's rows in the images' order, as (keep, group, exact group, kind) with the
+    // groups named by their first member.
+    let outcome = |root: &std::path::Path| {
+        let rows = common::analyze(root).rows;
+        assert_eq!(rows.len(), images.len());
+        let canonical = |groups: Vec<i64>| -> Vec<Option<usize>> {
+            groups
+                .iter()
+                .map(|&g| (g >= 0).then(|| groups.iter().position(|&h| h == g).expect("self")))
+                .collect()
+        };
+        let keep: Vec<bool> = rows.iter().map(|r| r.keep).collect();
+        let kinds: Vec<Option<String>> = rows.iter().map(|r| r.dup_kind.clone()).collect();
+        (
+            keep,
+            canonical(rows.iter().map(|r| r.dup_group).collect()),
+            canonical(rows.iter().map(|r| r.exact_group).collect()),
+            kinds,
+            rows.iter().map(|r| r.size_bytes).collect::<Vec<_>>(),
+        )
+    };
+    let from_folder = outcome(&folder);
+    assert!(
+        from_folder.1.iter().flatten().count() >= 10,
+        "the sample holds groups"
+    );
+    assert_eq!(outcome(&shard), from_folder, "the shard");
+    assert_eq!(outcome(&table), from_folder, "the parquet file");
+}

@@ -79,6 +79,7 @@ pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, File
             width,
             height,
             content_hash,
+            bytes: bytes.len() as u64,
             phash: phash::phash(&luma_dct),
             flat_phashes,
             measures,

@@ -1173,7 +1173,7 @@ fn keeper_facts(
                 pixels: u64::from(f.width) * u64::from(f.height),
                 blurry: s.values[2],
                 badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
-                bytes: r.size,
+                bytes: f.bytes,
                 copies: copies.get(row).copied().unwrap_or(0),
                 ..KeeperFacts::default()
             })
@@ -1355,7 +1355,7 @@ pub(crate) fn build_rows(
                 path: record.rel_path.clone(),
                 status,
                 error,
-                size_bytes: record.size,
+                size_bytes: record.facts().map_or(record.size, |f| f.bytes),
                 width: facts.map(|f| f.width),
                 height: facts.map(|f| f.height),
                 caption: captions[row].text.clone(),

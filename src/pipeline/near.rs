@@ -416,7 +416,7 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
 fn mixed_transparency(a: &FileRecord, b: &FileRecord) -> bool {
     let small = |r: &FileRecord| {
         r.facts().is_some_and(|f| {
-            r.size <= REPRODUCE_BYTES
+            f.bytes <= REPRODUCE_BYTES
                 && u64::from(f.width) * u64::from(f.height) <= RECOMPRESS_PIXELS
         })
     };
@@ -443,7 +443,7 @@ impl Source {
     fn load(root: &Path, record: &FileRecord) -> Option<Self> {
         use crate::dataset::{DecodeLimits, decode, jpeg};
         let facts = record.facts()?;
-        if record.size > REPRODUCE_BYTES
+        if facts.bytes > REPRODUCE_BYTES
             || u64::from(facts.width) * u64::from(facts.height) > RECOMPRESS_PIXELS
         {
             return None;
@@ -874,7 +874,7 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
                 visible: Picture::new(&rgb, facts.width, facts.height),
                 detail: (rgb.width().max(rgb.height()) >= DETAIL_SIDE)
                     .then(|| Picture::with_side(&rgb, facts.width, facts.height, u32::MAX)),
-                flattened: flattened(root, &record.rel_path, record.size, facts),
+                flattened: flattened(root, &record.rel_path, facts.bytes, facts),
             })
         })
         .collect()

@@ -35,7 +35,7 @@ use crate::dataset::ScanEntry;
 use crate::embed::FEATURE_DIM;
 
 const INDEX_FILE: &str = "index.parquet";
-const CACHE_VERSION: &str = "3";
+const CACHE_VERSION: &str = "4";
 
 /// Packs up to this size have every thumbnail checked against its checksum when the cache
 /// is opened (about 13,000 thumbnails; tens of milliseconds); larger ones on each read.
@@ -85,6 +85,9 @@ pub struct ImageFacts {
     pub height: u32,
     /// blake3 of the file bytes.
     pub content_hash: [u8; 32],
+    /// Length of the image's bytes: the file's size, or for a member of a shard or a row
+    /// of a parquet file its own (where the record's `size` is its container's).
+    pub bytes: u64,
     /// 64-bit DCT perceptual hash.
     pub phash: u64,
     /// For an image with transparent pixels, the pHashes of its two usual flattened views
@@ -400,6 +403,7 @@ fn index_schema(generation: u64) -> Schema {
             Field::new("thumb_offset", DataType::UInt64, false),
             Field::new("thumb_len", DataType::UInt32, false),
             Field::new("thumb_check", DataType::UInt32, false),
+            Field::new("image_bytes", DataType::UInt64, false),
             Field::new(
                 "feature",
                 DataType::FixedSizeList(
@@ -537,6 +541,12 @@ fn index_batch(
                 .map(|r| r.facts().map_or(0, |f| f.thumb.check))
                 .collect::<UInt32Array>(),
         ),
+        Arc::new(
+            records
+                .iter()
+                .map(|r| r.facts().map_or(0, |f| f.bytes))
+                .collect::<UInt64Array>(),
+        ),
         Arc::new(features.finish()),
     ];
     RecordBatch::try_new(schema.clone(), columns)
@@ -605,6 +615,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
         let offsets = col::u64s(&batch, "thumb_offset")?;
         let lens = col::u32s(&batch, "thumb_len")?;
         let checks = col::u32s(&batch, "thumb_check")?;
+        let image_bytes = col::u64s(&batch, "image_bytes")?;
         let features = col::fixed_list(&batch, "feature")?;
         let values = features
             .values()
@@ -625,6 +636,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
                             .value(row)
                             .try_into()
                             .map_err(|_| unreadable(&"hash length"))?,
+                        bytes: image_bytes.value(row),
                         phash: phash.value(row),
                         flat_phashes: (dropped.is_valid(row) && white.is_valid(row))
                             .then(|| [dropped.value(row), white.value(row)]),
