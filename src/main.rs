@@ -328,7 +328,11 @@ struct ExportArgs {
     /// labels), from a folder or from the shard it came from.
     #[arg(long, value_name = "OUT")]
     webdataset: Option<PathBuf>,
-    /// Samples per shard written by --webdataset.
+    /// Also write the kept images as parquet files in this folder (OUT/000000.parquet,
+    /// ...), in the Hugging Face `datasets` layout: `image` ({bytes, path}) and `text`.
+    #[arg(long, value_name = "OUT")]
+    parquet: Option<PathBuf>,
+    /// Samples per shard written by --webdataset (rows per file for --parquet).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     samples_per_shard: usize,
 }
@@ -834,10 +838,15 @@ fn export(args: &ExportArgs) -> Result<()> {
         session.describe(),
         args.keep_list.display()
     );
+    // Kept images that are on disk (not unreadable files, not rows of imported vectors).
+    let exported = || {
+        rows.iter()
+            .filter(|r| r.keep && r.status == "ok" && r.width.is_some())
+    };
     if let Some(out) = &args.webdataset {
         let written = store::shards::write_webdataset(
             &args.dir,
-            rows.iter().filter(|r| r.keep).map(|r| r.path.as_str()),
+            exported().map(|r| r.path.as_str()),
             out,
             args.samples_per_shard,
         )
@@ -846,6 +855,21 @@ fn export(args: &ExportArgs) -> Result<()> {
             "curate: {} samples ({} files) in {} shards → {}",
             written.samples,
             written.files,
+            written.shards,
+            out.display()
+        );
+    }
+    if let Some(out) = &args.parquet {
+        let written = store::shards::write_parquet(
+            &args.dir,
+            exported().map(|r| (r.path.as_str(), r.caption.as_deref())),
+            out,
+            args.samples_per_shard,
+        )
+        .with_context(|| format!("writing parquet files to {}", out.display()))?;
+        println!(
+            "curate: {} images in {} parquet files → {}",
+            written.samples,
             written.shards,
             out.display()
         );

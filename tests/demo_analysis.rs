@@ -497,6 +497,25 @@ fn parquet_files_of_images_are_read_by_row() {
             .sidecars
             .contains("000000.tar/train/part-0.parquet/1.txt")
     );
+    // Exported as parquet: read back as images, with the caption.
+    let tables = dir.path().join("tables");
+    let kept: Vec<_> = analysis
+        .rows
+        .iter()
+        .filter(|r| r.keep && r.status == "ok")
+        .collect();
+    let written = curate::store::shards::write_parquet(
+        &root,
+        kept.iter().map(|r| (r.path.as_str(), r.caption.as_deref())),
+        &tables,
+        2,
+    )
+    .expect("parquet export");
+    assert_eq!(written.samples, kept.len());
+    assert_eq!(written.shards, kept.len().div_ceil(2));
+    let back = curate::dataset::scan(&tables).expect("scan");
+    assert_eq!(back.images.len(), kept.len());
+    assert!(back.captions.values().any(|c| c == "the second image"));
     let warm = common::analyze(&root);
     assert_eq!(warm.rows, analysis.rows);
 }

@@ -158,6 +158,89 @@ pub fn write_webdataset<'a>(
     Ok(written)
 }
 
+/// Rows of a parquet file written per row group (and held in memory at once).
+const PARQUET_GROUP: usize = 256;
+
+/// Writes the kept images (dataset-relative paths with their captions, in order) as parquet
+/// files in the Hugging Face `datasets` layout, at most `per_file` rows each, in the folder
+/// `out` (`000000.parquet`, ...): `image` (`{bytes, path}`, the path the dataset's relative
+/// one) and `text` (the caption, null when none). Each file is written atomically; curate
+/// reads such files back as images (see [`crate::dataset::parquet_images`]).
+///
+/// # Errors
+/// When an image cannot be read or a file cannot be written; files written before stay.
+pub fn write_parquet<'a>(
+    root: &Path,
+    kept: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    out: &Path,
+    per_file: usize,
+) -> io::Result<Written> {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field, Fields, Schema};
+
+    std::fs::create_dir_all(out)?;
+    let kept: Vec<(&str, Option<&str>)> = kept.into_iter().collect();
+    let image_fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", DataType::Struct(image_fields.clone()), true),
+        Field::new("text", DataType::Utf8, true),
+    ]));
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(PARQUET_GROUP))
+        .build();
+    let mut written = Written::default();
+    for (index, chunk) in kept.chunks(per_file.max(1)).enumerate() {
+        let path = out.join(format!("{index:06}.parquet"));
+        atomic::write_with(&path, |file| {
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))
+                    .map_err(io::Error::other)?;
+            for group in chunk.chunks(PARQUET_GROUP) {
+                let mut images = Vec::with_capacity(group.len());
+                for (rel, _) in group {
+                    images.push(
+                        crate::dataset::read_path(root, rel)
+                            .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))?,
+                    );
+                }
+                let bytes: ArrayRef = Arc::new(
+                    images
+                        .iter()
+                        .map(|b| Some(b.as_slice()))
+                        .collect::<BinaryArray>(),
+                );
+                let paths: ArrayRef = Arc::new(
+                    group
+                        .iter()
+                        .map(|(rel, _)| Some(*rel))
+                        .collect::<StringArray>(),
+                );
+                let image: ArrayRef = Arc::new(StructArray::new(
+                    image_fields.clone(),
+                    vec![bytes, paths],
+                    None,
+                ));
+                let text: ArrayRef =
+                    Arc::new(group.iter().map(|(_, c)| *c).collect::<StringArray>());
+                let batch = RecordBatch::try_new(schema.clone(), vec![image, text])
+                    .map_err(io::Error::other)?;
+                writer.write(&batch).map_err(io::Error::other)?;
+            }
+            writer.close().map_err(io::Error::other)?;
+            Ok(())
+        })?;
+        written.samples += chunk.len();
+        written.files += chunk.len();
+        written.shards += 1;
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
