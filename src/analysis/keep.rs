@@ -112,6 +112,18 @@ pub struct KeeperFacts {
     pub centrality: Option<f32>,
     /// How many other images are verified near copies of this one (see [`near_copies`]).
     pub copies: u32,
+    /// The luma's noise σ (see [`crate::analysis::quality::Measures::noise`]).
+    pub noise: f32,
+}
+
+/// Noise estimates within this factor of each other fall in one step of keeper order
+/// (see [`noise_step`]): a ±8 % brightness change scales the estimate by as much, added
+/// noise of σ 3 on a clean picture by far more.
+const NOISE_STEP: f32 = 1.3;
+
+/// The keeper-order step of a noise estimate: ⌊log(1 + σ) / log [`NOISE_STEP`]⌋.
+fn noise_step(noise: f32) -> i64 {
+    ((1.0 + noise.max(0.0)).ln() / NOISE_STEP.ln()).floor() as i64
 }
 
 /// Per row, how many other rows its near-duplicate links reach (each partner once): a
@@ -136,11 +148,12 @@ pub fn near_copies(rows: usize, links: &[crate::analysis::dedup::DupLink]) -> Ve
 impl KeeperFacts {
     /// Orders candidates under [`KeeperPolicy::Quality`] without a learned score: more
     /// pixels, then well exposed, then more near copies (the original a family was copied
-    /// from, rather than a re-encode that compression made look sharper), then sharper,
+    /// from, rather than a re-encode that compression made look sharper), then less noise
+    /// (by steps, see [`noise_step`]: noise must not read as sharpness), then sharper,
     /// then larger file.
     #[must_use]
     pub fn better_than(&self, other: &Self) -> bool {
-        let key = |f: &Self| (f.pixels, !f.badly_exposed, f.copies);
+        let key = |f: &Self| (f.pixels, !f.badly_exposed, f.copies, -noise_step(f.noise));
         if key(self) != key(other) {
             return key(self) > key(other);
         }
@@ -178,7 +191,7 @@ impl KeeperFacts {
 
 /// Each row's place in keeper order under [`KeeperPolicy::Quality`] without a learned
 /// score (0 = the first choice): more pixels, then well exposed, then more near copies,
-/// then sharper (in steps of 0.02, as [`KeeperFacts::better_than`]), then larger file. Rows without facts come
+/// then less noise (by steps), then sharper (in steps of 0.02, as [`KeeperFacts::better_than`]), then larger file. Rows without facts come
 /// last. Duplicate groups are stars around the first of their members in this order.
 #[must_use]
 pub fn quality_rank(facts: &[Option<KeeperFacts>]) -> Vec<u32> {
@@ -188,6 +201,7 @@ pub fn quality_rank(facts: &[Option<KeeperFacts>]) -> Vec<u32> {
                 std::cmp::Reverse(f.pixels),
                 f.badly_exposed,
                 std::cmp::Reverse(f.copies),
+                noise_step(f.noise),
                 (f.blurry / 0.02).floor() as i64,
                 std::cmp::Reverse(f.bytes),
             )
@@ -331,6 +345,32 @@ mod tests {
             b,
             kind: DupKind::Near,
         }
+    }
+
+    #[test]
+    fn noise_does_not_read_as_sharpness() {
+        // A clean original and its copy with noise added: the copy looks sharper.
+        let original = KeeperFacts {
+            pixels: 64 * 64,
+            blurry: 0.30,
+            noise: 0.8,
+            ..KeeperFacts::default()
+        };
+        let noisy = KeeperFacts {
+            blurry: 0.20,
+            noise: 3.4,
+            ..original
+        };
+        assert!(original.better_than(&noisy) && !noisy.better_than(&original));
+        let ranks = quality_rank(&[Some(noisy), Some(original)]);
+        assert_eq!(ranks, [1, 0]);
+        // A ±8 % brightness change scales the estimate by as much: sharpness decides.
+        let darker = KeeperFacts {
+            noise: 0.8 * 0.92,
+            blurry: 0.25,
+            ..original
+        };
+        assert!(darker.better_than(&original));
     }
 
     #[test]

@@ -1174,6 +1174,7 @@ fn keeper_facts(
                 blurry: s.values[2],
                 badly_exposed: s.flags[0] || s.flags[1] || s.flags[3],
                 bytes: f.bytes,
+                noise: f.measures.noise,
                 copies: copies.get(row).copied().unwrap_or(0),
                 ..KeeperFacts::default()
             })
@@ -1379,6 +1380,7 @@ pub(crate) fn build_rows(
                 quality_flags: flags.filter(|f| !f.is_empty()),
                 x: xy[row].map(|p| p[0]),
                 y: xy[row].map(|p| p[1]),
+                noise_sigma: facts.map(|f| f.measures.noise),
                 ..ReportRow::default()
             }
         })

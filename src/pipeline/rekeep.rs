@@ -25,6 +25,7 @@ pub fn facts(rows: &[ReportRow], learned: Option<&[f32]>) -> Vec<Option<KeeperFa
                     learned: learned.map(|l| l[row]),
                     centrality: r.centroid_similarity,
                     copies: r.near_copies.unwrap_or(0),
+                    noise: r.noise_sigma.unwrap_or(0.0),
                 }
             })
         })

@@ -400,6 +400,7 @@ fn index_schema(generation: u64) -> Schema {
             Field::new("laplacian_var", DataType::Float32, false),
             Field::new("entropy_bits", DataType::Float32, false),
             Field::new("chroma", DataType::Float32, false),
+            Field::new("noise_sigma", DataType::Float32, false),
             Field::new("thumb_offset", DataType::UInt64, false),
             Field::new("thumb_len", DataType::UInt32, false),
             Field::new("thumb_check", DataType::UInt32, false),
@@ -523,6 +524,7 @@ fn index_batch(
         facts(|f| f.measures.laplacian_var),
         facts(|f| f.measures.entropy_bits),
         facts(|f| f.measures.chroma),
+        facts(|f| f.measures.noise),
         Arc::new(
             records
                 .iter()
@@ -612,6 +614,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
         let lap = col::f32s(&batch, "laplacian_var")?;
         let entropy = col::f32s(&batch, "entropy_bits")?;
         let chroma = col::f32s(&batch, "chroma")?;
+        let noise = col::f32s(&batch, "noise_sigma")?;
         let offsets = col::u64s(&batch, "thumb_offset")?;
         let lens = col::u32s(&batch, "thumb_len")?;
         let checks = col::u32s(&batch, "thumb_check")?;
@@ -646,6 +649,7 @@ fn read_index_unguarded(path: &Path) -> Result<(Vec<FileRecord>, u64), IndexErro
                             laplacian_var: lap.value(row),
                             entropy_bits: entropy.value(row),
                             chroma: chroma.value(row),
+                            noise: noise.value(row),
                         },
                         feature: values.values()[start..start + FEATURE_DIM].to_vec(),
                         thumb: ThumbRef {

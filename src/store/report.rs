@@ -11,7 +11,8 @@
 //! `odd_size_score`, `odd_aspect_score`; higher = worse), `quality_flags` (comma-separated
 //! names of the flagged scores), `x`, `y` (f32 map coordinates), `near_copies` (u32: how
 //! many other images were verified near copies of this one; the keeper choice prefers the
-//! member most others are copies of). The model, outlier and cluster columns are listed on
+//! member most others are copies of), `noise_sigma` (f32: the luma's noise σ; the keeper
+//! choice prefers the less noisy of equally large copies). The model, outlier and cluster columns are listed on
 //! [`ReportRow`].
 
 use std::io;
@@ -109,6 +110,9 @@ pub struct ReportRow {
     /// family's original is a copy-partner of all its copies, which need not be of each
     /// other. The keeper choice prefers it among members of equal resolution.
     pub near_copies: Option<u32>,
+    /// The luma's noise σ (0–255 scale, Immerkær's estimate on the thumbnail): the keeper
+    /// choice prefers the less noisy of equally large copies.
+    pub noise_sigma: Option<f32>,
 }
 
 fn schema() -> Schema {
@@ -155,6 +159,7 @@ fn schema() -> Schema {
         Field::new("centroid_similarity", DataType::Float32, true),
         Field::new("ood_combined", DataType::Float32, true),
         Field::new("near_copies", DataType::UInt32, true),
+        Field::new("noise_sigma", DataType::Float32, true),
     ]);
     Schema::new(fields)
 }
@@ -217,6 +222,7 @@ fn batch(
     columns.push(Arc::new(
         rows.iter().map(|r| r.near_copies).collect::<UInt32Array>(),
     ));
+    columns.push(floats(rows, |r| r.noise_sigma));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -338,6 +344,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
     let near_copies = has("near_copies")
         .then(|| col::u32s(batch, "near_copies"))
         .transpose()?;
+    let noise_sigma = has("noise_sigma")
+        .then(|| col::f32s(batch, "noise_sigma"))
+        .transpose()?;
     for i in 0..batch.num_rows() {
         rows.push(ReportRow {
             path: path.value(i).to_owned(),
@@ -378,6 +387,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             centroid_similarity: opt_col(optional_floats[7], i),
             ood_combined: opt_col(optional_floats[8], i),
             near_copies: near_copies.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            noise_sigma: noise_sigma.and_then(|a| a.is_valid(i).then(|| a.value(i))),
         });
     }
     Ok(())
