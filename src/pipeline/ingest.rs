@@ -59,6 +59,7 @@ pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, File
         })
     });
     let image = decoded.rgb;
+    let noise = quality::noise_of(&image);
     let (width, height) = image.dimensions();
     let (work_w, work_h) = fit_within(width, height, WORKING_SIDE);
     let working = if (work_w, work_h) == (width, height) {
@@ -70,7 +71,10 @@ pub fn ingest_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Ingested, File
     // percentiles, entropy and chroma are those of the full image, and it is 4× cheaper.
     let (thumb_w, thumb_h) = fit_within(work_w, work_h, THUMB_SIDE);
     let thumb = resize_area(&working, thumb_w, thumb_h);
-    let measures = quality::measure(&thumb);
+    let measures = quality::Measures {
+        noise,
+        ..quality::measure(&thumb)
+    };
     let small = resize_area(&thumb, builtin::INPUT_SIDE, builtin::INPUT_SIDE);
     let luma_dct = dct::dct2(&builtin::luma32(&small));
     let thumbnail = encode_thumbnail(&thumb);
