@@ -165,8 +165,8 @@ fn noise_sigma(luma: &[f32], w: usize, h: usize) -> f32 {
 }
 
 /// The noise σ of `image` at full resolution (a thumbnail averages noise away): Immerkær's
-/// estimate (see [`Measures::noise`]) over its central window of at most
-/// [`NOISE_WINDOW`] pixels a side.
+/// estimate (see [`Measures::noise`]) over its central window of at most 384 pixels a
+/// side.
 #[must_use]
 pub fn noise_of(image: &RgbImage) -> f32 {
     let (w, h) = image.dimensions();
