@@ -1,6 +1,7 @@
 //! Parquet files that hold images (the Hugging Face `datasets` layout): an `image` column of
 //! `{bytes, path}` structs, or of plain binary (or, without one named `image`, the first
-//! column of either kind), and an optional caption column `text` or `caption`. Each row is
+//! `{bytes, ...}` column, or a binary column named `img`, `jpg`, `png`...), and an optional
+//! caption column `text` or `caption`. Each row is
 //! an image of the dataset, named `FILE.parquet/ROW` (the file's path relative to the
 //! dataset, `/`, the row's index from 0). A file with no such column is not read as images
 //! (a captions manifest, embeddings).
@@ -38,25 +39,37 @@ pub struct Listing {
     pub captions: Vec<(u64, String)>,
 }
 
+/// Names a plain binary column of images goes by (a binary column under another name may
+/// hold anything: serialised vectors, say).
+const BINARY_IMAGE_NAMES: &[&str] = &["image", "img", "jpg", "jpeg", "png", "webp"];
+
 /// The image column of `schema`: `image` when it is a `{bytes, ...}` struct or binary, else
-/// the first column that is.
+/// the first `{bytes, ...}` struct column, else the first binary column named as images are
+/// ([`BINARY_IMAGE_NAMES`]).
 fn image_column(schema: &Schema) -> Option<usize> {
-    let holds_images = |t: &DataType| match t {
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
-        DataType::Struct(fields) => fields.iter().any(|f| {
-            f.name() == "bytes"
-                && matches!(
-                    f.data_type(),
-                    DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-                )
-        }),
+    let binary = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        )
+    };
+    let image_struct = |t: &DataType| match t {
+        DataType::Struct(fields) => fields
+            .iter()
+            .any(|f| f.name() == "bytes" && binary(f.data_type())),
         _ => false,
     };
     let fields = schema.fields();
     fields
         .iter()
-        .position(|f| f.name() == "image" && holds_images(f.data_type()))
-        .or_else(|| fields.iter().position(|f| holds_images(f.data_type())))
+        .position(|f| f.name() == "image" && (image_struct(f.data_type()) || binary(f.data_type())))
+        .or_else(|| fields.iter().position(|f| image_struct(f.data_type())))
+        .or_else(|| {
+            fields.iter().position(|f| {
+                binary(f.data_type())
+                    && BINARY_IMAGE_NAMES.contains(&f.name().to_ascii_lowercase().as_str())
+            })
+        })
 }
 
 /// Lists the parquet file at `path` as images; `Ok(None)` when it has no image column.
@@ -269,4 +282,54 @@ pub fn split<'p>(root: &Path, rel_path: &'p str) -> Option<(&'p str, u64)> {
         .rsplit_once('.')
         .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case(EXTENSION));
     (is_parquet && root.join(file).is_file()).then_some((file, row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::{Field, Fields};
+
+    #[test]
+    fn image_columns_are_found_by_layout_and_name() {
+        let schema = |fields: Vec<Field>| Schema::new(fields);
+        let bytes_struct = DataType::Struct(Fields::from(vec![
+            Field::new("bytes", DataType::Binary, true),
+            Field::new("path", DataType::Utf8, true),
+        ]));
+        // The Hugging Face layout, under any name.
+        assert_eq!(
+            image_column(&schema(vec![
+                Field::new("id", DataType::Utf8, false),
+                Field::new("picture", bytes_struct.clone(), true),
+            ])),
+            Some(1)
+        );
+        // `image` wins over an earlier struct; plain binary by name only.
+        assert_eq!(
+            image_column(&schema(vec![
+                Field::new("thumb", bytes_struct, true),
+                Field::new("image", DataType::LargeBinary, true),
+            ])),
+            Some(1)
+        );
+        assert_eq!(
+            image_column(&schema(vec![Field::new("JPG", DataType::Binary, true)])),
+            Some(0)
+        );
+        // Serialised vectors, a captions manifest: not images.
+        assert_eq!(
+            image_column(&schema(vec![
+                Field::new("path", DataType::Utf8, false),
+                Field::new("embedding", DataType::Binary, false),
+            ])),
+            None
+        );
+        assert_eq!(
+            image_column(&schema(vec![
+                Field::new("path", DataType::Utf8, false),
+                Field::new("caption", DataType::Utf8, false),
+            ])),
+            None
+        );
+    }
 }
