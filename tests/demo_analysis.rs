@@ -231,6 +231,43 @@ fn a_few_labels_teach_the_ensemble_score() {
     assert!(area >= 0.95, "held-out outlier AUROC {area}");
 }
 
+/// A tar of `(name, bytes)` members, as a WebDataset shard is written.
+fn tar_of<N: AsRef<std::path::Path>>(members: impl IntoIterator<Item = (N, Vec<u8>)>) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .expect("append");
+    }
+    builder.into_inner().expect("tar")
+}
+
+/// Writes `batch` to a parquet file at `path`, `per_group` rows to a row group.
+fn write_parquet_file(path: &std::path::Path, batch: &arrow_array::RecordBatch, per_group: usize) {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(per_group))
+        .build();
+    let file = std::fs::File::create(path).expect("create");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    writer.write(batch).expect("write");
+    writer.close().expect("close");
+}
+
+/// The report row of `path`.
+fn row_of<'a>(rows: &'a [report::ReportRow], path: &str) -> &'a report::ReportRow {
+    rows.iter().find(|r| r.path == path).unwrap_or_else(|| {
+        panic!(
+            "{path} in {:?}",
+            rows.iter().map(|r| &r.path).collect::<Vec<_>>()
+        )
+    })
+}
+
 /// The first `n` distinct originals of the demo with one of `extensions` (no planted
 /// copies, look-alikes, outliers or bad files among them), relative to it.
 fn demo_originals(extensions: &[&str], n: usize) -> Vec<std::path::PathBuf> {
@@ -270,21 +307,8 @@ fn webdataset_shards_are_read_in_place_like_files() {
     for i in 0..4 {
         std::fs::write(root.join(format!("loose/{i}.{}", ext(i))), read(i)).expect("write");
     }
-    let tar = |members: Vec<(String, Vec<u8>)>| -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, bytes) in members {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, bytes.as_slice())
-                .expect("append");
-        }
-        builder.into_inner().expect("tar")
-    };
     // s0: an exact copy of a loose image, a new image with its caption, another.
-    let s0 = tar(vec![
+    let s0 = tar_of(vec![
         (format!("k000.{}", ext(0)), read(0)),
         (format!("k001.{}", ext(4)), read(4)),
         ("k001.txt".to_owned(), b"a caption in a shard".to_vec()),
@@ -293,7 +317,7 @@ fn webdataset_shards_are_read_in_place_like_files() {
     std::fs::write(root.join("shards/s0.tar"), s0).expect("write");
     // s1: cut off inside its second image.
     let second = read(7);
-    let s1 = tar(vec![
+    let s1 = tar_of(vec![
         (format!("c000.{}", ext(6)), read(6)),
         (format!("c001.{}", ext(7)), second.clone()),
     ]);
@@ -302,13 +326,7 @@ fn webdataset_shards_are_read_in_place_like_files() {
     let before = common::tree_checksum(&root);
 
     let analysis = common::analyze(&root);
-    let row = |path: &str| {
-        analysis
-            .rows
-            .iter()
-            .find(|r| r.path == path)
-            .unwrap_or_else(|| panic!("{path} in the report"))
-    };
+    let row = |path: &str| row_of(&analysis.rows, path);
     let copy = row(&format!("shards/s0.tar/k000.{}", ext(0)));
     let original = row(&format!("loose/0.{}", ext(0)));
     assert_eq!(copy.status, "ok");
@@ -438,28 +456,10 @@ fn parquet_files_of_images_are_read_by_row() {
         ("text", Arc::new(text) as arrow_array::ArrayRef),
     ])
     .expect("batch");
-    let file = std::fs::File::create(root.join("train/part-0.parquet")).expect("create");
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(2))
-        .build();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
+    write_parquet_file(&root.join("train/part-0.parquet"), &batch, 2);
 
     let analysis = common::analyze(&root);
-    let row = |path: &str| {
-        analysis
-            .rows
-            .iter()
-            .find(|r| r.path == path)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{path} in {:?}",
-                    analysis.rows.iter().map(|r| &r.path).collect::<Vec<_>>()
-                )
-            })
-    };
+    let row = |path: &str| row_of(&analysis.rows, path);
     assert_eq!(analysis.rows.len(), 5);
     let copy = row("train/part-0.parquet/0");
     assert_eq!(copy.status, "ok");
@@ -550,16 +550,11 @@ fn a_folder_its_shard_and_its_parquet_file_give_the_same_groups() {
         std::fs::write(target, data).expect("write");
     }
     std::fs::create_dir_all(&shard).expect("mkdir");
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, data) in images.iter().zip(&bytes) {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        builder
-            .append_data(&mut header, path, data.as_slice())
-            .expect("append");
-    }
-    std::fs::write(shard.join("s.tar"), builder.into_inner().expect("tar")).expect("write");
+    std::fs::write(
+        shard.join("s.tar"),
+        tar_of(images.iter().zip(bytes.iter().cloned())),
+    )
+    .expect("write");
     std::fs::create_dir_all(&table).expect("mkdir");
     let column: arrow_array::ArrayRef = Arc::new(
         bytes
@@ -568,14 +563,7 @@ fn a_folder_its_shard_and_its_parquet_file_give_the_same_groups() {
             .collect::<arrow_array::BinaryArray>(),
     );
     let batch = arrow_array::RecordBatch::try_from_iter(vec![("image", column)]).expect("batch");
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(32))
-        .build();
-    let file = std::fs::File::create(table.join("p.parquet")).expect("create");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
+    write_parquet_file(&table.join("p.parquet"), &batch, 32);
 
     // Each run's rows in the images' order, as (keep, group, exact group, kind) with the
     // groups named by their first member.

@@ -139,10 +139,10 @@ pub fn scan(root: &Path) -> std::io::Result<Scan> {
 }
 
 /// The sort key of an entry: its path, or for a parquet row its file's path and number.
-fn scan_order(entry: &ScanEntry) -> (&str, u64, &str) {
+fn scan_order(entry: &ScanEntry) -> (&str, u64) {
     match (entry.row, entry.rel_path.rsplit_once('/')) {
-        (Some(row), Some((file, _))) => (file, row, ""),
-        _ => (entry.rel_path.as_str(), 0, ""),
+        (Some(row), Some((file, _))) => (file, row),
+        _ => (entry.rel_path.as_str(), 0),
     }
 }
 
