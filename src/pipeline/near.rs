@@ -383,6 +383,37 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
     let mut best: Option<Comparison> = None;
+    if let (Some(white_a), Some(white_b)) = (&a.white, &b.white) {
+        // Two transparent images: as the first comparison does, each is seen over black
+        // and over white and the worse counts (dark hair vanishes over black, light
+        // paint over white); a copy reproduces over both.
+        for (original, copy, white_original, white_copy) in
+            [(a, b, white_a, white_b), (b, a, white_b, white_a)]
+        {
+            // The window is found over black for both (see `Attempt::start_located`).
+            let black_original = [&original.decoded.rgb];
+            let by = (black_original.as_slice(), &copy.picture);
+            let reproduce = |view: &image::RgbImage, picture: &Picture, image: &image::RgbImage| {
+                Attempt::start_located(Original::Rgb(view), picture, image, None, Some(by))
+                    .and_then(|attempt| attempt.polish())
+            };
+            let (Some(black), Some(white)) = (
+                reproduce(&original.decoded.rgb, &copy.picture, &copy.decoded.rgb),
+                reproduce(&white_original.1, &white_copy.0, &white_copy.1),
+            ) else {
+                continue;
+            };
+            let worse = Comparison {
+                difference: black.difference.max(white.difference),
+                mean: black.mean.max(white.mean),
+                fine: black.fine.max(white.fine),
+            };
+            if best.is_none_or(|b| worse.difference < b.difference) {
+                best = Some(worse);
+            }
+        }
+        return best;
+    }
     for (original, copy) in [(a, b), (b, a)] {
         let views = std::iter::once(Original::Rgb(&original.decoded.rgb))
             .chain(original.flattened.iter().map(Original::Rgb))
@@ -436,6 +467,8 @@ struct Source {
     jpeg: Option<crate::dataset::jpeg::Settings>,
     /// Its picture, from the full image.
     picture: Picture,
+    /// Its picture and image over white, when it has transparency.
+    white: Option<(Picture, image::RgbImage)>,
 }
 
 impl Source {
@@ -451,12 +484,16 @@ impl Source {
         let bytes = crate::dataset::read_path(root, &record.rel_path).ok()?;
         let decoded = decode::decode(&bytes, DecodeLimits::default()).ok()?;
         let (w, h) = decoded.rgb.dimensions();
+        let flattened: Vec<image::RgbImage> = decoded
+            .rgba
+            .as_ref()
+            .map(|rgba| decode::flattened(rgba).into_iter().collect())
+            .unwrap_or_default();
         Some(Self {
-            flattened: decoded
-                .rgba
-                .as_ref()
-                .map(|rgba| decode::flattened(rgba).into_iter().collect())
-                .unwrap_or_default(),
+            white: flattened
+                .get(WHITE_VIEW)
+                .map(|white| (Picture::new(white, w, h), white.clone())),
+            flattened,
             masked: decoded.rgba.as_ref().map(decode::alpha_masked),
             jpeg: jpeg::settings(&bytes),
             picture: Picture::new(&decoded.rgb, w, h),
@@ -542,16 +579,31 @@ impl<'a> Attempt<'a> {
         copy_image: &'a image::RgbImage,
         settings: Option<&'a crate::dataset::jpeg::Settings>,
     ) -> Option<Self> {
+        Self::start_located(view, copy, copy_image, settings, None)
+    }
+
+    /// [`Self::start`], the window found on other pictures of the pair when `by` says
+    /// so: the original's images and the copy's picture (one view of a transparent pair
+    /// lines up where the other cannot, as over white a crop's uneven borders vanish).
+    fn start_located(
+        view: Original<'a>,
+        copy: &'a Picture,
+        copy_image: &'a image::RgbImage,
+        settings: Option<&'a crate::dataset::jpeg::Settings>,
+        by: Option<(&[&image::RgbImage], &Picture)>,
+    ) -> Option<Self> {
         let (w, h) = view.dimensions();
-        let locating: &[&image::RgbImage] = match &view {
-            Original::Rgb(image) => std::slice::from_ref(image),
-            Original::Rgba(_, images) => images,
+        let (locating, locating_copy): (&[&image::RgbImage], &Picture) = match (&view, by) {
+            (_, Some(by)) => by,
+            (Original::Rgb(image), None) => (std::slice::from_ref(image), copy),
+            (Original::Rgba(_, images), None) => (images, copy),
         };
         // The window of the picture that lines up best.
         let [x, y] = locating
             .iter()
             .filter_map(|image| {
-                let (c, window) = verify::compare_located(&Picture::new(image, w, h), copy);
+                let (c, window) =
+                    verify::compare_located(&Picture::new(image, w, h), locating_copy);
                 window.map(|window| (c.difference, window))
             })
             .min_by(|p, q| p.0.total_cmp(&q.0))?
