@@ -707,3 +707,24 @@ fn real_man_and_woman_emoji_stay_apart_and_their_copies_are_found() {
         }
     }
 }
+
+#[test]
+fn a_transparent_crop_is_found_over_black_and_white_by_one_alignment() {
+    // Google's Noto "bust in silhouette" enlarged to 200 px and a Pillow-made copy cropped
+    // (up to 7 % a border), resized back and brightened 7 %, kept transparent
+    // (tests/data/emoji/README.md). Aligned on its own, the copy lines up over white but
+    // not over black (the figure's edge against black misleads the profiles); one
+    // alignment serves both backgrounds.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emoji");
+    for name in ["bust-200.png", "bust-200-crop-brighter.png"] {
+        std::fs::copy(data.join(name), dir.path().join(name)).expect("copy");
+    }
+    let analysis =
+        pipeline::analyze(dir.path(), &Options::default(), &Progress::silent()).expect("analysis");
+    let group = groups(&analysis);
+    assert!(
+        group["bust-200.png"] >= 0 && group["bust-200.png"] == group["bust-200-crop-brighter.png"],
+        "the crop was not grouped with its original"
+    );
+}

@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::dataset::resample::{fit_within, resize_area};
 
 /// Names the verifier's rules: cached verdicts made under other rules are discarded.
-pub const VERSION: &str = "pixels-v17";
+pub const VERSION: &str = "pixels-v18";
 
 /// Longest side of a [`Picture`] in pixels.
 pub const PICTURE_SIDE: u32 = 48;
@@ -183,6 +183,64 @@ pub fn compare_located(a: &Picture, b: &Picture) -> (Comparison, Option<Window>)
         .is_finite()
         .then(|| [span(warp.x), span(warp.y)]);
     (comparison, window)
+}
+
+/// Compares two images seen two ways (`views`: each image over black and over white, say)
+/// as one geometry: a copy lines up the same way over any background, and the worse view
+/// counts. Each view is aligned on its own, and each is also compared at the other's
+/// alignment (a view where the picture is faint — light paint over white — may align
+/// poorly on its own); the alignment whose worse view is better wins. The window is where
+/// the second picture lies in the first by that alignment (none when the pair was
+/// rejected before any pixel was compared).
+#[must_use]
+pub fn compare_two_views(views: [(&Picture, &Picture); 2]) -> (Comparison, Option<Window>) {
+    let own = views.map(|(a, b)| compare_aligned(a, b));
+    let worse = |x: Comparison, y: Comparison| Comparison {
+        difference: x.difference.max(y.difference),
+        mean: x.mean.max(y.mean),
+        fine: x.fine.max(y.fine),
+    };
+    let mut best: Option<(Comparison, Warp)> = None;
+    for (i, &(comparison, warp)) in own.iter().enumerate() {
+        if !comparison.difference.is_finite() {
+            continue;
+        }
+        let (a, b) = views[1 - i];
+        let other = if own[1 - i].1 == warp {
+            own[1 - i].0
+        } else {
+            compare_at(a, b, warp)
+        };
+        let both = worse(comparison, other);
+        if best.is_none_or(|(c, _)| both.difference < c.difference) {
+            best = Some((both, warp));
+        }
+    }
+    match best {
+        Some((comparison, warp)) if comparison.difference.is_finite() => {
+            let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
+            (comparison, Some([span(warp.x), span(warp.y)]))
+        }
+        _ => (worse(own[0].0, own[1].0), None),
+    }
+}
+
+/// Compares two pictures at a given alignment (polished when near the line).
+fn compare_at(a: &Picture, b: &Picture, warp: Warp) -> Comparison {
+    if unlike_shapes(a, b) {
+        return Comparison::REJECTED;
+    }
+    let (w, h) = common_grid(a, b);
+    let ga = Grid::of(a, w, h).smoothed();
+    let gb = Grid::of(b, w, h).smoothed();
+    let first = evaluate(&ga, &gb, warp);
+    if first.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE && warp != Warp::IDENTITY {
+        let refined = evaluate(&ga, &gb, refine(&ga, &gb, warp));
+        if refined.difference < first.difference {
+            return refined;
+        }
+    }
+    first
 }
 
 /// Whether two pictures cannot be copies before any pixel is compared: other shapes, or
@@ -450,6 +508,16 @@ fn map_sample((scale, shift): (f32, f32), j: usize, len: usize) -> Option<f32> {
 
 /// The scale and shift that best map profile `b` onto profile `a` (least squares over the
 /// overlap), searched coarse to fine.
+/// Whether an axis's `(scale, shift)` can be a copy's: copies are windows of one original
+/// with at most 8 % off each border, so both ends of one window lie within about 0.1 of
+/// the other's, and the scale stays in [`SCALE_RANGE`].
+fn admissible((scale, shift): (f32, f32)) -> bool {
+    // (With room for the rounding of the search's steps.)
+    (SCALE_RANGE.0 - 1e-4..=SCALE_RANGE.1 + 1e-4).contains(&scale)
+        && shift.abs() <= END_SLACK
+        && (shift + scale - 1.0).abs() <= END_SLACK
+}
+
 fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
     let len = a.len();
     let cost = |warp: (f32, f32)| -> f32 {
@@ -480,9 +548,7 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
     let search = |scales: &[f32], shifts: &[f32], best: &mut (f32, f32, f32)| {
         for &scale in scales {
             for &shift in shifts {
-                // Copies are windows of one original with at most 8 % off each border:
-                // both ends of one window lie within about 0.1 of the other's.
-                if shift.abs() > END_SLACK || (shift + scale - 1.0).abs() > END_SLACK {
+                if !admissible((scale, shift)) {
                     continue;
                 }
                 let c = cost((scale, shift));
@@ -574,6 +640,10 @@ fn refine(a: &Grid, b: &Grid, mut warp: Warp) -> Warp {
                     _ => &mut trial.y.1,
                 };
                 *slot += sign * step;
+                // Polishing stays where the alignment searched.
+                if !admissible(trial.x) || !admissible(trial.y) {
+                    continue;
+                }
                 let c = cost(trial);
                 if c < best {
                     best = c;
@@ -908,6 +978,70 @@ mod tests {
         eprintln!("compare {:?}", compare(&pa, &pb));
     }
     use image::Rgb;
+
+    #[test]
+    fn one_alignment_serves_a_transparent_copy_over_black_and_over_white() {
+        // tests/data/emoji/README.md: a Pillow-made crop of a transparent emoji, brightened.
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emoji");
+        let views = |name: &str| {
+            let rgba = image::open(data.join(name)).expect("image").to_rgba8();
+            let (w, h) = rgba.dimensions();
+            let over = |background: f32| {
+                let flat = RgbImage::from_fn(w, h, |x, y| {
+                    let [r, g, b, a] = rgba.get_pixel(x, y).0;
+                    let a = f32::from(a) / 255.0;
+                    Rgb([r, g, b]
+                        .map(|v| (f32::from(v) * a + background * (1.0 - a)).round() as u8))
+                });
+                let (tw, th) = fit_within(w, h, 128);
+                Picture::new(&resize_area(&flat, tw, th), w, h)
+            };
+            [over(0.0), over(255.0)]
+        };
+        let [black_a, white_a] = views("bust-200.png");
+        let [black_b, white_b] = views("bust-200-crop-brighter.png");
+        let line = DEFAULT_MAX_DIFFERENCE;
+        // Each background aligned on its own: over black the copy is missed.
+        assert!(!compare(&black_a, &black_b).is_copy(line));
+        assert!(compare(&white_a, &white_b).is_copy(line));
+        let (joint, window) = compare_two_views([(&black_a, &black_b), (&white_a, &white_b)]);
+        assert!(joint.is_copy(line), "{joint:?}");
+        assert!(window.is_some());
+    }
+
+    #[test]
+    fn polishing_an_alignment_stays_within_the_searched_range() {
+        // A disc and one a third larger: the best fit (scale 0.77) lies beyond the largest
+        // crop a copy may have; polishing from the edge of the range must not reach it.
+        let disc = |r: f32| {
+            RgbImage::from_fn(48, 48, |x, y| {
+                let (u, v) = (x as f32 / 48.0 - 0.5, y as f32 / 48.0 - 0.5);
+                if u * u + v * v < r * r {
+                    Rgb([250, 200, 80])
+                } else {
+                    Rgb([0, 0, 0])
+                }
+            })
+        };
+        let (a, b) = (
+            Picture::new(&disc(0.30), 48, 48),
+            Picture::new(&disc(0.39), 48, 48),
+        );
+        let (ga, gb) = (
+            Grid::of(&a, 48, 48).smoothed(),
+            Grid::of(&b, 48, 48).smoothed(),
+        );
+        let start = Warp {
+            x: (0.8, 0.1),
+            y: (0.8, 0.1),
+        };
+        let polished = refine(&ga, &gb, start);
+        assert!(
+            admissible(polished.x) && admissible(polished.y),
+            "{polished:?}"
+        );
+        assert!(admissible(start.x) && !admissible((0.77, 0.115)));
+    }
 
     /// A picture with a few shapes: a disc, a bar and a gradient background.
     fn scene(size: u32, disc: [u8; 3], bar_at: f32) -> RgbImage {

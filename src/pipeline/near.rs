@@ -231,13 +231,25 @@ fn confirm(a: &Views, b: &Views) -> Comparison {
 /// Compares two images. An image with transparency is also compared by its flattened
 /// views against an opaque one (a JPEG saved from it), the closest comparison counting;
 /// two images with transparency are compared as seen over black and over white, so a
-/// circle and a square icon stay apart whatever their hidden pixels hold, and the worse
-/// comparison counts. The window is that of the visible pictures' alignment when they
-/// were compared as seen.
+/// circle and a square icon stay apart whatever their hidden pixels hold, by one
+/// alignment for both backgrounds ([`verify::compare_two_views`]), and the worse
+/// comparison counts. The window is that of the alignment of the pictures as seen (or of
+/// both backgrounds); none for flattened views.
 fn compare_views(a: &Views, b: &Views) -> (Comparison, Option<verify::Window>) {
+    // Two transparent images: a copy matches over any background, so they are also
+    // compared over white, with one geometry for both, and the worse comparison counts (a
+    // dark feature, such as hair, vanishes over black; a light one over white). Not where
+    // either is blank over white: a white icon says nothing there.
+    if let (Some(wa), Some(wb)) = (a.flattened.get(WHITE_VIEW), b.flattened.get(WHITE_VIEW))
+        && !wa.is_blank()
+        && !wb.is_blank()
+    {
+        return verify::compare_two_views([(&a.visible, &b.visible), (wa, wb)]);
+    }
     let (seen, window) = verify::compare_located(&a.visible, &b.visible);
     let others: Vec<Comparison> = match (a.flattened.is_empty(), b.flattened.is_empty()) {
-        (true, true) => return (seen, window),
+        // (Two transparent images, one blank over white: as seen.)
+        (true, true) | (false, false) => return (seen, window),
         (false, true) => a
             .flattened
             .iter()
@@ -248,22 +260,6 @@ fn compare_views(a: &Views, b: &Views) -> (Comparison, Option<verify::Window>) {
             .iter()
             .map(|view| verify::compare(&a.visible, view))
             .collect(),
-        // Two transparent images: a copy matches over any background, so they are also
-        // compared over white and the worse comparison counts (a dark feature, such as
-        // hair, vanishes over black; a light one over white).
-        (false, false) => {
-            // (Not where either is blank over white: a white icon says nothing there.)
-            let white = match (a.flattened.get(WHITE_VIEW), b.flattened.get(WHITE_VIEW)) {
-                (Some(wa), Some(wb)) if !wa.is_blank() && !wb.is_blank() => verify::compare(wa, wb),
-                _ => return (seen, window),
-            };
-            let worse = Comparison {
-                difference: seen.difference.max(white.difference),
-                mean: seen.mean.max(white.mean),
-                fine: seen.fine.max(white.fine),
-            };
-            return (worse, window);
-        }
     };
     let best = others.into_iter().fold(seen, |best, other| {
         if other.difference < best.difference {
