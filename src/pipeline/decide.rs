@@ -107,12 +107,15 @@ pub fn automatic(
     let line = settings
         .near_threshold
         .unwrap_or(evidence.near.max_difference);
-    let mut links: Vec<DupLink> = evidence
+    let links: Vec<DupLink> = evidence
         .near
         .links(line)
         .into_iter()
         .filter(apart)
         .collect();
+    // The regrouping's own rank (see `semantic::regroup`).
+    let rank = crate::analysis::keep::quality_rank(&super::rekeep::facts(rows, None));
+    let mut links = evidence.near.settled(links, line, &rank);
     let mut rejected = evidence.near.rejected(line);
     rejected.extend(not_duplicates.iter().copied());
     match evidence.semantic {

@@ -610,7 +610,9 @@ pub fn analyze(
     rejected.extend(not_duplicates.iter().copied());
     let copies = keep::near_copies(records.len(), &links);
     let (scores_now, facts) = keeper_facts(&records, &copies);
-    let groups = dedup::group_with(&content, &links, &rejected, &keep::quality_rank(&facts));
+    let rank = keep::quality_rank(&facts);
+    let links = near_pairs.settled(links, options.max_difference, &rank);
+    let groups = dedup::group_with(&content, &links, &rejected, &rank);
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
     });

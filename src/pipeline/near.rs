@@ -33,6 +33,12 @@ pub struct Verified {
     pub comparison: Comparison,
 }
 
+/// How much worse (in block difference) a copy must match one of two look-alikes than the
+/// other before its link to the worse is dropped (see [`NearPairs::links`]): copies of one
+/// picture differ from it by a few tenths to a few levels, so one level apart is a
+/// choice the pixels make, not noise.
+pub const AMBIGUITY_MARGIN: f32 = 1.0;
+
 /// Every verified candidate pair of a run (copies and rejected look-alikes), so the
 /// grouping can be redone at another threshold and a person can see where the line is.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55,6 +61,52 @@ impl NearPairs {
                 b: p.b,
                 kind: DupKind::Near,
             })
+            .collect()
+    }
+
+    /// `links` less the near links a copy has to the wrong one of two look-alikes. Where an
+    /// image is a copy of two images that were compared and found not to be copies of each
+    /// other (a man and a woman version of one icon, two skin tones), it is a copy of one of
+    /// them; the grouping (stars around keepers, taken in `rank` order: the keeper order,
+    /// lower first) would give it to whichever of them is ranked before it and first, and
+    /// leave the other alone. Its link to one ranked before it that it matches clearly
+    /// worse than the other (by [`AMBIGUITY_MARGIN`] or more in block difference) is
+    /// dropped, so it goes to the one it copies. Copies of one original made in opposite
+    /// directions (brighter, darker: not copies of each other) keep their links: they are
+    /// the two look-alikes here, and the original is ranked before them.
+    #[must_use]
+    pub fn settled(&self, links: Vec<DupLink>, max_difference: f32, rank: &[u32]) -> Vec<DupLink> {
+        let mut difference: HashMap<(u32, u32), f32> = HashMap::new();
+        for p in &self.pairs {
+            if p.comparison.is_copy(max_difference) {
+                difference.insert((p.a.min(p.b), p.a.max(p.b)), p.comparison.difference);
+            }
+        }
+        let apart: std::collections::HashSet<(u32, u32)> =
+            self.rejected(max_difference).into_iter().collect();
+        let before = |x: u32, y: u32| (rank[x as usize], x) < (rank[y as usize], y);
+        // Per row, its near partners with their differences.
+        let mut partners: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        for l in links.iter().filter(|l| l.kind == DupKind::Near) {
+            if let Some(&d) = difference.get(&(l.a.min(l.b), l.a.max(l.b))) {
+                partners.entry(l.a).or_default().push((l.b, d));
+                partners.entry(l.b).or_default().push((l.a, d));
+            }
+        }
+        let mut wrong: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
+        for (&row, list) in &partners {
+            for &(i, di) in list.iter().filter(|&&(i, _)| before(i, row)) {
+                let better_elsewhere = list.iter().any(|&(k, dk)| {
+                    k != i && dk + AMBIGUITY_MARGIN <= di && apart.contains(&(i.min(k), i.max(k)))
+                });
+                if better_elsewhere {
+                    wrong.insert((row.min(i), row.max(i)));
+                }
+            }
+        }
+        links
+            .into_iter()
+            .filter(|l| l.kind != DupKind::Near || !wrong.contains(&(l.a.min(l.b), l.a.max(l.b))))
             .collect()
     }
 
@@ -926,6 +978,73 @@ fn pictures(root: &Path, records: &[FileRecord], pack: &Path, rows: &[u32]) -> V
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a: u32, b: u32, difference: f32) -> Verified {
+        Verified {
+            a,
+            b,
+            comparison: Comparison {
+                difference,
+                mean: 0.1 * difference,
+                fine: 2.0 * difference,
+            },
+        }
+    }
+
+    /// The links left after settling `pairs` (by row: ranked in row order).
+    fn settled(pairs: Vec<Verified>) -> Vec<(u32, u32)> {
+        let near = NearPairs {
+            pairs,
+            max_difference: verify::DEFAULT_MAX_DIFFERENCE,
+        };
+        let line = near.max_difference;
+        let mut out: Vec<(u32, u32)> = near
+            .settled(near.links(line), line, &[0, 1, 2])
+            .iter()
+            .map(|l| (l.a.min(l.b), l.a.max(l.b)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn a_copy_goes_to_the_look_alike_it_copies() {
+        // 0: a 64-px icon; 1: its 48-px look-alike (another face, found not to be a copy
+        // of 0); 2: a downscaled copy of 1, which also passes as a copy of 0. The grouping
+        // takes 0 first (larger): without settling, 2 would join 0 and leave 1 alone.
+        let pairs = vec![pair(0, 1, 7.1), pair(0, 2, 1.9), pair(1, 2, 0.2)];
+        assert_eq!(settled(pairs.clone()), vec![(1, 2)]);
+        let near = NearPairs {
+            pairs,
+            max_difference: verify::DEFAULT_MAX_DIFFERENCE,
+        };
+        let (line, rank) = (near.max_difference, [0, 1, 2]);
+        let links = near.settled(near.links(line), line, &rank);
+        let content: Vec<Option<[u8; 32]>> = (0..3_u8).map(|i| Some([i; 32])).collect();
+        let groups = dedup::group_with(&content, &links, &near.rejected(line), &rank);
+        assert_eq!(groups.dup_group[0], -1);
+        assert!(groups.dup_group[1] >= 0 && groups.dup_group[1] == groups.dup_group[2]);
+        // Nearly as close to both: the pixels do not choose, the links stay.
+        assert_eq!(
+            settled(vec![pair(0, 1, 7.1), pair(0, 2, 1.0), pair(1, 2, 0.5)]),
+            vec![(0, 2), (1, 2)]
+        );
+    }
+
+    #[test]
+    fn copies_made_in_opposite_directions_keep_their_original() {
+        // 0: an original; 1 and 2: a brighter and a darker copy, copies of 0 but not of
+        // each other. Their original is ranked first: nothing is dropped.
+        assert_eq!(
+            settled(vec![pair(0, 1, 3.0), pair(0, 2, 0.8), pair(1, 2, 6.9)]),
+            vec![(0, 1), (0, 2)]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -136,12 +136,9 @@ impl PreviewBuilder {
         let links = near.links(threshold);
         let copies = crate::analysis::keep::near_copies(records.len(), &links);
         let (_, facts) = super::keeper_facts(&records, &copies);
-        let groups = dedup::group_with(
-            &content,
-            &links,
-            &near.rejected(threshold),
-            &crate::analysis::keep::quality_rank(&facts),
-        );
+        let rank = crate::analysis::keep::quality_rank(&facts);
+        let links = near.settled(links, threshold, &rank);
+        let groups = dedup::group_with(&content, &links, &near.rejected(threshold), &rank);
         let ood = vec![0.0_f32; records.len()];
         let (scores, decisions) = judge(&records, &groups, &content, &ood, None, &copies);
 
