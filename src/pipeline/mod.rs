@@ -561,7 +561,17 @@ pub fn analyze(
     );
     let mut verdicts = store::verdicts::load(root);
     let known = verdicts.len();
-    let verified = near::verify(root, &records, &thumbnail_pack, &candidates, &mut verdicts);
+    let mut verified = near::verify(root, &records, &thumbnail_pack, &candidates, &mut verdicts);
+    // Two images that are copies of a third are compared with each other too (the
+    // grouping then tells two copies of one picture from two look-alikes).
+    let closing = near::closing_pairs(&verified, options.max_difference);
+    verified.extend(near::verify(
+        root,
+        &records,
+        &thumbnail_pack,
+        &closing,
+        &mut verdicts,
+    ));
     if verdicts.len() != known {
         store::verdicts::save(root, &verdicts).map_err(write_err("the verification cache"))?;
     }

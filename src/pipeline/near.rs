@@ -82,8 +82,13 @@ impl NearPairs {
                 difference.insert((p.a.min(p.b), p.a.max(p.b)), p.comparison.difference);
             }
         }
-        let apart: std::collections::HashSet<(u32, u32)> =
-            self.rejected(max_difference).into_iter().collect();
+        // Apart: compared and not copies, also those turned away at a glance.
+        let apart: std::collections::HashSet<(u32, u32)> = self
+            .pairs
+            .iter()
+            .filter(|p| !p.comparison.is_copy(max_difference))
+            .map(|p| (p.a.min(p.b), p.a.max(p.b)))
+            .collect();
         let before = |x: u32, y: u32| (rank[x as usize], x) < (rank[y as usize], y);
         // Per row, its near partners with their differences.
         let mut partners: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
@@ -407,6 +412,52 @@ pub fn verify(
             Some(Verified { a, b, comparison })
         })
         .collect()
+}
+
+/// Partners of one image (its closest copies first) whose pairs [`closing_pairs`]
+/// proposes: a thousand copies of one frame need no million comparisons.
+const CLOSING_PARTNERS: usize = 8;
+
+/// Pairs of images that are both copies of a third (under `max_difference`) but were not
+/// compared with each other: compared, they tell whether the third joins two copies of
+/// one picture or two look-alikes ([`NearPairs::settled`] then knows the look-alikes
+/// apart). Lower row first, unique, sorted.
+#[must_use]
+pub fn closing_pairs(verified: &[Verified], max_difference: f32) -> Vec<(u32, u32)> {
+    let compared: std::collections::HashSet<(u32, u32)> = verified
+        .iter()
+        .map(|p| (p.a.min(p.b), p.a.max(p.b)))
+        .collect();
+    let mut partners: HashMap<u32, Vec<(f32, u32)>> = HashMap::new();
+    for p in verified
+        .iter()
+        .filter(|p| p.comparison.is_copy(max_difference))
+    {
+        partners
+            .entry(p.a)
+            .or_default()
+            .push((p.comparison.difference, p.b));
+        partners
+            .entry(p.b)
+            .or_default()
+            .push((p.comparison.difference, p.a));
+    }
+    let mut out = Vec::new();
+    for list in partners.values_mut() {
+        list.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        list.truncate(CLOSING_PARTNERS);
+        for (x, &(_, i)) in list.iter().enumerate() {
+            for &(_, k) in &list[x + 1..] {
+                let key = (i.min(k), i.max(k));
+                if !compared.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Pairs whose difference is within this (but not a copy) are also compared as one would look
@@ -1033,6 +1084,39 @@ mod tests {
         assert_eq!(
             settled(vec![pair(0, 1, 7.1), pair(0, 2, 1.0), pair(1, 2, 0.5)]),
             vec![(0, 2), (1, 2)]
+        );
+    }
+
+    #[test]
+    fn two_copies_of_one_image_are_compared_with_each_other() {
+        // 1 and 2 are copies of 0 (and 3 was compared with 0 and turned away): the pair
+        // of copies was never compared, and is proposed; pairs already compared are not.
+        let pairs = vec![
+            pair(0, 1, 1.0),
+            pair(0, 2, 2.0),
+            pair(0, 3, f32::INFINITY),
+            pair(4, 5, 0.5),
+        ];
+        assert_eq!(
+            closing_pairs(&pairs, verify::DEFAULT_MAX_DIFFERENCE),
+            vec![(1, 2)]
+        );
+        let mut compared = pairs;
+        compared.push(pair(1, 2, 9.0));
+        assert!(closing_pairs(&compared, verify::DEFAULT_MAX_DIFFERENCE).is_empty());
+    }
+
+    #[test]
+    fn a_copy_turned_away_at_a_glance_from_a_look_alike_goes_to_its_original() {
+        // 0: a 64-px look-alike of 1; 2: a copy of 1, turned away from 0 at a glance
+        // (infinite difference): 1 and 2 stay together, 0 alone.
+        assert_eq!(
+            settled(vec![
+                pair(0, 1, 1.3),
+                pair(1, 2, 0.0),
+                pair(0, 2, f32::INFINITY)
+            ]),
+            vec![(1, 2)]
         );
     }
 
