@@ -1,5 +1,6 @@
 //! The `curate` command line.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -88,6 +89,23 @@ enum Command {
     /// Open the map on N synthetic points (clusters, duplicates, outliers, fake thumbnails),
     /// for measuring and for demos.
     Stress(StressArgs),
+    /// Group near-duplicate captions of a text file (one caption per line) by MinHash LSH,
+    /// as `curate analyze` fills the report column `caption_dup_group`; writes `line,group`
+    /// (1-based line, group -1 when none) as CSV.
+    CaptionDups(CaptionDupsArgs),
+}
+
+#[derive(Args, Debug)]
+struct CaptionDupsArgs {
+    /// The captions, one per line (UTF-8; other bytes are replaced).
+    file: PathBuf,
+    /// Jaccard similarity of two captions' character 5-gram sets from which they are near
+    /// duplicates.
+    #[arg(long, default_value_t = curate::analysis::minhash::DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Where to write the CSV (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -438,7 +456,7 @@ fn run() -> Result<()> {
             Some(Command::Export(args)) => Some(&args.dir),
             Some(Command::Embed(args)) => Some(&args.dir),
             Some(Command::Demo(args)) => Some(&args.dir),
-            Some(Command::Stress(_)) => None,
+            Some(Command::Stress(_) | Command::CaptionDups(_)) => None,
             None => cli.dir.as_ref(),
         };
         let dataset = dataset.context("--cache-dir needs a dataset folder")?;
@@ -491,6 +509,7 @@ fn run() -> Result<()> {
         }
         Command::Export(args) => export(&args)?,
         Command::Embed(args) => embed(&args)?,
+        Command::CaptionDups(args) => caption_dups(&args)?,
         Command::Demo(args) => {
             let truth = demo::generate_with(&args.dir, args.scenes, args.plain)
                 .with_context(|| format!("writing the demo dataset to {}", args.dir.display()))?;
@@ -709,6 +728,13 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
             s.max_difference
         );
     }
+    if s.caption_dup_groups > 0 {
+        println!(
+            "  captions   {:>8}   groups of near-duplicate captions (MinHash, Jaccard ≥ {})",
+            s.caption_dup_groups,
+            curate::analysis::minhash::DEFAULT_THRESHOLD
+        );
+    }
     if s.caption_groups > 0 {
         println!(
             "  captions   {:>8}   groups of near-identical captions",
@@ -758,6 +784,44 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
     println!(
         "  report     {}",
         store::default_report_path(&analysis.root).display()
+    );
+    Ok(())
+}
+
+fn caption_dups(args: &CaptionDupsArgs) -> Result<()> {
+    if !(args.threshold > 0.0 && args.threshold <= 1.0) {
+        bail!(
+            "--threshold is a Jaccard similarity: above 0 and at most 1 (got {})",
+            args.threshold
+        );
+    }
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<Option<&str>> = text
+        .lines()
+        .map(|l| Some(l.trim_end_matches('\r')))
+        .collect();
+    let started = std::time::Instant::now();
+    let found = curate::analysis::minhash::group(&lines, args.threshold);
+    let took = started.elapsed();
+    let mut csv = String::with_capacity(lines.len() * 8 + 16);
+    csv.push_str("line,group\n");
+    for (i, g) in found.group.iter().enumerate() {
+        let _ = writeln!(csv, "{},{g}", i + 1);
+    }
+    match &args.out {
+        Some(path) => curate::store::atomic::write_bytes(path, csv.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{csv}"),
+    }
+    eprintln!(
+        "{} captions, {} groups of near duplicates ({} pairs at Jaccard >= {}) in {:.3} s",
+        lines.len(),
+        found.groups,
+        found.pairs.len(),
+        args.threshold,
+        took.as_secs_f64()
     );
     Ok(())
 }

@@ -114,6 +114,23 @@ fn finds_planted_duplicates_outliers_and_bad_files() {
             .any(|w| w.contains("captions.csv") && w.contains("line"))
     );
     assert!(analysis.warnings.iter().any(|w| w.contains("extra/loop")));
+    // Near-duplicate captions (MinHash): every row has the column; a caption carried by
+    // several images (a copy keeps its original's) is one caption group.
+    let mut rows_of: HashMap<&str, Vec<i64>> = HashMap::new();
+    for r in &rows {
+        let group = r.caption_dup_group.expect("the folder has captions");
+        if let Some(caption) = &r.caption {
+            rows_of.entry(caption.as_str()).or_default().push(group);
+        }
+    }
+    let shared: Vec<&Vec<i64>> = rows_of.values().filter(|g| g.len() > 1).collect();
+    assert!(!shared.is_empty());
+    for groups in shared {
+        assert!(
+            groups[0] >= 0 && groups.iter().all(|&g| g == groups[0]),
+            "{groups:?}"
+        );
+    }
 
     // Dropped duplicates name their keeper, and keepers are in the keep-list.
     for row in rows.iter().filter(|r| r.dup_group >= 0) {

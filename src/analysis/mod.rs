@@ -11,6 +11,7 @@ pub mod keep;
 pub mod kmeans;
 pub mod knn;
 pub mod mahalanobis;
+pub mod minhash;
 pub mod pca;
 pub mod phash;
 pub mod quality;

@@ -20,7 +20,7 @@ use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions, KeeperFacts};
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
-use crate::analysis::{kmeans, pca, rarity, semdedup, umap};
+use crate::analysis::{kmeans, minhash, pca, rarity, semdedup, umap};
 use crate::dataset::{self, DecodeLimits, captions};
 use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
 use crate::progress::{Progress, ProgressEvent, Stage};
@@ -256,6 +256,8 @@ pub struct Summary {
     pub semantic_duplicates: usize,
     /// Groups of near-identical captions (`--text-model`).
     pub caption_groups: usize,
+    /// Groups of near-duplicate captions by MinHash LSH (report `caption_dup_group`).
+    pub caption_dup_groups: usize,
     /// Near-duplicate candidate pairs compared on their pixels.
     pub near_candidates: usize,
     /// Of those, the pairs verified as copies.
@@ -748,6 +750,16 @@ pub fn analyze(
         xy[row as usize] = Some(*point);
     }
     let mut rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
+    // Near-duplicate captions by MinHash LSH, whenever the folder has captions.
+    let caption_duplicates = rows.iter().any(|r| r.caption.is_some()).then(|| {
+        let texts: Vec<Option<&str>> = rows.iter().map(|r| r.caption.as_deref()).collect();
+        minhash::group(&texts, minhash::DEFAULT_THRESHOLD)
+    });
+    if let Some(found) = &caption_duplicates {
+        for (report, &group) in rows.iter_mut().zip(&found.group) {
+            report.caption_dup_group = Some(group);
+        }
+    }
     if let Some(semantic) = &semantic {
         add_semantic_columns(&mut rows, semantic);
     }
@@ -850,6 +862,7 @@ pub fn analyze(
         model: semantic.as_ref().map(|s| s.model.clone()),
         embedded: semantic.as_ref().map_or(0, |s| s.embedded),
         caption_groups: caption_semantics.as_ref().map_or(0, |c| c.groups),
+        caption_dup_groups: caption_duplicates.as_ref().map_or(0, |c| c.groups),
         near_candidates: near_pairs.pairs.len(),
         near_copies: near_pairs
             .pairs

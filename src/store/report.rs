@@ -12,8 +12,9 @@
 //! names of the flagged scores), `x`, `y` (f32 map coordinates), `near_copies` (u32: how
 //! many other images were verified near copies of this one; the keeper choice prefers the
 //! member most others are copies of), `noise_sigma` (f32: the luma's noise σ; the keeper
-//! choice prefers the less noisy of equally large copies). The model, outlier and cluster columns are listed on
-//! [`ReportRow`].
+//! choice prefers the less noisy of equally large copies), `caption_dup_group` (i64: the
+//! group of near-duplicate captions by MinHash LSH, -1 when none; null when the folder has
+//! no captions). The model, outlier and cluster columns are listed on [`ReportRow`].
 
 use std::io;
 use std::path::Path;
@@ -113,6 +114,9 @@ pub struct ReportRow {
     /// The luma's noise σ (0–255 scale, Immerkær's estimate on the thumbnail): the keeper
     /// choice prefers the less noisy of equally large copies.
     pub noise_sigma: Option<f32>,
+    /// Group of near-duplicate captions by MinHash LSH (see [`crate::analysis::minhash`]):
+    /// -1 when the caption has none, `None` when the folder has no captions.
+    pub caption_dup_group: Option<i64>,
 }
 
 fn schema() -> Schema {
@@ -160,6 +164,7 @@ fn schema() -> Schema {
         Field::new("ood_combined", DataType::Float32, true),
         Field::new("near_copies", DataType::UInt32, true),
         Field::new("noise_sigma", DataType::Float32, true),
+        Field::new("caption_dup_group", DataType::Int64, true),
     ]);
     Schema::new(fields)
 }
@@ -223,6 +228,11 @@ fn batch(
         rows.iter().map(|r| r.near_copies).collect::<UInt32Array>(),
     ));
     columns.push(floats(rows, |r| r.noise_sigma));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|r| r.caption_dup_group)
+            .collect::<Int64Array>(),
+    ));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -344,6 +354,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
     let near_copies = has("near_copies")
         .then(|| col::u32s(batch, "near_copies"))
         .transpose()?;
+    let caption_dup_group = has("caption_dup_group")
+        .then(|| col::i64s(batch, "caption_dup_group"))
+        .transpose()?;
     let noise_sigma = has("noise_sigma")
         .then(|| col::f32s(batch, "noise_sigma"))
         .transpose()?;
@@ -388,6 +401,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             ood_combined: opt_col(optional_floats[8], i),
             near_copies: near_copies.and_then(|a| a.is_valid(i).then(|| a.value(i))),
             noise_sigma: noise_sigma.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            caption_dup_group: caption_dup_group.and_then(|a| a.is_valid(i).then(|| a.value(i))),
         });
     }
     Ok(())

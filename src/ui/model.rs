@@ -129,6 +129,9 @@ pub struct Collection {
     /// Every near-duplicate candidate pair (report rows) with its pixel verdict, for
     /// regrouping at another pixel-difference threshold and for showing where the line is.
     pub near: Arc<crate::pipeline::near::NearPairs>,
+    /// Per near-duplicate caption group (report `caption_dup_group`): its images, and how
+    /// many of them are also in an image duplicate group; counted when first asked.
+    caption_dups: std::sync::OnceLock<std::collections::HashMap<i64, (u32, u32)>>,
 }
 
 /// How far the analysis behind a preview collection has got.
@@ -300,6 +303,7 @@ impl Collection {
             classes,
             semantic_pairs,
             near,
+            caption_dups: std::sync::OnceLock::new(),
             source: Arc::new(Source::Dataset {
                 root,
                 rows,
@@ -347,6 +351,28 @@ impl Collection {
             } => rows.get(*point_row.get(i)? as usize),
             Source::Synthetic { .. } => None,
         }
+    }
+
+    /// Point `i`'s near-duplicate caption group (MinHash) as `(group, images in it, of
+    /// those also in an image duplicate group)`; `None` when its caption has none.
+    #[must_use]
+    pub fn caption_duplicates(&self, i: usize) -> Option<(i64, u32, u32)> {
+        let group = self.row(i)?.caption_dup_group.filter(|&g| g >= 0)?;
+        let counts = self.caption_dups.get_or_init(|| {
+            let mut counts = std::collections::HashMap::new();
+            if let Source::Dataset { rows, .. } = &*self.source {
+                for r in rows {
+                    if let Some(g) = r.caption_dup_group.filter(|&g| g >= 0) {
+                        let entry: &mut (u32, u32) = counts.entry(g).or_default();
+                        entry.0 += 1;
+                        entry.1 += u32::from(r.dup_group >= 0);
+                    }
+                }
+            }
+            counts
+        });
+        let &(members, duplicated) = counts.get(&group)?;
+        Some((group, members, duplicated))
     }
 
     /// Every point by relative path (to carry things that are kept by path, such as saved
@@ -529,6 +555,7 @@ impl Collection {
             classes: Classes::default(),
             semantic_pairs: None,
             near: Arc::default(),
+            caption_dups: std::sync::OnceLock::new(),
             source: Arc::new(Source::Synthetic { seed, cluster }),
         }
     }

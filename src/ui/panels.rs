@@ -661,6 +661,30 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
         if let Some(caption) = &row.caption {
             ui.label(RichText::new(format!("“{caption}”")).italics());
         }
+        if let Some((group, members, duplicated)) = c.caption_duplicates(i) {
+            // The same caption on different pictures is information; a picture and its
+            // caption both duplicated is the strong case.
+            let text = if row.dup_group >= 0 {
+                format!(
+                    "caption and picture both duplicated: caption group {group} ({members} images)"
+                )
+            } else {
+                format!(
+                    "caption near-duplicated on {} other images (caption group {group}; \
+                     {duplicated} of the {members} are also image duplicates)",
+                    members - 1
+                )
+            };
+            let colour = if row.dup_group >= 0 {
+                Color32::from_rgb(240, 180, 90)
+            } else {
+                Color32::GRAY
+            };
+            ui.label(RichText::new(text).color(colour)).on_hover_text(
+                "Captions whose character 5-gram sets overlap by Jaccard ≥ 0.5 \
+                 (MinHash LSH, report column caption_dup_group).",
+            );
+        }
         if let (Some(label), Some(logit), Some(entropy)) =
             (&row.label, row.label_max_logit, row.label_entropy)
         {
