@@ -755,3 +755,74 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
         "the next analysis keeps {member_path} apart from {keeper_path}"
     );
 }
+
+/// The inspector says when an image's caption is near-duplicated on other images (MinHash,
+/// report column `caption_dup_group`), and says nothing for a caption of its own.
+#[test]
+fn the_inspector_shows_near_duplicate_captions() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let pictures: [(&str, fn(u32, u32) -> [u8; 3], &str); 3] = [
+        (
+            "dog",
+            |x, y| [(x * 4) as u8, (y * 4) as u8, 90],
+            "A brown dog runs along the beach at sunset.",
+        ),
+        (
+            "dog-again",
+            |x, y| {
+                if (x / 8 + y / 8) % 2 == 0 {
+                    [250, 240, 20]
+                } else {
+                    [20, 30, 200]
+                }
+            },
+            "a brown dog runs along the beach, at sunset!",
+        ),
+        (
+            "chess",
+            |x, y| {
+                let d = (x as f32 - 32.0).hypot(y as f32 - 32.0);
+                if d < 20.0 {
+                    [200, 30, 40]
+                } else {
+                    [240, 240, 240]
+                }
+            },
+            "Two children play chess in a quiet park.",
+        ),
+    ];
+    for (stem, paint, caption) in pictures {
+        image::RgbImage::from_fn(64, 64, |x, y| image::Rgb(paint(x, y)))
+            .save(dir.join(format!("{stem}.png")))
+            .expect("save");
+        std::fs::write(dir.join(format!("{stem}.txt")), caption).expect("caption");
+    }
+    let mut harness = open(dir);
+    harness.remove_cursor();
+    let point = |harness: &Harness<'static, CurateApp>, name: &str| {
+        let c = &harness.state().workspace.as_ref().unwrap().collection;
+        (0..c.len()).find(|&i| c.path(i) == name).expect("point") as u32
+    };
+    let dog = point(&harness, "dog.png");
+    let ws = harness.state_mut().workspace.as_mut().unwrap();
+    ws.hovered = None;
+    ws.inspected = Some(dog);
+    harness.run_steps(3);
+    assert!(
+        harness
+            .query_by_label_contains("caption near-duplicated on 1 other images")
+            .is_some(),
+        "no caption-duplicate line for dog.png"
+    );
+    if let Ok(dir) = std::env::var("CURATE_SCREENSHOT_DIR") {
+        let image = harness.render().expect("rendered");
+        image
+            .save(std::path::Path::new(&dir).join("inspector-caption-duplicates.png"))
+            .expect("screenshot");
+    }
+    let chess = point(&harness, "chess.png");
+    harness.state_mut().workspace.as_mut().unwrap().inspected = Some(chess);
+    harness.run_steps(3);
+    assert!(harness.query_by_label_contains("near-duplicated").is_none());
+}
