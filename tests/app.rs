@@ -762,7 +762,8 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
 fn the_inspector_shows_near_duplicate_captions() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    let pictures: [(&str, fn(u32, u32) -> [u8; 3], &str); 3] = [
+    type Paint = fn(u32, u32) -> [u8; 3];
+    let pictures: [(&str, Paint, &str); 3] = [
         (
             "dog",
             |x, y| [(x * 4) as u8, (y * 4) as u8, 90],
