@@ -756,13 +756,15 @@ fn every_kind_of_decision_keeps_the_app_and_export_in_agreement() {
     );
 }
 
+/// Paints a pixel of a test picture.
+type Paint = fn(u32, u32) -> [u8; 3];
+
 /// The inspector says when an image's caption is near-duplicated on other images (MinHash,
 /// report column `caption_dup_group`), and says nothing for a caption of its own.
 #[test]
 fn the_inspector_shows_near_duplicate_captions() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    type Paint = fn(u32, u32) -> [u8; 3];
     let pictures: [(&str, Paint, &str); 3] = [
         (
             "dog",
