@@ -818,6 +818,12 @@ fn the_inspector_shows_near_duplicate_captions() {
             .is_some(),
         "no caption-duplicate line for dog.png"
     );
+    assert!(
+        harness
+            .query_by_label_contains("captions: 1 near-duplicate groups · 2 images")
+            .is_some(),
+        "no caption-duplicate line in the Duplicates panel"
+    );
     if let Ok(dir) = std::env::var("CURATE_SCREENSHOT_DIR") {
         let image = harness.render().expect("rendered");
         image

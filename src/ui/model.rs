@@ -358,7 +358,24 @@ impl Collection {
     #[must_use]
     pub fn caption_duplicates(&self, i: usize) -> Option<(i64, u32, u32)> {
         let group = self.row(i)?.caption_dup_group.filter(|&g| g >= 0)?;
-        let counts = self.caption_dups.get_or_init(|| {
+        let &(members, duplicated) = self.caption_dup_counts().get(&group)?;
+        Some((group, members, duplicated))
+    }
+
+    /// Near-duplicate captions over the whole collection: `(groups, images in them, of
+    /// those also in an image duplicate group)`; all zero without captions.
+    #[must_use]
+    pub fn caption_duplicate_totals(&self) -> (usize, u32, u32) {
+        let counts = self.caption_dup_counts();
+        counts
+            .values()
+            .fold((counts.len(), 0, 0), |(g, m, d), &(members, both)| {
+                (g, m + members, d + both)
+            })
+    }
+
+    fn caption_dup_counts(&self) -> &std::collections::HashMap<i64, (u32, u32)> {
+        self.caption_dups.get_or_init(|| {
             let mut counts = std::collections::HashMap::new();
             if let Source::Dataset { rows, .. } = &*self.source {
                 for r in rows {
@@ -370,9 +387,7 @@ impl Collection {
                 }
             }
             counts
-        });
-        let &(members, duplicated) = counts.get(&group)?;
-        Some((group, members, duplicated))
+        })
     }
 
     /// Every point by relative path (to carry things that are kept by path, such as saved

@@ -116,6 +116,21 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
     let groups = ws.collection.groups.len();
     let members: usize = ws.collection.groups.iter().map(|g| g.members.len()).sum();
     ui.label(format!("{groups} groups · {members} images in them"));
+    let (caption_groups, captioned, both) = ws.collection.caption_duplicate_totals();
+    if caption_groups > 0 {
+        ui.label(
+            RichText::new(format!(
+                "captions: {caption_groups} near-duplicate groups · {captioned} images \
+                 ({both} also image duplicates)"
+            ))
+            .weak(),
+        )
+        .on_hover_text(
+            "Captions whose character 5-gram sets overlap by Jaccard ≥ 0.5 (MinHash LSH). \
+             The same caption on different pictures is information; a picture and its \
+             caption both duplicated is the strong case. The inspector shows an image's.",
+        );
+    }
     if let Some(pairs) = ws.collection.semantic_pairs.clone() {
         ui.horizontal(|ui| {
             let slider = ui
