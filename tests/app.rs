@@ -814,13 +814,13 @@ fn the_inspector_shows_near_duplicate_captions() {
     harness.run_steps(3);
     assert!(
         harness
-            .query_by_label_contains("caption near-duplicated on 1 other images")
+            .query_by_label_contains("caption near-duplicated on 1 other image (")
             .is_some(),
         "no caption-duplicate line for dog.png"
     );
     assert!(
         harness
-            .query_by_label_contains("captions: 1 near-duplicate groups · 2 images")
+            .query_by_label_contains("captions: 1 near-duplicate group · 2 images")
             .is_some(),
         "no caption-duplicate line in the Duplicates panel"
     );

@@ -120,8 +120,9 @@ fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
     if caption_groups > 0 {
         ui.label(
             RichText::new(format!(
-                "captions: {caption_groups} near-duplicate groups · {captioned} images \
-                 ({both} also image duplicates)"
+                "captions: {caption_groups} near-duplicate group{} · {captioned} images \
+                 ({both} also image duplicates)",
+                if caption_groups == 1 { "" } else { "s" }
             ))
             .weak(),
         )
@@ -685,9 +686,10 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
                 )
             } else {
                 format!(
-                    "caption near-duplicated on {} other images (caption group {group}; \
+                    "caption near-duplicated on {} other image{} (caption group {group}; \
                      {duplicated} of the {members} are also image duplicates)",
-                    members - 1
+                    members - 1,
+                    if members == 2 { "" } else { "s" }
                 )
             };
             let colour = if row.dup_group >= 0 {
