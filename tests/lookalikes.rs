@@ -672,25 +672,33 @@ fn dark_hair_on_transparent_icons_keeps_a_man_and_a_woman_apart() {
     }
 }
 
-#[test]
-fn real_man_and_woman_emoji_stay_apart_and_their_copies_are_found() {
-    // Google's Noto Emoji "man superhero" and "woman superhero" (medium skin tone), each with
-    // a Pillow-made 48-px copy (tests/data/emoji/README.md): the two differ only in near-black
-    // hair on a transparent background.
+/// The duplicate group of each of `names` (files of `tests/data/emoji`) analysed in a
+/// folder of their own.
+fn emoji_groups(names: &[&str]) -> HashMap<String, i64> {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emoji");
-    let names = [
-        "superhero-man.png",
-        "superhero-woman.png",
-        "superhero-man-48.png",
-        "superhero-woman-48.png",
-    ];
     for name in names {
         std::fs::copy(data.join(name), dir.path().join(name)).expect("copy");
     }
     let analysis =
         pipeline::analyze(dir.path(), &Options::default(), &Progress::silent()).expect("analysis");
-    let group = groups(&analysis);
+    groups(&analysis)
+        .into_iter()
+        .map(|(path, group)| (path.to_owned(), group))
+        .collect()
+}
+
+#[test]
+fn real_man_and_woman_emoji_stay_apart_and_their_copies_are_found() {
+    // Google's Noto Emoji "man superhero" and "woman superhero" (medium skin tone), each with
+    // a Pillow-made 48-px copy (tests/data/emoji/README.md): the two differ only in near-black
+    // hair on a transparent background.
+    let group = emoji_groups(&[
+        "superhero-man.png",
+        "superhero-woman.png",
+        "superhero-man-48.png",
+        "superhero-woman-48.png",
+    ]);
     for person in ["man", "woman"] {
         let (original, copy) = (
             format!("superhero-{person}.png"),
@@ -715,14 +723,7 @@ fn a_transparent_crop_is_found_over_black_and_white_by_one_alignment() {
     // (tests/data/emoji/README.md). Aligned on its own, the copy lines up over white but
     // not over black (the figure's edge against black misleads the profiles); one
     // alignment serves both backgrounds.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emoji");
-    for name in ["bust-200.png", "bust-200-crop-brighter.png"] {
-        std::fs::copy(data.join(name), dir.path().join(name)).expect("copy");
-    }
-    let analysis =
-        pipeline::analyze(dir.path(), &Options::default(), &Progress::silent()).expect("analysis");
-    let group = groups(&analysis);
+    let group = emoji_groups(&["bust-200.png", "bust-200-crop-brighter.png"]);
     assert!(
         group["bust-200.png"] >= 0 && group["bust-200.png"] == group["bust-200-crop-brighter.png"],
         "the crop was not grouped with its original"

@@ -149,6 +149,17 @@ impl Comparison {
         fine: f32::INFINITY,
     };
 
+    /// The worse of two comparisons of one pair, measure by measure (two views of it: a
+    /// copy must match in both).
+    #[must_use]
+    pub fn worse(self, other: Self) -> Self {
+        Self {
+            difference: self.difference.max(other.difference),
+            mean: self.mean.max(other.mean),
+            fine: self.fine.max(other.fine),
+        }
+    }
+
     /// Whether this is a copy under the block threshold `max_difference` (never when it
     /// is 0 or less).
     #[must_use]
@@ -177,11 +188,7 @@ pub type Window = [(f32, f32); 2];
 #[must_use]
 pub fn compare_located(a: &Picture, b: &Picture) -> (Comparison, Option<Window>) {
     let (comparison, warp) = compare_aligned(a, b);
-    let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
-    let window = comparison
-        .difference
-        .is_finite()
-        .then(|| [span(warp.x), span(warp.y)]);
+    let window = comparison.difference.is_finite().then(|| warp.window());
     (comparison, window)
 }
 
@@ -195,11 +202,6 @@ pub fn compare_located(a: &Picture, b: &Picture) -> (Comparison, Option<Window>)
 #[must_use]
 pub fn compare_two_views(views: [(&Picture, &Picture); 2]) -> (Comparison, Option<Window>) {
     let own = views.map(|(a, b)| compare_aligned(a, b));
-    let worse = |x: Comparison, y: Comparison| Comparison {
-        difference: x.difference.max(y.difference),
-        mean: x.mean.max(y.mean),
-        fine: x.fine.max(y.fine),
-    };
     let mut best: Option<(Comparison, Warp)> = None;
     for (i, &(comparison, warp)) in own.iter().enumerate() {
         if !comparison.difference.is_finite() {
@@ -211,17 +213,16 @@ pub fn compare_two_views(views: [(&Picture, &Picture); 2]) -> (Comparison, Optio
         } else {
             compare_at(a, b, warp)
         };
-        let both = worse(comparison, other);
+        let both = comparison.worse(other);
         if best.is_none_or(|(c, _)| both.difference < c.difference) {
             best = Some((both, warp));
         }
     }
     match best {
         Some((comparison, warp)) if comparison.difference.is_finite() => {
-            let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
-            (comparison, Some([span(warp.x), span(warp.y)]))
+            (comparison, Some(warp.window()))
         }
-        _ => (worse(own[0].0, own[1].0), None),
+        _ => (own[0].0.worse(own[1].0), None),
     }
 }
 
@@ -231,13 +232,24 @@ fn compare_at(a: &Picture, b: &Picture, warp: Warp) -> Comparison {
         return Comparison::REJECTED;
     }
     let (w, h) = common_grid(a, b);
-    let ga = Grid::of(a, w, h).smoothed();
-    let gb = Grid::of(b, w, h).smoothed();
-    let first = evaluate(&ga, &gb, warp);
-    if first.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE && warp != Warp::IDENTITY {
-        let refined = evaluate(&ga, &gb, refine(&ga, &gb, warp));
-        if refined.difference < first.difference {
-            return refined;
+    let (ga, gb) = (Grid::of(a, w, h).smoothed(), Grid::of(b, w, h).smoothed());
+    if warp == Warp::IDENTITY {
+        return evaluate(&ga, &gb, warp);
+    }
+    evaluate_polished(&ga, &gb, warp).0
+}
+
+/// [`evaluate`] at `warp`, and at `warp` polished on the pixels when that is near the
+/// line; the better of the two, with its warp.
+fn evaluate_polished(a: &Grid, b: &Grid, warp: Warp) -> (Comparison, Warp) {
+    let first = (evaluate(a, b, warp), warp);
+    // Polishing moves a difference by a few levels: only pairs near the line are worth it
+    // (most candidates are far from it, and this is most of the work).
+    if first.0.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
+        let polished = refine(a, b, warp);
+        let refined = evaluate(a, b, polished);
+        if refined.difference < first.0.difference {
+            return (refined, polished);
         }
     }
     first
@@ -305,16 +317,7 @@ fn compare_aligned(a: &Picture, b: &Picture) -> (Comparison, Warp) {
     .map(|(_, warp)| warp) else {
         return best;
     };
-    let mut aligned = (evaluate(&ga, &gb, warp), warp);
-    // Polishing moves a difference by a few levels: only pairs near the line are worth it
-    // (most candidates are far from it, and this is most of the work).
-    if aligned.0.difference <= REFINE_WITHIN * DEFAULT_MAX_DIFFERENCE {
-        let polished = refine(&ga, &gb, warp);
-        let refined = evaluate(&ga, &gb, polished);
-        if refined.difference < aligned.0.difference {
-            aligned = (refined, polished);
-        }
-    }
+    let aligned = evaluate_polished(&ga, &gb, warp);
     if aligned.0.difference < best.0.difference {
         best = aligned;
     }
@@ -363,6 +366,12 @@ impl Warp {
         x: (1.0, 0.0),
         y: (1.0, 0.0),
     };
+
+    /// Where the second picture lies in the first, per axis `[start, end]`.
+    fn window(self) -> Window {
+        let span = |(scale, shift): (f32, f32)| (shift, shift + scale);
+        [span(self.x), span(self.y)]
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -506,8 +515,6 @@ fn map_sample((scale, shift): (f32, f32), j: usize, len: usize) -> Option<f32> {
         .then(|| pos.clamp(0.0, len - 1.0))
 }
 
-/// The scale and shift that best map profile `b` onto profile `a` (least squares over the
-/// overlap), searched coarse to fine.
 /// Whether an axis's `(scale, shift)` can be a copy's: copies are windows of one original
 /// with at most 8 % off each border, so both ends of one window lie within about 0.1 of
 /// the other's, and the scale stays in [`SCALE_RANGE`].
@@ -518,6 +525,8 @@ fn admissible((scale, shift): (f32, f32)) -> bool {
         && (shift + scale - 1.0).abs() <= END_SLACK
 }
 
+/// The scale and shift that best map profile `b` onto profile `a` (least squares over the
+/// overlap), searched coarse to fine.
 fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
     let len = a.len();
     let cost = |warp: (f32, f32)| -> f32 {

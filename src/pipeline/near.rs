@@ -34,7 +34,7 @@ pub struct Verified {
 }
 
 /// How much worse (in block difference) a copy must match one of two look-alikes than the
-/// other before its link to the worse is dropped (see [`NearPairs::links`]): copies of one
+/// other before its link to the worse is dropped (see [`NearPairs::settled`]): copies of one
 /// picture differ from it by a few tenths to a few levels, so one level apart is a
 /// choice the pixels make, not noise.
 pub const AMBIGUITY_MARGIN: f32 = 1.0;
@@ -76,19 +76,18 @@ impl NearPairs {
     /// the two look-alikes here, and the original is ranked before them.
     #[must_use]
     pub fn settled(&self, links: Vec<DupLink>, max_difference: f32, rank: &[u32]) -> Vec<DupLink> {
+        // Copies with their difference; apart: compared and not copies, also those turned
+        // away at a glance.
         let mut difference: HashMap<(u32, u32), f32> = HashMap::new();
+        let mut apart: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
         for p in &self.pairs {
+            let key = (p.a.min(p.b), p.a.max(p.b));
             if p.comparison.is_copy(max_difference) {
-                difference.insert((p.a.min(p.b), p.a.max(p.b)), p.comparison.difference);
+                difference.insert(key, p.comparison.difference);
+            } else {
+                apart.insert(key);
             }
         }
-        // Apart: compared and not copies, also those turned away at a glance.
-        let apart: std::collections::HashSet<(u32, u32)> = self
-            .pairs
-            .iter()
-            .filter(|p| !p.comparison.is_copy(max_difference))
-            .map(|p| (p.a.min(p.b), p.a.max(p.b)))
-            .collect();
         let before = |x: u32, y: u32| (rank[x as usize], x) < (rank[y as usize], y);
         // Per row, its near partners with their differences.
         let mut partners: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
@@ -482,13 +481,18 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
     let mut best: Option<Comparison> = None;
-    if let (Some(white_a), Some(white_b)) = (&a.white, &b.white) {
+    if a.white.is_some() && b.white.is_some() {
         // Two transparent images: as the first comparison does, each is seen over black
         // and over white and the worse counts (dark hair vanishes over black, light
         // paint over white); a copy reproduces over both.
-        for (original, copy, white_original, white_copy) in
-            [(a, b, white_a, white_b), (b, a, white_b, white_a)]
-        {
+        for (original, copy) in [(a, b), (b, a)] {
+            let (Some(white_copy), Some(white_original), Some(white_image)) = (
+                copy.white.as_ref(),
+                original.flattened.get(WHITE_VIEW),
+                copy.flattened.get(WHITE_VIEW),
+            ) else {
+                continue;
+            };
             // The window is found over black for both (see `Attempt::start_located`).
             let black_original = [&original.decoded.rgb];
             let by = (black_original.as_slice(), &copy.picture);
@@ -498,15 +502,11 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
             };
             let (Some(black), Some(white)) = (
                 reproduce(&original.decoded.rgb, &copy.picture, &copy.decoded.rgb),
-                reproduce(&white_original.1, &white_copy.0, &white_copy.1),
+                reproduce(white_original, white_copy, white_image),
             ) else {
                 continue;
             };
-            let worse = Comparison {
-                difference: black.difference.max(white.difference),
-                mean: black.mean.max(white.mean),
-                fine: black.fine.max(white.fine),
-            };
+            let worse = black.worse(white);
             if best.is_none_or(|b| worse.difference < b.difference) {
                 best = Some(worse);
             }
@@ -566,8 +566,8 @@ struct Source {
     jpeg: Option<crate::dataset::jpeg::Settings>,
     /// Its picture, from the full image.
     picture: Picture,
-    /// Its picture and image over white, when it has transparency.
-    white: Option<(Picture, image::RgbImage)>,
+    /// Its picture over white (`flattened[WHITE_VIEW]`), when it has transparency.
+    white: Option<Picture>,
 }
 
 impl Source {
@@ -591,7 +591,7 @@ impl Source {
         Some(Self {
             white: flattened
                 .get(WHITE_VIEW)
-                .map(|white| (Picture::new(white, w, h), white.clone())),
+                .map(|white| Picture::new(white, w, h)),
             flattened,
             masked: decoded.rgba.as_ref().map(decode::alpha_masked),
             jpeg: jpeg::settings(&bytes),
