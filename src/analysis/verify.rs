@@ -796,14 +796,16 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
     }
     // Per pixel: distance to the best match within one pixel, both ways.
     // Distance from `b`'s pixel `at_b` to the predicted interval of pixel `at_a`.
-    let distance = |at_b: usize, at_a: usize| -> f32 {
+    // Squared: the root is taken once, of the smallest (the root is monotonic and rounded
+    // correctly, so the result is the same to the bit).
+    let squared_distance = |at_b: usize, at_a: usize| -> f32 {
         let mut sum = 0.0;
         for c in 0..3 {
             let v = b.rgb[at_b * 3 + c];
             let d = (low[at_a * 3 + c] - v).max(v - high[at_a * 3 + c]).max(0.0);
             sum += d * d;
         }
-        sum.sqrt()
+        sum
     };
     // Each distance serves twice: `b`'s pixel p against `a`'s neighbour q is p's forward
     // candidate and q's backward one (the neighbourhood is symmetric).
@@ -819,13 +821,16 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
                 for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
                     let q = qi * w + qj;
                     if valid[q] {
-                        let d = distance(p, q);
+                        let d = squared_distance(p, q);
                         forward[p] = forward[p].min(d);
                         backward[q] = backward[q].min(d);
                     }
                 }
             }
         }
+    }
+    for d in forward.iter_mut().chain(&mut backward) {
+        *d = d.sqrt();
     }
     // Compression and resampling err most at edges, in proportion to their contrast: an
     // edge both pictures have forgives that share of the error there.
@@ -852,31 +857,52 @@ fn evaluate(a: &Grid, b: &Grid, warp: Warp) -> Comparison {
 }
 
 /// Per value (cell and channel), the smallest and largest value of its channel over the
-/// cell's 3×3 neighbourhood, counting the cells `include` accepts.
+/// cell's 3×3 neighbourhood, counting the cells `include` accepts. Along rows first, then
+/// along columns: the extreme of a 3×3 block is the extreme of its three rows' extremes
+/// (minimum and maximum are exact, so this is the same to the bit as visiting all nine).
 fn neighbourhood(
     rgb: &[f32],
     w: usize,
     h: usize,
     include: impl Fn(usize) -> bool,
 ) -> (Vec<f32>, Vec<f32>) {
-    let mut low = vec![f32::INFINITY; w * h * 3];
-    let mut high = vec![f32::NEG_INFINITY; w * h * 3];
-    for i in 0..h {
-        for j in 0..w {
-            let p = i * w + j;
-            for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
-                for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
-                    let q = qi * w + qj;
-                    if include(q) {
-                        for c in 0..3 {
-                            low[p * 3 + c] = low[p * 3 + c].min(rgb[q * 3 + c]);
-                            high[p * 3 + c] = high[p * 3 + c].max(rgb[q * 3 + c]);
-                        }
-                    }
+    let n = w * h;
+    // Excluded cells hold the neutral value of each extreme.
+    let mut low_in = vec![f32::INFINITY; n * 3];
+    let mut high_in = vec![f32::NEG_INFINITY; n * 3];
+    for q in (0..n).filter(|&q| include(q)) {
+        low_in[q * 3..q * 3 + 3].copy_from_slice(&rgb[q * 3..q * 3 + 3]);
+        high_in[q * 3..q * 3 + 3].copy_from_slice(&rgb[q * 3..q * 3 + 3]);
+    }
+    let along_rows = |values: &[f32], pick: fn(f32, f32) -> f32| -> Vec<f32> {
+        let mut out = values.to_vec();
+        for row in 0..h {
+            let line = &values[row * w * 3..(row + 1) * w * 3];
+            let out = &mut out[row * w * 3..(row + 1) * w * 3];
+            for k in 3..w * 3 {
+                out[k] = pick(out[k], line[k - 3]);
+            }
+            for k in 0..(w * 3).saturating_sub(3) {
+                out[k] = pick(out[k], line[k + 3]);
+            }
+        }
+        out
+    };
+    let along_columns = |values: &[f32], pick: fn(f32, f32) -> f32| -> Vec<f32> {
+        let mut out = values.to_vec();
+        let line = w * 3;
+        for row in 0..h {
+            let (i0, i1) = (row.saturating_sub(1), (row + 1).min(h - 1));
+            for other in [i0, i1].into_iter().filter(|&i| i != row) {
+                for k in 0..line {
+                    out[row * line + k] = pick(out[row * line + k], values[other * line + k]);
                 }
             }
         }
-    }
+        out
+    };
+    let low = along_columns(&along_rows(&low_in, f32::min), f32::min);
+    let high = along_columns(&along_rows(&high_in, f32::max), f32::max);
     (low, high)
 }
 
@@ -922,6 +948,52 @@ fn worst_block(errors: &[f32], w: usize, h: usize, blocks: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`neighbourhood`] the plain way (all nine cells visited): what it must equal.
+    fn plain_neighbourhood(
+        rgb: &[f32],
+        w: usize,
+        h: usize,
+        include: impl Fn(usize) -> bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut low = vec![f32::INFINITY; w * h * 3];
+        let mut high = vec![f32::NEG_INFINITY; w * h * 3];
+        for i in 0..h {
+            for j in 0..w {
+                let p = i * w + j;
+                for qi in i.saturating_sub(1)..=(i + 1).min(h - 1) {
+                    for qj in j.saturating_sub(1)..=(j + 1).min(w - 1) {
+                        let q = qi * w + qj;
+                        if include(q) {
+                            for c in 0..3 {
+                                low[p * 3 + c] = low[p * 3 + c].min(rgb[q * 3 + c]);
+                                high[p * 3 + c] = high[p * 3 + c].max(rgb[q * 3 + c]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (low, high)
+    }
+
+    #[test]
+    fn separable_neighbourhood_equals_the_plain_one() {
+        let mut rng = crate::rng::SplitMix64::new(99, 0);
+        let mut next = move || (rng.next_u64() >> 33) as usize;
+        for _ in 0..100 {
+            let (w, h) = (1 + next() % 20, 1 + next() % 20);
+            let rgb: Vec<f32> = (0..w * h * 3)
+                .map(|_| (next() % 2560) as f32 / 10.0)
+                .collect();
+            let mask: Vec<bool> = (0..w * h).map(|_| next() % 4 != 0).collect();
+            assert_eq!(
+                neighbourhood(&rgb, w, h, |q| mask[q]),
+                plain_neighbourhood(&rgb, w, h, |q| mask[q]),
+                "{w}×{h}"
+            );
+        }
+    }
 
     #[test]
     #[ignore = "a probe for people: CURATE_PROBE=a.png,b.png"]

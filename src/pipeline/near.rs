@@ -481,28 +481,36 @@ const RECOMPRESS_PIXELS: u64 = 320 * 320;
 /// it); `None` when a file cannot be read or is too large to be worth it.
 fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
     let mut best: Option<Comparison> = None;
-    if a.white.is_some() && b.white.is_some() {
+    if a.white().is_some() && b.white().is_some() {
         // Two transparent images: as the first comparison does, each is seen over black
         // and over white and the worse counts (dark hair vanishes over black, light
         // paint over white); a copy reproduces over both.
         for (original, copy) in [(a, b), (b, a)] {
             let (Some(white_copy), Some(white_original), Some(white_image)) = (
-                copy.white.as_ref(),
-                original.flattened.get(WHITE_VIEW),
+                copy.white(),
+                original.flattened.get(WHITE_VIEW).zip(original.white()),
                 copy.flattened.get(WHITE_VIEW),
             ) else {
                 continue;
             };
             // The window is found over black for both (see `Attempt::start_located`).
-            let black_original = [&original.decoded.rgb];
+            let black_original = [&original.picture];
             let by = (black_original.as_slice(), &copy.picture);
-            let reproduce = |view: &image::RgbImage, picture: &Picture, image: &image::RgbImage| {
-                Attempt::start_located(Original::Rgb(view), picture, image, None, Some(by))
+            let reproduce = |view: Original, picture: &Picture, image: &image::RgbImage| {
+                Attempt::start_located(view, picture, image, None, Some(by))
                     .and_then(|attempt| attempt.polish())
             };
             let (Some(black), Some(white)) = (
-                reproduce(&original.decoded.rgb, &copy.picture, &copy.decoded.rgb),
-                reproduce(white_original, white_copy, white_image),
+                reproduce(
+                    Original::Rgb(&original.decoded.rgb, &original.picture),
+                    &copy.picture,
+                    &copy.decoded.rgb,
+                ),
+                reproduce(
+                    Original::Rgb(white_original.0, white_original.1),
+                    white_copy,
+                    white_image,
+                ),
             ) else {
                 continue;
             };
@@ -514,16 +522,22 @@ fn as_reproduced(a: &Source, b: &Source) -> Option<Comparison> {
         return best;
     }
     for (original, copy) in [(a, b), (b, a)] {
-        let views = std::iter::once(Original::Rgb(&original.decoded.rgb))
-            .chain(original.flattened.iter().map(Original::Rgb))
+        let views = std::iter::once(Original::Rgb(&original.decoded.rgb, &original.picture))
+            .chain(
+                original
+                    .flattened
+                    .iter()
+                    .zip(&original.flattened_pictures)
+                    .map(|(image, picture)| Original::Rgb(image, picture)),
+            )
             .chain(
                 original
                     .decoded
                     .rgba
                     .as_ref()
                     .filter(|_| copy.decoded.rgba.is_none())
-                    .zip(original.masked.as_ref())
-                    .map(|(rgba, masked)| Original::Rgba(rgba, [&original.decoded.rgb, masked])),
+                    .zip(original.masked_picture.as_ref())
+                    .map(|(rgba, masked)| Original::Rgba(rgba, [&original.picture, masked])),
             );
         for view in views {
             if let Some(c) =
@@ -559,18 +573,23 @@ struct Source {
     decoded: crate::dataset::decode::Decoded,
     /// Its flattened views, when it has transparency.
     flattened: Vec<image::RgbImage>,
-    /// Its colours where any coverage remains, when it has transparency (see
-    /// [`crate::dataset::decode::alpha_masked`]).
-    masked: Option<image::RgbImage>,
+    /// The pictures of its flattened views.
+    flattened_pictures: Vec<Picture>,
+    /// The picture of its colours where any coverage remains, when it has transparency
+    /// (see [`crate::dataset::decode::alpha_masked`]).
+    masked_picture: Option<Picture>,
     /// Its JPEG settings, when it is a JPEG this can reproduce.
     jpeg: Option<crate::dataset::jpeg::Settings>,
     /// Its picture, from the full image.
     picture: Picture,
-    /// Its picture over white (`flattened[WHITE_VIEW]`), when it has transparency.
-    white: Option<Picture>,
 }
 
 impl Source {
+    /// Its picture over white (`flattened[WHITE_VIEW]`), when it has transparency.
+    fn white(&self) -> Option<&Picture> {
+        self.flattened_pictures.get(WHITE_VIEW)
+    }
+
     /// The image of `record`, if it is small enough to be worth it and can be read.
     fn load(root: &Path, record: &FileRecord) -> Option<Self> {
         use crate::dataset::{DecodeLimits, decode, jpeg};
@@ -589,11 +608,15 @@ impl Source {
             .map(|rgba| decode::flattened(rgba).into_iter().collect())
             .unwrap_or_default();
         Some(Self {
-            white: flattened
-                .get(WHITE_VIEW)
-                .map(|white| Picture::new(white, w, h)),
+            flattened_pictures: flattened
+                .iter()
+                .map(|view| Picture::new(view, w, h))
+                .collect(),
             flattened,
-            masked: decoded.rgba.as_ref().map(decode::alpha_masked),
+            masked_picture: decoded
+                .rgba
+                .as_ref()
+                .map(|rgba| Picture::new(&decode::alpha_masked(rgba), w, h)),
             jpeg: jpeg::settings(&bytes),
             picture: Picture::new(&decoded.rgb, w, h),
             decoded,
@@ -604,19 +627,19 @@ impl Source {
 /// An original as an [`Attempt`] transforms it.
 #[derive(Clone, Copy)]
 enum Original<'a> {
-    /// A picture resized as it is.
-    Rgb(&'a image::RgbImage),
+    /// A picture resized as it is, and its [`Picture`] (the window is found on it).
+    Rgb(&'a image::RgbImage, &'a Picture),
     /// A transparent image resized with its transparency and saved without it (only a
     /// resize makes this differ from its alpha-dropped view), with the pictures to find
     /// the window by: its visible picture (over black) and its colours where any coverage
     /// remains (see [`crate::dataset::decode::alpha_masked`]).
-    Rgba(&'a image::RgbaImage, [&'a image::RgbImage; 2]),
+    Rgba(&'a image::RgbaImage, [&'a Picture; 2]),
 }
 
 impl Original<'_> {
     fn dimensions(self) -> (u32, u32) {
         match self {
-            Self::Rgb(image) => image.dimensions(),
+            Self::Rgb(image, _) => image.dimensions(),
             Self::Rgba(image, _) => image.dimensions(),
         }
     }
@@ -660,6 +683,8 @@ const JOINT_FINALISTS: usize = 4;
 /// whole original, then (see [`Self::polish`]) at windows around the better one.
 struct Attempt<'a> {
     view: Original<'a>,
+    /// The view's windows as Pillow resizes them (first passes shared between trials).
+    windows: pillow::Windows<'a>,
     copy: &'a Picture,
     copy_image: &'a image::RgbImage,
     settings: Option<&'a crate::dataset::jpeg::Settings>,
@@ -689,20 +714,19 @@ impl<'a> Attempt<'a> {
         copy: &'a Picture,
         copy_image: &'a image::RgbImage,
         settings: Option<&'a crate::dataset::jpeg::Settings>,
-        by: Option<(&[&image::RgbImage], &Picture)>,
+        by: Option<(&[&Picture], &Picture)>,
     ) -> Option<Self> {
         let (w, h) = view.dimensions();
-        let (locating, locating_copy): (&[&image::RgbImage], &Picture) = match (&view, by) {
+        let (locating, locating_copy): (&[&Picture], &Picture) = match (&view, by) {
             (_, Some(by)) => by,
-            (Original::Rgb(image), None) => (std::slice::from_ref(image), copy),
-            (Original::Rgba(_, images), None) => (images, copy),
+            (Original::Rgb(_, picture), None) => (std::slice::from_ref(picture), copy),
+            (Original::Rgba(_, pictures), None) => (pictures, copy),
         };
         // The window of the picture that lines up best.
         let [x, y] = locating
             .iter()
-            .filter_map(|image| {
-                let (c, window) =
-                    verify::compare_located(&Picture::new(image, w, h), locating_copy);
+            .filter_map(|picture| {
+                let (c, window) = verify::compare_located(picture, locating_copy);
                 window.map(|window| (c.difference, window))
             })
             .min_by(|p, q| p.0.total_cmp(&q.0))?
@@ -727,6 +751,10 @@ impl<'a> Attempt<'a> {
         }
         let mut attempt = Self {
             view,
+            windows: match view {
+                Original::Rgb(image, _) => pillow::Windows::rgb(image),
+                Original::Rgba(image, _) => pillow::Windows::alpha_dropped(image),
+            },
             copy,
             copy_image,
             settings,
@@ -832,17 +860,14 @@ impl<'a> Attempt<'a> {
             // Without a resize the transparency is only dropped: a flattened view.
             (Original::Rgba(..), _) if (cw, ch) == size => None,
             (Original::Rgba(..), None) => None,
-            (Original::Rgba(image, _), Some((filter, order))) => Some(
-                pillow::resize_alpha_dropped(&window(image, rect), size.0, size.1, filter, order),
-            ),
-            (Original::Rgb(image), method) => {
-                let window = window(image, rect);
-                Some(match method {
-                    _ if (cw, ch) == size => window,
-                    Some((filter, order)) => pillow::resize(&window, size.0, size.1, filter, order),
-                    None => resample::resize_area(&window, size.0, size.1),
-                })
+            (Original::Rgba(..), Some((filter, order))) => {
+                Some(self.windows.resize(rect, size, filter, order))
             }
+            (Original::Rgb(image, _), method) => Some(match method {
+                _ if (cw, ch) == size => window(image, rect),
+                Some((filter, order)) => self.windows.resize(rect, size, filter, order),
+                None => resample::resize_area(&window(image, rect), size.0, size.1),
+            }),
         }
     }
 
@@ -1149,8 +1174,10 @@ mod probe {
         let settings = crate::dataset::jpeg::settings(&bb);
         let (cw, ch) = db.rgb.dimensions();
         let copy = super::Picture::new(&db.rgb, cw, ch);
+        let (aw, ah) = da.rgb.dimensions();
+        let picture = super::Picture::new(&da.rgb, aw, ah);
         let c = super::Attempt::start(
-            super::Original::Rgb(&da.rgb),
+            super::Original::Rgb(&da.rgb, &picture),
             &copy,
             &db.rgb,
             settings.as_ref(),
@@ -1158,8 +1185,9 @@ mod probe {
         .and_then(|a| a.polish());
         eprintln!("{c:?}");
         if let Some(rgba) = &da.rgba {
+            let masked = super::Picture::new(&crate::dataset::decode::alpha_masked(rgba), aw, ah);
             let c = super::Attempt::start(
-                super::Original::Rgba(rgba, [&da.rgb, &crate::dataset::decode::alpha_masked(rgba)]),
+                super::Original::Rgba(rgba, [&picture, &masked]),
                 &copy,
                 &db.rgb,
                 settings.as_ref(),
