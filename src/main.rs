@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use curate::dataset::{DecodeLimits, demo};
@@ -28,8 +28,8 @@ struct Cli {
     /// The dataset folder to open in the app.
     dir: Option<PathBuf>,
     /// Where the analysis' tensor work runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
     /// The image model: a Hugging Face CLIP folder (the map, outliers and semantic
     /// duplicates use its image embeddings, and the app gets a text search box), `none`
     /// (pixel features only), or by default the installed EfficientNet-Lite0.
@@ -295,23 +295,99 @@ struct EmbedArgs {
     common: CommonArgs,
 }
 
+// The command line's choices: mirrors of the library's enums, so that clap stays in the
+// binary (the layers below know nothing of a command line).
+
+/// `--device`: where tensor work runs ([`DeviceChoice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceArg {
+    /// A real GPU when there is one, else the CPU
+    Auto,
+    /// The CPU (burn `flex`)
+    Cpu,
+    /// A GPU through wgpu, even a software one; an error when there is no adapter at all
+    Gpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(arg: DeviceArg) -> Self {
+        match arg {
+            DeviceArg::Auto => Self::Auto,
+            DeviceArg::Cpu => Self::Cpu,
+            DeviceArg::Gpu => Self::Gpu,
+        }
+    }
+}
+
+/// `--outlier-score` ([`pipeline::OutlierScore`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutlierArg {
+    /// Cosine distance to the k-th nearest neighbour outside the image's duplicate group
+    /// (Sun et al. 2022): `ood_kth`
+    Kth,
+    /// Mean cosine distance to the k nearest such neighbours: `ood_mean_knn`
+    Mean,
+    /// Mahalanobis distance to one Gaussian fitted on all images: `ood_mahalanobis`
+    Mahalanobis,
+    /// How rare the image is on every signal at once, relative to the folder (the
+    /// far-neighbour distance, the Mahalanobis distance and the seven quality measures):
+    /// `ood_combined`. The best of the four on real images with clustered outliers, and the
+    /// default
+    Combined,
+}
+
+impl From<OutlierArg> for pipeline::OutlierScore {
+    fn from(arg: OutlierArg) -> Self {
+        match arg {
+            OutlierArg::Kth => Self::Kth,
+            OutlierArg::Mean => Self::MeanKnn,
+            OutlierArg::Mahalanobis => Self::Mahalanobis,
+            OutlierArg::Combined => Self::Combined,
+        }
+    }
+}
+
+/// `--keeper` ([`curate::analysis::keep::KeeperPolicy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum KeeperArg {
+    /// The best image (EcoDatum's quality-guided deduplication): the lowest learned
+    /// ensemble score when quality labels taught one, else more pixels, well exposed,
+    /// sharper, larger file
+    Quality,
+    /// The member closest to its k-means cluster centre (the most typical one)
+    Central,
+    /// The member farthest from its cluster centre (SemDeDup's "hard" choice: keeps the
+    /// least prototypical example)
+    Farthest,
+}
+
+impl From<KeeperArg> for curate::analysis::keep::KeeperPolicy {
+    fn from(arg: KeeperArg) -> Self {
+        match arg {
+            KeeperArg::Quality => Self::Quality,
+            KeeperArg::Central => Self::Central,
+            KeeperArg::Farthest => Self::Farthest,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 struct CommonArgs {
     /// Also drop this percentage of the most unusual images (0–100).
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     drop_outliers: Option<f32>,
     /// Where tensor work runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
     /// The outlier score behind `ood_score` and --drop-outliers (all four are in the
     /// report: `ood_combined`, `ood_kth`, `ood_mean_knn`, `ood_mahalanobis`).
-    #[arg(long, value_enum, default_value_t = pipeline::OutlierScore::Combined)]
-    outlier_score: pipeline::OutlierScore,
+    #[arg(long, value_enum, default_value_t = OutlierArg::Combined)]
+    outlier_score: OutlierArg,
     /// How each duplicate group's keeper is chosen: `quality` (the best image; the learned
     /// ensemble score when --quality-labels are given), `central` (closest to its k-means
     /// cluster centre) or `farthest` (SemDeDup's hard choice).
-    #[arg(long, value_enum, default_value_t = curate::analysis::keep::KeeperPolicy::Quality)]
-    keeper: curate::analysis::keep::KeeperPolicy,
+    #[arg(long, value_enum, default_value_t = KeeperArg::Quality)]
+    keeper: KeeperArg,
     /// Largest pHash Hamming distance (of 64 bits) of a near-duplicate candidate; every
     /// candidate is then verified on the pixels.
     #[arg(long, default_value_t = curate::analysis::dedup::DEFAULT_MAX_DISTANCE)]
@@ -466,7 +542,7 @@ fn run() -> Result<()> {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
         let pick = pick_model(cli.model.as_deref(), cli.embeddings.embeddings.is_some());
         let embeddings = cli.embeddings.input(pick.clip().as_deref())?;
-        return open_app(launch, cli.device, &pick, embeddings);
+        return open_app(launch, cli.device.into(), &pick, embeddings);
     };
     match command {
         Command::Stress(args) => {
@@ -527,7 +603,7 @@ fn run() -> Result<()> {
             write_keep_list(&analysis, &args.dir, &keep_list)?;
             print_summary(&analysis, Some(&keep_list), args.common.json)?;
             if !args.common.json && !args.plain {
-                let score = demo::evaluate(&truth, &analysis.rows);
+                let score = curate::pipeline::demo_score::evaluate(&truth, &analysis.rows);
                 println!("\n{score}");
             }
             if !args.no_window && !args.common.json && curate::ui::display_available() {
@@ -537,7 +613,7 @@ fn run() -> Result<()> {
                 );
                 open_app(
                     Launch::Folder(args.dir.clone()),
-                    args.common.device,
+                    args.common.device.into(),
                     &pick_model(None, false),
                     None,
                 )?;
@@ -620,10 +696,10 @@ fn run_analysis_with(
         quality_labels,
         max_distance: common.phash_distance,
         max_difference: common.max_difference,
-        outlier_score: common.outlier_score,
-        keeper_policy: common.keeper,
+        outlier_score: common.outlier_score.into(),
+        keeper_policy: common.keeper.into(),
         drop_outliers_percent: common.drop_outliers,
-        device: common.device,
+        device: common.device.into(),
         limits: DecodeLimits {
             max_pixels: common.max_pixels,
         },
@@ -843,7 +919,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         .semantic
         .as_ref()
         .context("the model stage did not run")?;
-    let count = curate::store::vectors::write_embeddings(&args.out, &analysis)
+    let count = curate::pipeline::write_embeddings(&args.out, &analysis)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "curate: {count} images embedded ({} computed now, the rest cached) → {}",

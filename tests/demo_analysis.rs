@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use curate::dataset::demo;
 use curate::store::{self, keeplist, report};
 
 #[test]
@@ -44,7 +43,7 @@ fn finds_planted_duplicates_outliers_and_bad_files() {
         );
     }
 
-    let eval = demo::evaluate(truth, &rows);
+    let eval = curate::pipeline::demo_score::evaluate(truth, &rows);
     println!("{eval}");
     assert_eq!(
         eval.exact_grouped.0, eval.exact_grouped.1,
@@ -244,7 +243,7 @@ fn a_few_labels_teach_the_ensemble_score() {
             neg.push(score);
         }
     }
-    let area = curate::dataset::demo::auroc(&pos, &neg);
+    let area = curate::analysis::auroc(&pos, &neg);
     assert!(area >= 0.95, "held-out outlier AUROC {area}");
 }
 

@@ -18,7 +18,7 @@ use curate::embed::efficientnet::{self, EfficientNet};
 use curate::pipeline::semantic::ModelOptions;
 use curate::pipeline::{self, Options, PipelineError};
 use curate::progress::Progress;
-use curate::store::{self, report, vectors};
+use curate::store::{self, report};
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-clip")
@@ -143,7 +143,7 @@ fn clip_adds_embeddings_scores_labels_and_semantic_groups() {
 
     // `curate embed`'s file: one row per readable image.
     let out = root.join(".curate/embeddings.parquet");
-    let n = vectors::write_embeddings(&out, &analysis).unwrap();
+    let n = curate::pipeline::write_embeddings(&out, &analysis).unwrap();
     assert_eq!(n, analysis.readable.len());
     let file = std::fs::File::open(&out).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -419,7 +419,10 @@ fn the_default_model_labels_images_and_scores_what_is_not_a_photo() {
     );
 
     let out = tmp.path().join("embeddings.parquet");
-    assert_eq!(vectors::write_embeddings(&out, &analysis).unwrap(), 6);
+    assert_eq!(
+        curate::pipeline::write_embeddings(&out, &analysis).unwrap(),
+        6
+    );
     let file = std::fs::File::open(&out).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()

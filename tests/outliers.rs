@@ -4,8 +4,8 @@
 //! score must rank the planted outliers above the inliers with AUROC ≥ 0.95.
 
 use burn::tensor::Device;
+use curate::analysis::auroc;
 use curate::analysis::{knn, mahalanobis};
-use curate::dataset::demo::auroc;
 use curate::progress::Progress;
 use curate::rng::SplitMix64;
 

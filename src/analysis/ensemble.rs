@@ -189,7 +189,7 @@ mod tests {
         let auroc = |score: &[f32]| {
             let pos: Vec<f32> = (0..n).filter(|&i| bad[i]).map(|i| score[i]).collect();
             let neg: Vec<f32> = (0..n).filter(|&i| !bad[i]).map(|i| score[i]).collect();
-            crate::dataset::demo::auroc(&pos, &neg)
+            crate::analysis::auroc(&pos, &neg)
         };
         let learned = auroc(&model.score(&features));
         let plain = auroc(&features.rank_average());

@@ -1006,23 +1006,7 @@ mod tests {
             let (tw, th) = fit_within(w, h, 128);
             Picture::new(&resize_area(&image, tw, th), w, h)
         };
-        let via_thumb = |p: &str| {
-            let ingested = crate::pipeline::ingest::ingest_bytes(
-                &std::fs::read(p).expect("read"),
-                crate::dataset::DecodeLimits::default(),
-            )
-            .expect("ingest");
-            let thumb = image::load_from_memory(&ingested.thumbnail)
-                .expect("thumb")
-                .to_rgb8();
-            Picture::new(&thumb, ingested.facts.width, ingested.facts.height)
-        };
-        eprintln!("via thumbnails {:?}", compare(&via_thumb(a), &via_thumb(b)));
-        let (pa, pb) = if std::env::var_os("CURATE_PROBE_THUMBS").is_some() {
-            (via_thumb(a), via_thumb(b))
-        } else {
-            (load(a), load(b))
-        };
+        let (pa, pb) = (load(a), load(b));
         let (w, h) = (pa.width.min(pb.width), pa.height.min(pb.height));
         let ga = Grid::of(&pa, w, h).smoothed();
         let gb = Grid::of(&pb, w, h).smoothed();

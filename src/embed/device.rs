@@ -5,17 +5,7 @@
 use burn::tensor::{Device, DeviceKind};
 
 /// What the user asked for with `--device`.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeviceChoice {
     /// A real GPU when there is one, else the CPU.
     #[default]

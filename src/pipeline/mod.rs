@@ -2,11 +2,15 @@
 //! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
 
 pub mod decide;
+pub mod demo_score;
+mod embeddings;
 pub mod ingest;
 pub mod near;
 pub mod preview;
 pub mod rekeep;
 pub mod semantic;
+
+pub use embeddings::write_embeddings;
 
 pub use preview::{PreviewBuilder, PreviewEvent};
 
@@ -97,23 +101,12 @@ impl Default for Options {
 }
 
 /// The outlier scores curate computes (all three are in the report).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutlierScore {
     /// Cosine distance to the k-th nearest neighbour outside the image's duplicate group
     /// (Sun et al. 2022): `ood_kth`.
     Kth,
     /// Mean cosine distance to the k nearest such neighbours: `ood_mean_knn`.
-    #[value(name = "mean")]
     MeanKnn,
     /// Mahalanobis distance to one Gaussian fitted on all images: `ood_mahalanobis`.
     Mahalanobis,

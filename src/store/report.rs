@@ -1,20 +1,37 @@
 //! The report: `DIR/.curate/report.parquet` (or `--report FILE`), one row per file found.
 //!
-//! Columns (other tools and the tests read this contract): `path` (utf8, relative,
-//! `/`-separated), `status` (`ok` or an error kind), `error`, `size_bytes`, `width`, `height`,
-//! `caption`, `caption_error`, `content_hash` (blake3, hex), `phash` (u64), `exact_group`
-//! (i64, -1 when unique), `dup_group` (i64, -1 without duplicates), `dup_kind`
-//! (`exact`/`near`/null), `keeper` (path of the group's keeper), `keep` (bool),
-//! `drop_reason` (`exact_duplicate`/`near_duplicate`/`outlier`/`manual`), `drop_detail`,
-//! `ood_score` (f32, higher = more unusual), one f32 column per quality score
-//! (`dark_score`, `light_score`, `blurry_score`, `low_information_score`, `grayscale_score`,
-//! `odd_size_score`, `odd_aspect_score`; higher = worse), `quality_flags` (comma-separated
-//! names of the flagged scores), `x`, `y` (f32 map coordinates), `near_copies` (u32: how
-//! many other images were verified near copies of this one; the keeper choice prefers the
-//! member most others are copies of), `noise_sigma` (f32: the luma's noise σ; the keeper
-//! choice prefers the less noisy of equally large copies), `caption_dup_group` (i64: the
-//! group of near-duplicate captions by MinHash LSH, -1 when none; null when the folder has
-//! no captions). The model, outlier and cluster columns are listed on [`ReportRow`].
+//! Columns, in file order (other tools and the tests read this contract; nullable unless
+//! said otherwise):
+//! - `path` (utf8, not null: relative, `/`-separated; `SHARD.tar/MEMBER` or
+//!   `FILE.parquet/ROW` inside shards), `status` (utf8, not null: `ok` or an error kind),
+//!   `error` (utf8), `size_bytes` (u64, not null), `width`, `height` (u32), `caption`,
+//!   `caption_error` (utf8), `content_hash` (utf8: blake3, hex), `phash` (u64);
+//! - `exact_group` (i64, not null: -1 when unique), `dup_group` (i64, not null: -1 without
+//!   duplicates), `dup_kind` (`exact`/`near`/`semantic`), `keeper` (path of the group's
+//!   keeper), `keep` (bool, not null), `drop_reason` (`exact_duplicate`/`near_duplicate`/
+//!   `semantic_duplicate`/`outlier`/`quality`/`manual`), `drop_detail` (the reason in words);
+//! - `ood_score` (f32, higher = more unusual: the score `--outlier-score` chose), one f32
+//!   column per quality score (`dark_score`, `light_score`, `blurry_score`,
+//!   `low_information_score`, `grayscale_score`, `odd_size_score`, `odd_aspect_score`;
+//!   higher = worse), `quality_flags` (comma-separated names of the flagged scores), `x`, `y`
+//!   (f32 map coordinates);
+//! - `clip_score` (f32: cosine of CLIP image and caption embeddings, with a CLIP model),
+//!   `label` (utf8: the zero-shot label with `--labels`, else the default classifier's top
+//!   ImageNet class), `label_max_logit`, `label_entropy`, `label_margin` (f32: the
+//!   classifier's or zero-shot logits' maximum, softmax entropy and top-two margin),
+//!   `caption_group` (i64: near-identical captions by sentence embedding, with
+//!   `--text-model`);
+//! - `ood_kth`, `ood_mean_knn`, `ood_mahalanobis` (f32: the three named outlier scores),
+//!   `ensemble_score` (f32, 0–1, higher = worse), `cluster` (i64: k-means cluster of the
+//!   embedding), `centroid_similarity` (f32: cosine to that cluster's centre),
+//!   `ood_combined` (f32: rarity over every signal, see [`crate::analysis::rarity`]);
+//! - `near_copies` (u32: how many other images were verified near copies of this one; the
+//!   keeper choice prefers the member most others are copies of), `noise_sigma` (f32: the
+//!   luma's noise σ; the keeper choice prefers the less noisy of equally large copies),
+//!   `caption_dup_group` (i64: the group of near-duplicate captions by MinHash LSH, -1 when
+//!   none; null when the folder has no captions).
+//!
+//! A test (`the_contract_comment_names_every_column`) holds this list to the schema.
 
 use std::io;
 use std::path::Path;
@@ -505,6 +522,22 @@ pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_contract_comment_names_every_column() {
+        let contract = include_str!("report.rs")
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for field in schema().fields() {
+            assert!(
+                contract.contains(&format!("`{}`", field.name())),
+                "the module comment misses column `{}`",
+                field.name()
+            );
+        }
+    }
     use crate::store::session::{Decision, Session};
 
     fn row(path: &str, ood: f32, keep: bool) -> ReportRow {
