@@ -72,7 +72,7 @@ fn frames(c: &mut Criterion) {
             scene: collection.scene,
             positions: Versioned::shared(Arc::clone(&collection.positions)),
             colours: Versioned::new(vec![0xff80_c0ff; n]),
-            flags: Versioned::new(vec![0; n]),
+            flags: Versioned::new(vec![curate::render::gpu::PointFlags::empty(); n]),
             camera: CameraUniform {
                 centre: [f32::midpoint(b[0], b[2]), f32::midpoint(b[1], b[3])],
                 scale: [2.0 / (b[2] - b[0]), 2.0 / (b[3] - b[1])],

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use curate::render::gpu::{self, CameraUniform, NO_POINT, SpriteInstance, pack_rgba};
+use curate::render::gpu::{CameraUniform, NO_POINT, PointFlags, SpriteInstance, pack_rgba};
 use curate::render::map::{self, CellUpload, MapFrame, MapRenderer, Versioned};
 
 const SIDE: u32 = 200;
@@ -46,7 +46,13 @@ fn points_land_where_the_camera_puts_them_in_their_colours() {
     let blue = pack_rgba(0, 0, 255, 255);
     let colours = vec![red, green, blue, green, red];
     // Point 3 is hidden, point 4 selected (white ring).
-    let flags = vec![0, 0, 0, gpu::HIDDEN, gpu::SELECTED];
+    let flags = vec![
+        PointFlags::empty(),
+        PointFlags::empty(),
+        PointFlags::empty(),
+        PointFlags::HIDDEN,
+        PointFlags::SELECTED,
+    ];
     let mut frame = MapFrame {
         scene: 1,
         positions: Versioned::new(positions.clone()),

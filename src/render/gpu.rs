@@ -4,12 +4,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-/// Point flag: the point is selected.
-pub const SELECTED: u32 = 1;
-/// Point flag: the image is dropped (not in the keep-list).
-pub const DROPPED: u32 = 2;
-/// Point flag: not drawn (filtered out).
-pub const HIDDEN: u32 = 4;
+bitflags::bitflags! {
+    /// A point's state, one `u32` per point in the flags buffer (`flags` in WGSL, whose
+    /// bit tests use these values).
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+    pub struct PointFlags: u32 {
+        /// The point is selected.
+        const SELECTED = 1;
+        /// The image is dropped (not in the keep-list).
+        const DROPPED = 2;
+        /// Not drawn (filtered out).
+        const HIDDEN = 4;
+    }
+}
 
 /// Camera option: draw dropped points dimmed.
 pub const OPTION_DIM_DROPPED: u32 = 1;

@@ -71,8 +71,8 @@ pub struct MapFrame {
     pub positions: Versioned<Vec<[f32; 2]>>,
     /// Packed RGBA8 colours.
     pub colours: Versioned<Vec<u32>>,
-    /// Flag bits ([`super::gpu::SELECTED`], ...).
-    pub flags: Versioned<Vec<u32>>,
+    /// Each point's state.
+    pub flags: Versioned<Vec<super::gpu::PointFlags>>,
     /// The camera.
     pub camera: CameraUniform,
     /// Sprites to draw this frame (at most [`ATLAS_CELLS`]).

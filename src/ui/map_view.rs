@@ -11,7 +11,8 @@ use eframe::egui_wgpu::{self, wgpu};
 use rayon::prelude::*;
 
 use crate::render::gpu::{
-    self, ATLAS_CELLS, CELL_SIDE, CameraUniform, NO_POINT, OPTION_DIM_DROPPED, SpriteInstance,
+    self, ATLAS_CELLS, CELL_SIDE, CameraUniform, NO_POINT, OPTION_DIM_DROPPED, PointFlags,
+    SpriteInstance,
 };
 use crate::render::map::{CellUpload, MapFrame, MapRenderer, Versioned};
 
@@ -141,7 +142,7 @@ pub struct MapView {
     scene: u64,
     positions: Versioned<Vec<[f32; 2]>>,
     colours: Versioned<Vec<u32>>,
-    flags: Versioned<Vec<u32>>,
+    flags: Versioned<Vec<PointFlags>>,
     atlas: Atlas,
     /// Sprites drawn last frame (points with their thumbnail on the map).
     pub sprites_drawn: usize,
@@ -236,7 +237,7 @@ impl MapView {
             scene: collection.scene,
             positions: Versioned::shared(Arc::clone(&collection.positions)),
             colours: Versioned::new(vec![gpu::pack_rgba(200, 200, 200, 255); n]),
-            flags: Versioned::new(vec![0; n]),
+            flags: Versioned::new(vec![PointFlags::empty(); n]),
             atlas: Atlas::default(),
             sprites_drawn: 0,
             sprite_side_pts: 0.0,
@@ -335,7 +336,7 @@ impl MapView {
     }
 
     /// Sets the point flags.
-    pub fn set_flags(&mut self, flags: Vec<u32>) {
+    pub fn set_flags(&mut self, flags: Vec<PointFlags>) {
         self.flags.set(flags);
     }
 
@@ -752,7 +753,7 @@ impl MapView {
                 centre: collection.positions[point as usize],
                 extent: [w as f32 / longest, h as f32 / longest],
                 cell,
-                flags: flags.get(point as usize).copied().unwrap_or(0),
+                flags: flags.get(point as usize).map_or(0, PointFlags::bits),
                 border: colours.get(point as usize).copied().unwrap_or(0) | 0xff00_0000,
                 uv_scale: longest / CELL_SIDE as f32,
             });

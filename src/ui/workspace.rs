@@ -13,7 +13,7 @@ use crate::analysis::keep::{DropReason, KeeperPolicy};
 use crate::analysis::quality::SCORE_NAMES;
 use crate::pipeline::OutlierScore;
 use crate::render::colormap;
-use crate::render::gpu::{DROPPED, SELECTED};
+use crate::render::gpu::PointFlags;
 use crate::store::session::Settings;
 use crate::store::{keeplist, report};
 
@@ -1024,14 +1024,14 @@ impl Workspace {
         if self.flags_drawn != Some(flag_key) {
             let c = &self.collection;
             let d = &self.decisions;
-            let mut flags = vec![0_u32; c.len()];
+            let mut flags = vec![PointFlags::empty(); c.len()];
             flags.par_iter_mut().enumerate().for_each(|(i, f)| {
                 if !d.keep(c, i) {
-                    *f |= DROPPED;
+                    *f |= PointFlags::DROPPED;
                 }
             });
             for &s in &self.selected {
-                flags[s as usize] |= SELECTED;
+                flags[s as usize] |= PointFlags::SELECTED;
             }
             self.map.set_flags(flags);
             self.flags_drawn = Some(flag_key);
