@@ -19,7 +19,7 @@ use image::RgbImage;
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// A resampling filter of Pillow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Filter {
     /// `Image.LANCZOS` (three lobes).
     Lanczos,
@@ -123,6 +123,14 @@ fn taps(in_size: usize, out_size: usize, filter: Filter) -> Vec<Taps> {
         .collect()
 }
 
+/// Half of one in fixed point: where every sum starts (rounding to nearest).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// A fixed-point sum back to 8 bits (Pillow's `clip8`).
+fn clip(sum: i32) -> u8 {
+    (sum >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
 /// One 8-bit pass along rows (`horizontal`) or columns of a `width × height` image with
 /// `channels` (at most four) interleaved channels. Sums in `i32` as Pillow's are; rows of
 /// a vertical pass are accumulated whole (contiguous, so the compiler vectorises them).
@@ -134,8 +142,6 @@ fn pass(
     horizontal: bool,
     filter: Filter,
 ) -> Vec<u8> {
-    let half = 1_i32 << (PRECISION_BITS - 1);
-    let clip = |sum: i32| (sum >> PRECISION_BITS).clamp(0, 255) as u8;
     if horizontal {
         match channels {
             3 => horizontal_pass::<3>(data, (width, height), out_len, filter),
@@ -150,7 +156,7 @@ fn pass(
         let mut out = vec![0_u8; row_len * out_len];
         let mut sums = vec![0_i32; row_len];
         for (tap, out_row) in taps.iter().zip(out.chunks_exact_mut(row_len)) {
-            sums.fill(half);
+            sums.fill(HALF);
             for (i, &w) in tap.weights.iter().enumerate() {
                 let row = &data[(tap.start + i) * row_len..][..row_len];
                 for (sum, &v) in sums.iter_mut().zip(row) {
@@ -172,7 +178,6 @@ fn horizontal_pass<const C: usize>(
     out_len: usize,
     filter: Filter,
 ) -> Vec<u8> {
-    let half = 1_i32 << (PRECISION_BITS - 1);
     let taps = taps(width, out_len, filter);
     let mut out = vec![0_u8; out_len * height * C];
     for (row, out_row) in data
@@ -180,7 +185,7 @@ fn horizontal_pass<const C: usize>(
         .zip(out.chunks_exact_mut(out_len * C))
     {
         for (tap, pixel) in taps.iter().zip(out_row.chunks_exact_mut(C)) {
-            let mut sums = [half; C];
+            let mut sums = [HALF; C];
             let inputs = &row[tap.start * C..(tap.start + tap.weights.len()) * C];
             for (&w, input) in tap.weights.iter().zip(inputs.chunks_exact(C)) {
                 for (sum, &v) in sums.iter_mut().zip(input) {
@@ -188,7 +193,7 @@ fn horizontal_pass<const C: usize>(
                 }
             }
             for (o, &sum) in pixel.iter_mut().zip(&sums) {
-                *o = (sum >> PRECISION_BITS).clamp(0, 255) as u8;
+                *o = clip(sum);
             }
         }
     }
@@ -338,12 +343,6 @@ pub struct Windows<'a> {
 /// output length and the filter.
 type FirstPass = (bool, usize, usize, usize, Filter);
 
-impl std::hash::Hash for Filter {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (*self as u8).hash(state);
-    }
-}
-
 impl<'a> Windows<'a> {
     /// Windows of an RGB image.
     #[must_use]
@@ -438,7 +437,7 @@ impl<'a> Windows<'a> {
         } else {
             None
         };
-        let (mut data, mut w, h) = match first {
+        let (data, w, h) = match first {
             Some((horizontal, start, len, out_len)) => {
                 let strip = self.first_pass(horizontal, start, len, out_len, filter);
                 if horizontal {
@@ -457,14 +456,15 @@ impl<'a> Windows<'a> {
             }
             None => (self.cut(self.source(), self.width, rect), rect.2, rect.3),
         };
-        // The remaining passes as `resize_data` makes them.
-        if w != out_w {
-            data = pass(&data, (w, h), c, out_w, true, filter);
-            w = out_w;
-        }
-        if h != out_h {
-            data = pass(&data, (w, h), c, out_h, false, filter);
-        }
+        // The remaining pass (the first axis already has its size).
+        let data = resize_data(
+            data,
+            (w as u32, h as u32),
+            c,
+            (out_w as u32, out_h as u32),
+            filter,
+            order,
+        );
         let rgb = if self.alpha { divided(&data) } else { data };
         RgbImage::from_raw(out_w as u32, out_h as u32, rgb).expect("a buffer of the requested size")
     }
