@@ -688,8 +688,9 @@ struct Attempt<'a> {
     copy: &'a Picture,
     copy_image: &'a image::RgbImage,
     settings: Option<&'a crate::dataset::jpeg::Settings>,
-    /// The best trial at the alignment's window.
-    located: Option<Trial>,
+    /// The best trial at each of the alignment's windows (see
+    /// [`verify::compare_located_all`]).
+    located: Vec<Trial>,
     /// The best trial of the whole original, when the alignment chose a smaller window.
     whole: Option<Trial>,
 }
@@ -722,16 +723,15 @@ impl<'a> Attempt<'a> {
             (Original::Rgb(_, picture), None) => (std::slice::from_ref(picture), copy),
             (Original::Rgba(_, pictures), None) => (pictures, copy),
         };
-        // The window of the picture that lines up best.
-        let [x, y] = locating
+        // The windows of the picture that lines up best (its closest alignment, and the
+        // profiles' when a search found a closer one).
+        let located = locating
             .iter()
-            .filter_map(|picture| {
-                let (c, window) = verify::compare_located(picture, locating_copy);
-                window.map(|window| (c.difference, window))
-            })
-            .min_by(|p, q| p.0.total_cmp(&q.0))?
+            .map(|picture| verify::compare_located_all(picture, locating_copy))
+            .filter(|(_, windows)| !windows.is_empty())
+            .min_by(|p, q| p.0.difference.total_cmp(&q.0.difference))?
             .1;
-        // The window in whole pixels; one reaching beyond the view by more than rounding
+        // The windows in whole pixels; one reaching beyond the view by more than rounding
         // is not a crop of it (the other direction may be).
         let edges = |(start, end): (f32, f32), side: u32| -> Option<(i64, i64)> {
             let side = f64::from(side);
@@ -739,16 +739,20 @@ impl<'a> Attempt<'a> {
             (start > -1.0 && end < side + 1.0)
                 .then(|| (start.round().max(0.0) as i64, end.round().min(side) as i64))
         };
-        let (xs, ys) = (edges(x, w)?, edges(y, h)?);
+        let mut windows: Vec<((i64, i64), (i64, i64))> = located
+            .into_iter()
+            .filter_map(|[x, y]| Some((edges(x, w)?, edges(y, h)?)))
+            .collect();
+        windows.dedup();
         let full = ((0, i64::from(w)), (0, i64::from(h)));
         let transparent = matches!(view, Original::Rgba(..));
-        if (xs, ys) == full
-            && (w, h) == copy_image.dimensions()
-            && (settings.is_none() || transparent)
-        {
-            // No crop, no resize, no compression: nothing to reproduce.
-            return None;
-        }
+        // No crop, no resize, no compression: nothing to reproduce.
+        windows.retain(|&window| {
+            window != full
+                || (w, h) != copy_image.dimensions()
+                || !(settings.is_none() || transparent)
+        });
+        let &(xs, ys) = windows.first()?;
         let mut attempt = Self {
             view,
             windows: match view {
@@ -758,18 +762,24 @@ impl<'a> Attempt<'a> {
             copy,
             copy_image,
             settings,
-            located: None,
+            located: Vec::new(),
             whole: None,
         };
-        // Without a crop or a resize every method makes the same picture.
-        let methods = if (xs, ys) == full && (w, h) == copy_image.dimensions() {
-            1
-        } else {
-            RESIZES.len()
-        };
-        let mut located = None;
-        for f in 0..methods {
-            attempt.try_window(&mut located, xs, ys, f);
+        // One first trial per window, each polished on its own (the closer first guess
+        // does not always settle closer).
+        let mut located = Vec::new();
+        for &(xs, ys) in &windows {
+            // Without a crop or a resize every method makes the same picture.
+            let methods = if (xs, ys) == full && (w, h) == copy_image.dimensions() {
+                1
+            } else {
+                RESIZES.len()
+            };
+            let mut trial = None;
+            for f in 0..methods {
+                attempt.try_window(&mut trial, xs, ys, f);
+            }
+            located.extend(trial);
         }
         // The alignment's window is found on small pictures and may miss a plain resize by
         // a pixel or two: the whole original is tried too.
@@ -876,28 +886,27 @@ impl<'a> Attempt<'a> {
     fn polish(&self) -> Option<Comparison> {
         let (w, h) = self.view.dimensions();
         let full = ((0, i64::from(w)), (0, i64::from(h)));
-        let Some(mut best) = self.located else {
-            return self.whole.map(|t| t.0);
-        };
-        // Polishing moves a crop's edges by a pixel or two, which brings a near miss (an
-        // edge's resampling) under the line, not another picture; a plain copy needs none.
-        let settled = (best.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
-            && best.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
-            || best.0.difference > 2.0 * RECOMPRESS_WITHIN;
-        if (best.1, best.2) != full && !settled {
+        let polished = self.located.iter().map(|&start| {
+            // Polishing moves a crop's edges by a pixel or two, which brings a near miss
+            // (an edge's resampling) under the line, not another picture; a plain copy
+            // needs none.
+            let settled = (start.0.difference <= 0.5 * verify::DEFAULT_MAX_DIFFERENCE
+                && start.0.is_copy(verify::DEFAULT_MAX_DIFFERENCE))
+                || start.0.difference > 2.0 * RECOMPRESS_WITHIN;
+            if (start.1, start.2) == full || settled {
+                return start;
+            }
             let (cw, ch) = self.copy_image.dimensions();
-            best = if cw * ch <= JOINT_PIXELS {
-                self.polish_jointly(best)
+            if cw * ch <= JOINT_PIXELS {
+                self.polish_jointly(start)
             } else {
-                self.polish_by_axis(best)
-            };
-        }
-        if let Some(whole) = self.whole
-            && whole.0.difference < best.0.difference
-        {
-            best = whole;
-        }
-        Some(best.0)
+                self.polish_by_axis(start)
+            }
+        });
+        polished
+            .chain(self.whole)
+            .map(|trial| trial.0)
+            .min_by(|p, q| p.difference.total_cmp(&q.difference))
     }
 
     /// Steps a crop's window one axis at a time with the method of `start` while that
