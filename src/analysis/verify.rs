@@ -791,16 +791,34 @@ fn align_axis(a: &[[f32; 3]], b: &[[f32; 3]]) -> (f32, f32) {
 /// The mean absolute difference of `b` and `a` warped onto it, per channel, over the
 /// overlap (infinite when the overlap is too small).
 fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
-    let (warped, valid) = warp_onto(a, b, warp);
-    let count = valid.iter().filter(|&&v| v).count();
-    if (count as f32) < MIN_OVERLAP * valid.len() as f32 {
+    // As [`warp_onto`] warps, summed as it goes (the polish calls this thousands of times
+    // per pair: no warped grid is kept).
+    let (w, h) = (b.w, b.h);
+    let taps = |axis: (f32, f32), len: usize| -> Vec<(usize, usize, usize, f32)> {
+        (0..len)
+            .filter_map(|j| {
+                let pos = map_sample(axis, j, len)?;
+                let lo = pos.floor() as usize;
+                Some((j, lo, (lo + 1).min(len - 1), pos - pos.floor()))
+            })
+            .collect()
+    };
+    let (xs, ys) = (taps(warp.x, w), taps(warp.y, h));
+    let count = xs.len() * ys.len();
+    if (count as f32) < MIN_OVERLAP * (w * h) as f32 {
         return f32::INFINITY;
     }
-    let sum: f32 = (0..valid.len())
-        .filter(|&p| valid[p])
-        .flat_map(|p| p * 3..p * 3 + 3)
-        .map(|k| (warped[k] - b.rgb[k]).abs())
-        .sum();
+    let mut sum = 0.0_f32;
+    for &(i, y0, y1, fy) in &ys {
+        for &(j, x0, x1, fx) in &xs {
+            for c in 0..3 {
+                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                sum += (top * (1.0 - fy) + bottom * fy - b.rgb[(i * w + j) * 3 + c]).abs();
+            }
+        }
+    }
     sum / count as f32
 }
 
