@@ -11,7 +11,8 @@
 //!    content. The scale and shift of each axis are found by matching the two pictures'
 //!    colour profiles along that axis (coarse to fine), and the identity is always tried.
 //!    Where a crop on one axis changes the other's profile (a smooth photo patch cut on
-//!    all four borders) and the pair stays far from the line, both axes are searched
+//!    all four borders) and the pair is left misaligned (a mean difference beyond a
+//!    copy's, or a block difference far beyond the line), both axes are searched
 //!    together on a 12-pixel grid, one picture nested in the other, and the closest
 //!    alignment polished on the pixels.
 //! 3. **Photometry**: one gain and offset shared by the three channels absorb brightness
@@ -451,15 +452,7 @@ fn search_warp(a: &Picture, b: &Picture, w: usize, h: usize) -> Vec<Warp> {
                 if !admissible((scale, shift)) || within == (false, false) {
                     continue;
                 }
-                let cells = (0..len)
-                    .filter_map(|j| {
-                        map_sample((scale, shift), j, len).map(|pos| {
-                            let lo = pos.floor() as usize;
-                            (j, lo, (lo + 1).min(len - 1), pos - lo as f32)
-                        })
-                    })
-                    .collect();
-                out.push(((scale, shift), within, cells));
+                out.push(((scale, shift), within, taps_of((scale, shift), len)));
             }
         }
         out
@@ -716,6 +709,18 @@ fn map_sample((scale, shift): (f32, f32), j: usize, len: usize) -> Option<f32> {
         .then(|| pos.clamp(0.0, len - 1.0))
 }
 
+/// Per cell `j` of an axis of `len` cells that `axis` maps inside the other picture: `j`,
+/// the two cells it reads there and the weight of the second (bilinear taps).
+fn taps_of(axis: (f32, f32), len: usize) -> Vec<(usize, usize, usize, f32)> {
+    (0..len)
+        .filter_map(|j| {
+            let pos = map_sample(axis, j, len)?;
+            let lo = pos.floor() as usize;
+            Some((j, lo, (lo + 1).min(len - 1), pos - pos.floor()))
+        })
+        .collect()
+}
+
 /// Whether an axis's `(scale, shift)` can be a copy's: copies are windows of one original
 /// with at most 8 % off each border, so both ends of one window lie within about 0.1 of
 /// the other's, and the scale stays in [`SCALE_RANGE`].
@@ -794,16 +799,7 @@ fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
     // As [`warp_onto`] warps, summed as it goes (the polish calls this thousands of times
     // per pair: no warped grid is kept).
     let (w, h) = (b.w, b.h);
-    let taps = |axis: (f32, f32), len: usize| -> Vec<(usize, usize, usize, f32)> {
-        (0..len)
-            .filter_map(|j| {
-                let pos = map_sample(axis, j, len)?;
-                let lo = pos.floor() as usize;
-                Some((j, lo, (lo + 1).min(len - 1), pos - pos.floor()))
-            })
-            .collect()
-    };
-    let (xs, ys) = (taps(warp.x, w), taps(warp.y, h));
+    let (xs, ys) = (taps_of(warp.x, w), taps_of(warp.y, h));
     let count = xs.len() * ys.len();
     if (count as f32) < MIN_OVERLAP * (w * h) as f32 {
         return f32::INFINITY;
