@@ -845,6 +845,15 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
         "  time       {:>7.2}s   {:.0} files/s  ·  decoded {}, cached {}  ·  {}",
         s.elapsed_secs, s.images_per_sec, s.decoded, s.cached, s.device
     );
+    let stages: Vec<String> = s
+        .stage_secs
+        .iter()
+        .filter(|(_, secs)| *secs >= 0.005)
+        .map(|(name, secs)| format!("{name} {secs:.2}"))
+        .collect();
+    if !stages.is_empty() {
+        println!("  stages     {} (seconds)", stages.join(" · "));
+    }
     for warning in analysis.warnings.iter().take(5) {
         println!("  warning    {warning}");
     }

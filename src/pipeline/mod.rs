@@ -237,6 +237,9 @@ pub struct Summary {
     pub device: String,
     /// Wall time of the run.
     pub elapsed_secs: f64,
+    /// Wall time of each stage, in order (`decode`, `model`, `neighbours`, `near`,
+    /// `outliers`, `layout`, `write`); where a slow run spends its time.
+    pub stage_secs: Vec<(String, f64)>,
     /// Files per second over the whole run.
     pub images_per_sec: f64,
     /// Warnings (also in [`Analysis::warnings`]).
@@ -266,6 +269,33 @@ pub struct Summary {
     pub ensemble_weights: Vec<(String, f32)>,
 }
 
+/// Wall time per stage of a run, for [`Summary::stage_secs`].
+struct StageClock {
+    last: Instant,
+    stages: Vec<(String, f64)>,
+}
+
+impl StageClock {
+    fn new(started: Instant) -> Self {
+        Self {
+            last: started,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Ends the stage `name` now (the next one starts).
+    fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.stages
+            .push((name.to_owned(), now.duration_since(self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn finish(self) -> Vec<(String, f64)> {
+        self.stages
+    }
+}
+
 /// `"; <advice>"` for a failed write whose cause says what to do, else nothing.
 fn advice(source: &std::io::Error) -> String {
     store::write_advice(source).map_or_else(String::new, |a| format!("; {a}"))
@@ -288,6 +318,7 @@ pub fn analyze(
     progress: &Progress,
 ) -> Result<Analysis, PipelineError> {
     let started = Instant::now();
+    let mut stages = StageClock::new(started);
     // The device and the model first: a bad model folder fails the run before any work.
     let device = match &options.compute {
         Some(device) => device.clone(),
@@ -361,6 +392,7 @@ pub fn analyze(
             })
             .ok();
     }
+    stages.mark("scan");
     let (mut records, decoded) = decode_all(root, &scan, &mut cache, options, progress)?;
     let write_err = |what: &str| {
         let what = what.to_owned();
@@ -370,6 +402,7 @@ pub fn analyze(
         .save(&mut records)
         .map_err(write_err("the cache index"))?;
     let thumbnail_pack = cache.pack_path();
+    stages.mark("decode");
 
     let (mut captions, caption_warnings) = captions::load(root, &scan);
     warnings.extend(caption_warnings);
@@ -430,6 +463,7 @@ pub fn analyze(
         (None, Some(imported)) => (builtin.as_slice(), imported.dim),
         (None, None) => (builtin.as_slice(), FEATURE_DIM),
     };
+    stages.mark("model");
     let n = readable.len();
     let digest = neighbours::digest(features, dim, knn::STORED_NEIGHBOURS);
     // One k-means clustering of the features, shared by the IVF index, SemDeDup and the
@@ -532,6 +566,7 @@ pub fn analyze(
         )
         .map_err(write_err("the cluster cache"))?;
     }
+    stages.mark("neighbours");
     // Near duplicates: every candidate verified on the pixels, verdicts cached by content.
     // The feature candidates come from the built-in (pixel) features, whose similarity
     // floor is calibrated for copies; a model's embeddings add their SemDeDup pairs.
@@ -621,6 +656,7 @@ pub fn analyze(
     progress.send(ProgressEvent::Finished {
         stage: Stage::Dedup,
     });
+    stages.mark("near");
     let readable_groups: Vec<i64> = readable
         .iter()
         .map(|&r| groups.dup_group[r as usize])
@@ -693,6 +729,7 @@ pub fn analyze(
         OutlierScore::Combined => combined.clone(),
     };
 
+    stages.mark("outliers");
     progress.send(ProgressEvent::Started {
         stage: Stage::Layout,
         total: 0,
@@ -724,6 +761,7 @@ pub fn analyze(
     progress.send(ProgressEvent::Finished {
         stage: Stage::Layout,
     });
+    stages.mark("layout");
 
     let (scores, decisions) = judge(
         &records,
@@ -819,6 +857,7 @@ pub fn analyze(
         stage: Stage::Write,
     });
 
+    stages.mark("write");
     let elapsed = started.elapsed().as_secs_f64();
     let (farthest_copy, closest_rejected) = near_pairs.separation();
     let mut summary = Summary {
@@ -850,6 +889,7 @@ pub fn analyze(
         neighbours_cached,
         device: device.description,
         elapsed_secs: elapsed,
+        stage_secs: stages.finish(),
         images_per_sec: rows.len() as f64 / elapsed.max(1e-9),
         warnings: warnings.len(),
         model: semantic.as_ref().map(|s| s.model.clone()),
