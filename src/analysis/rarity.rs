@@ -13,7 +13,10 @@
 //! rarities: one odd signal is not enough, several together are. (Three rather than two:
 //! on both evaluation sets, folders of icons and photos with six kinds of outliers, the
 //! AUROC rose by 0.004–0.008, most for grey digits, which share their greyness with every
-//! other grey outlier.)
+//! other grey outlier.) The pipeline's signals: the distance to the 16th neighbour, the
+//! Mahalanobis distance, the seven quality measures (both tails), the noise level of flat
+//! patches (pure noise raised its AUROC from 0.90–0.93 to 0.98 on three sets) and, with a
+//! classifier, its top logit and softmax entropy.
 
 /// How many of an image's largest rarities are averaged.
 pub const TOP: usize = 3;

@@ -702,6 +702,18 @@ pub fn analyze(
             (&mahalanobis, rarity::Tails::Upper),
         ];
         signals.extend(quality.iter().map(|q| (q.as_slice(), rarity::Tails::Both)));
+        // The noise a flat patch shows: pure noise, static and heavy grain are rare in
+        // any folder of pictures, and the quality measures above do not see it (noise is
+        // sharp and full of information).
+        let noise: Vec<f32> = readable
+            .iter()
+            .map(|&r| {
+                records[r as usize]
+                    .facts()
+                    .map_or(0.0, |f| f.measures.noise)
+            })
+            .collect();
+        signals.push((&noise, rarity::Tails::Upper));
         // A classifier's label-free OOD scores: a low top logit, an unsure softmax.
         let label_signals: Vec<Vec<f32>> = match &semantic {
             Some(s) if !s.logits.is_empty() => {
