@@ -39,7 +39,19 @@ fn row_index(rows: &[ReportRow]) -> HashMap<&str, u32> {
 /// files that are not rows are skipped.
 #[must_use]
 pub fn not_duplicate_rows(rows: &[ReportRow], session: &Session) -> HashSet<(u32, u32)> {
-    let index = row_index(rows);
+    not_duplicate_pairs(rows.iter().map(|r| r.path.as_str()), session)
+}
+
+/// The "not a duplicate" pairs of `session` as pairs of positions in `paths` (lower
+/// first); pairs naming other paths are skipped.
+pub fn not_duplicate_pairs<'a>(
+    paths: impl Iterator<Item = &'a str>,
+    session: &Session,
+) -> HashSet<(u32, u32)> {
+    if session.not_duplicates.is_empty() {
+        return HashSet::new();
+    }
+    let index: HashMap<&str, u32> = paths.enumerate().map(|(i, p)| (p, i as u32)).collect();
     session
         .not_duplicates
         .iter()

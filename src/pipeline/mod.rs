@@ -1,9 +1,15 @@
-//! The analysis pass behind `curate analyze` (and, later, the app's background job):
-//! scan → decode (cached) → captions → duplicates → outliers → layout → decisions → report.
+//! The analysis pass behind `curate analyze` and the app's background job, in two stages:
+//! the per-image stage ([`ingest`]: bytes in, one record out — status, hashes, quality
+//! measures, pixel features, thumbnail — a pure function of the image, cached by content;
+//! then the model's embedding and logits of each image, [`semantic`]) and the global
+//! stages over the table of records ([`global`]: clusters and neighbours → duplicates →
+//! outliers → layout → decisions and report). [`analyze`] scans the folder, runs the
+//! per-image stage on what the cache lacks, and composes the global stages.
 
 pub mod decide;
 pub mod demo_score;
 mod embeddings;
+pub mod global;
 pub mod ingest;
 pub mod near;
 pub mod preview;
@@ -22,15 +28,15 @@ use rayon::prelude::*;
 
 use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions, KeeperFacts};
+use crate::analysis::kmeans;
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{self, SCORE_NAMES, Scores, SizeStats};
-use crate::analysis::{kmeans, minhash, pca, rarity, semdedup, umap};
 use crate::dataset::{self, DecodeLimits, captions};
 use crate::embed::{ComputeDevice, DeviceChoice, FEATURE_DIM};
 use crate::progress::{Progress, ProgressEvent, Stage};
+use crate::store;
 use crate::store::cache::{Cache, FileRecord, Outcome};
 use crate::store::report::ReportRow;
-use crate::store::{self, neighbours};
 
 /// Settings of one analysis run.
 #[derive(Clone, Debug)]
@@ -416,12 +422,11 @@ pub fn analyze(
         _ => None,
     };
 
-    // Dataset-wide analysis over the readable rows.
+    // The rest of the per-image stage: the model's outputs for every readable image.
     let content: Vec<Option<[u8; 32]>> = records
         .iter()
         .map(|r| r.facts().map(|f| f.content_hash))
         .collect();
-    let phashes = near::row_hashes(&records);
     let (readable, builtin) = match (&imported, &imported_rows) {
         (Some(imported), Some(rows)) => imported_features(imported, rows),
         _ => readable_features(&records),
@@ -458,417 +463,65 @@ pub fn analyze(
         )?),
         _ => None,
     };
+    stages.mark("model");
+
+    // The global stages, over the table of records.
     let (features, dim) = match (&semantic, &imported) {
         (Some(s), _) => (s.images.as_slice(), s.dim),
         (None, Some(imported)) => (builtin.as_slice(), imported.dim),
         (None, None) => (builtin.as_slice(), FEATURE_DIM),
     };
-    stages.mark("model");
-    let n = readable.len();
-    let digest = neighbours::digest(features, dim, knn::STORED_NEIGHBOURS);
-    // One k-means clustering of the features, shared by the IVF index, SemDeDup and the
-    // keeper policies; cached with SemDeDup's pairs.
-    progress.send(ProgressEvent::Started {
-        stage: Stage::Dedup,
-        total: records.len() as u64,
-    });
-    let cached = store::clusters::load(root, &digest);
-    let mut clusters_changed = cached.is_none();
-    let (clusters, cached_pairs) = if let Some(c) = cached {
-        (c.clusters, c.pairs)
-    } else {
-        let params = kmeans::Params::spherical(n, semdedup::default_clusters(n));
-        (
-            kmeans::fit_with(features, dim, &params, &device.device),
-            None,
-        )
-    };
-    if progress.is_cancelled() {
-        return Err(PipelineError::Cancelled);
-    }
-    let (graph, neighbours_cached) = if let Some(graph) = neighbours::load(root, &digest) {
-        (graph, true)
-    } else {
-        let graph = knn::graph(
-            features,
-            dim,
-            knn::STORED_NEIGHBOURS,
-            Some(&clusters),
-            &device.device,
-            progress,
-        );
-        if progress.is_cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        neighbours::save(root, &digest, &graph).map_err(write_err("the neighbour cache"))?;
-        (graph, false)
-    };
-
-    // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP (or imported)
-    // embeddings, star-linked from the largest images outwards. Pairs of images on disk are
-    // only candidates, verified on their pixels like every other; rows without an image
-    // have nothing else to go by.
-    let mut semantic_pairs = None;
-    let mut pairs_to_cache = cached_pairs.clone();
-    let mut model_candidates = Vec::new();
-    let mut semantic_links = Vec::new();
-    if semantic.is_some() || imported.is_some() {
-        let threshold = options.models.semantic_threshold;
-        let floor = threshold.min(semdedup::DEFAULT_FLOOR);
-        let pairs = match cached_pairs {
-            Some((cached_floor, pairs)) if cached_floor <= floor => pairs
-                .into_iter()
-                .filter(|p| p.similarity >= floor)
-                .collect(),
-            _ => {
-                clusters_changed = true;
-                let pairs = semdedup::pairs_within(features, dim, floor, &clusters, &device.device);
-                pairs_to_cache = Some((floor, pairs.clone()));
-                pairs
-            }
-        };
-        let found = semdedup::SemDeDup {
-            clusters: clusters.clone(),
-            pairs,
-        };
-        let pixels = |p: u32| {
-            records[readable[p as usize] as usize]
-                .facts()
-                .map_or(0, |f| u64::from(f.width) * u64::from(f.height))
-        };
-        let priority = semantic::largest_first(n, pixels);
-        for (a, b) in found.links(1.0 - threshold, &priority) {
-            let (a, b) = (readable[a as usize], readable[b as usize]);
-            if records[a as usize].facts().is_some() && records[b as usize].facts().is_some() {
-                model_candidates.push((a, b));
-            } else {
-                semantic_links.push(dedup::DupLink {
-                    a,
-                    b,
-                    kind: dedup::DupKind::Semantic,
-                });
-            }
-        }
-        semantic_pairs = Some(std::sync::Arc::new(semantic::SemanticPairs {
-            found,
-            threshold,
-            floor,
-        }));
-    }
-    if clusters_changed {
-        store::clusters::save(
-            root,
-            &digest,
-            &store::clusters::Cached {
-                clusters: clusters.clone(),
-                pairs: pairs_to_cache,
-            },
-        )
-        .map_err(write_err("the cluster cache"))?;
-    }
-    stages.mark("neighbours");
-    // Near duplicates: every candidate verified on the pixels, verdicts cached by content.
-    // The feature candidates come from the built-in (pixel) features, whose similarity
-    // floor is calibrated for copies; a model's embeddings add their SemDeDup pairs.
-    let pixel_graph = (semantic.is_some() && imported.is_none()).then(|| {
-        knn::graph(
-            &builtin,
-            FEATURE_DIM,
-            near::GRAPH_CANDIDATES,
-            None,
-            &device.device,
-            progress,
-        )
-    });
-    let candidates = near::candidates(
-        &content,
-        &phashes,
-        options.max_distance,
-        imported
-            .is_none()
-            .then(|| (pixel_graph.as_ref().unwrap_or(&graph), readable.as_slice())),
-        &model_candidates,
-    );
-    let mut verdicts = store::verdicts::load(root);
-    let known = verdicts.len();
-    let mut verified = near::verify(root, &records, &thumbnail_pack, &candidates, &mut verdicts);
-    // Two images that are copies of a third are compared with each other too (the
-    // grouping then tells two copies of one picture from two look-alikes).
-    let closing = near::closing_pairs(&verified, options.max_difference);
-    verified.extend(near::verify(
-        root,
-        &records,
-        &thumbnail_pack,
-        &closing,
-        &mut verdicts,
-    ));
-    if verdicts.len() != known {
-        store::verdicts::save(root, &verdicts).map_err(write_err("the verification cache"))?;
-    }
-    let near_pairs = near::NearPairs {
-        pairs: verified,
-        max_difference: options.max_difference,
-    };
-    let listed: Vec<_> = near_pairs
-        .pairs
-        .iter()
-        .map(|p| {
-            (
-                records[p.a as usize].rel_path.as_str(),
-                records[p.b as usize].rel_path.as_str(),
-                p.comparison,
-                p.comparison.is_copy(options.max_difference),
-            )
-        })
-        .collect();
-    store::verdicts::write_pairs_csv(root, &listed, options.max_difference)
-        .map_err(write_err("the near-pair list"))?;
-    // Pairs a person said are not duplicates (in the app) never link again.
-    let saved = store::session::Session::load(root);
-    let not_duplicates: std::collections::HashSet<(u32, u32)> = match &saved {
-        Ok(session) if !session.not_duplicates.is_empty() => {
-            let index: std::collections::HashMap<&str, u32> = records
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.rel_path.as_str(), i as u32))
-                .collect();
-            session
-                .not_duplicates
-                .iter()
-                .filter_map(|(a, b)| {
-                    let (a, b) = (*index.get(a.as_str())?, *index.get(b.as_str())?);
-                    Some((a.min(b), a.max(b)))
-                })
-                .collect()
-        }
-        _ => std::collections::HashSet::new(),
-    };
-    let mut links = near_pairs.links(options.max_difference);
-    links.extend(semantic_links);
-    links.retain(|l| !not_duplicates.contains(&(l.a.min(l.b), l.a.max(l.b))));
-    let mut rejected = near_pairs.rejected(options.max_difference);
-    rejected.extend(not_duplicates.iter().copied());
-    let copies = keep::near_copies(records.len(), &links);
-    let (scores_now, facts) = keeper_facts(&records, &copies);
-    let rank = keep::quality_rank(&facts);
-    let links = near_pairs.settled(links, options.max_difference, &rank);
-    let groups = dedup::group_with(&content, &links, &rejected, &rank);
-    progress.send(ProgressEvent::Finished {
-        stage: Stage::Dedup,
-    });
-    stages.mark("near");
-    let readable_groups: Vec<i64> = readable
-        .iter()
-        .map(|&r| groups.dup_group[r as usize])
-        .collect();
-    // The three outlier scores; `ood` is the one chosen for `ood_score` and `--drop-outliers`.
-    let per_row = |scores: Vec<f32>| {
-        let mut out = vec![0.0_f32; records.len()];
-        for (&row, score) in readable.iter().zip(scores) {
-            out[row as usize] = score;
-        }
-        out
-    };
-    let kth = per_row(knn::outlier_scores(
-        &graph,
-        &readable_groups,
-        options.outlier_k,
-    ));
-    let mean_knn = per_row(knn::mean_knn_scores(
-        &graph,
-        &readable_groups,
-        options.outlier_k,
-    ));
-    let mahalanobis = per_row(crate::analysis::mahalanobis::scores(
+    let table = global::Table {
+        records: &records,
+        readable: &readable,
         features,
         dim,
+        builtin: &builtin,
+        semantic: semantic.as_ref(),
+        imported: imported.is_some(),
+        content: &content,
+    };
+    let index = global::index(root, &table, &device.device, progress)?;
+    stages.mark("neighbours");
+    let found = global::duplicates(
+        root,
+        &table,
+        &index,
+        &thumbnail_pack,
+        options,
         &device.device,
-    ));
-    let far = per_row(knn::outlier_scores(&graph, &readable_groups, graph.k));
-    let combined = per_row({
-        let quality: Vec<Vec<f32>> = (0..SCORE_NAMES.len())
-            .map(|m| {
-                readable
-                    .iter()
-                    .map(|&r| scores_now[r as usize].map_or(0.0, |s| s.values[m]))
-                    .collect()
-            })
-            .collect();
-        let on_readable =
-            |column: &[f32]| -> Vec<f32> { readable.iter().map(|&r| column[r as usize]).collect() };
-        let (far, mahalanobis) = (on_readable(&far), on_readable(&mahalanobis));
-        let mut signals: Vec<(&[f32], rarity::Tails)> = vec![
-            (&far, rarity::Tails::Upper),
-            (&mahalanobis, rarity::Tails::Upper),
-        ];
-        signals.extend(quality.iter().map(|q| (q.as_slice(), rarity::Tails::Both)));
-        // The noise a flat patch shows: pure noise, static and heavy grain are rare in
-        // any folder of pictures, and the quality measures above do not see it (noise is
-        // sharp and full of information).
-        let noise: Vec<f32> = readable
-            .iter()
-            .map(|&r| {
-                records[r as usize]
-                    .facts()
-                    .map_or(0.0, |f| f.measures.noise)
-            })
-            .collect();
-        signals.push((&noise, rarity::Tails::Upper));
-        // A classifier's label-free OOD scores: a low top logit, an unsure softmax.
-        let label_signals: Vec<Vec<f32>> = match &semantic {
-            Some(s) if !s.logits.is_empty() => {
-                let of = |f: fn(&semantic::LabelScores) -> f32| -> Vec<f32> {
-                    readable
-                        .iter()
-                        .map(|&r| s.label_scores[r as usize].as_ref().map_or(0.0, f))
-                        .collect()
-                };
-                vec![of(|l| -l.max_logit), of(|l| l.entropy)]
-            }
-            _ => Vec::new(),
-        };
-        signals.extend(
-            label_signals
-                .iter()
-                .map(|v| (v.as_slice(), rarity::Tails::Upper)),
-        );
-        rarity::combined(&signals)
-    });
-    let ood = match options.outlier_score {
-        OutlierScore::Kth => kth.clone(),
-        OutlierScore::MeanKnn => mean_knn.clone(),
-        OutlierScore::Mahalanobis => mahalanobis.clone(),
-        OutlierScore::Combined => combined.clone(),
-    };
-
+        progress,
+    )?;
+    stages.mark("near");
+    let outliers = global::outliers(&table, &index, &found, options, &device.device);
     stages.mark("outliers");
-    progress.send(ProgressEvent::Started {
-        stage: Stage::Layout,
-        total: 0,
-    });
-    let layout_digest = {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&digest);
-        hasher.update(format!("{:?}", umap::Params::default()).as_bytes());
-        *hasher.finalize().as_bytes()
-    };
-    let layout = if let Some(layout) = store::clusters::load_layout(root, &layout_digest, n) {
-        layout
-    } else {
-        let init = pca::project_2d(features, dim, &device.device);
-        let layout = umap::layout(
-            &graph,
-            &init,
-            &umap::Params::default(),
-            &device.device,
-            progress,
-        );
-        if progress.is_cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        store::clusters::save_layout(root, &layout_digest, &layout)
-            .map_err(write_err("the layout cache"))?;
-        layout
-    };
-    progress.send(ProgressEvent::Finished {
-        stage: Stage::Layout,
-    });
+    let layout = global::layout(root, &table, &index, &device.device, progress)?;
     stages.mark("layout");
-
-    let (scores, decisions) = judge(
-        &records,
-        &groups,
-        &content,
-        &ood,
-        options.drop_outliers_percent,
-        &copies,
-    );
-
-    progress.send(ProgressEvent::Started {
-        stage: Stage::Write,
-        total: 0,
-    });
-    let mut xy = vec![None; records.len()];
-    for (&row, point) in readable.iter().zip(&layout) {
-        xy[row as usize] = Some(*point);
-    }
-    let mut rows = build_rows(&records, &captions, &groups, &decisions, &ood, &scores, &xy);
-    // Near-duplicate captions by MinHash LSH, whenever the folder has captions.
-    let caption_duplicates = rows.iter().any(|r| r.caption.is_some()).then(|| {
-        let texts: Vec<Option<&str>> = rows.iter().map(|r| r.caption.as_deref()).collect();
-        minhash::group(&texts, minhash::DEFAULT_THRESHOLD)
-    });
-    if let Some(found) = &caption_duplicates {
-        for (report, &group) in rows.iter_mut().zip(&found.group) {
-            report.caption_dup_group = Some(group);
-        }
-    }
-    if let Some(semantic) = &semantic {
-        add_semantic_columns(&mut rows, semantic);
-    }
-    let centrality = centroid_similarities(features, dim, &clusters);
-    for (p, &row) in readable.iter().enumerate() {
-        let report = &mut rows[row as usize];
-        report.cluster = clusters.assignment.get(p).map(|&c| i64::from(c));
-        report.centroid_similarity = centrality.get(p).copied();
-    }
-    for (report, &count) in rows.iter_mut().zip(&copies) {
-        if report.status == "ok" {
-            report.near_copies = Some(count);
-        }
-    }
-    for (row, report) in rows.iter_mut().enumerate() {
-        if report.status == "ok" {
-            report.ood_kth = Some(kth[row]);
-            report.ood_mean_knn = Some(mean_knn[row]);
-            report.ood_mahalanobis = Some(mahalanobis[row]);
-            report.ood_combined = Some(combined[row]);
-        }
-    }
-    // Labels saved by the app (G / B), overridden by the caller's.
-    let mut labels: BTreeMap<String, bool> = match saved {
-        Ok(session) => session
-            .quality_labels
-            .into_iter()
-            .map(|(path, label)| (path, label == store::session::QualityLabel::Bad))
-            .collect(),
-        Err(err) => {
-            warnings.push(format!("quality labels not read: {err}"));
-            BTreeMap::new()
-        }
-    };
-    labels.extend(options.quality_labels.iter().cloned());
-    let labels: Vec<(String, bool)> = labels.into_iter().collect();
-    let ensemble_weights = add_ensemble(&mut rows, &readable, &labels);
-    // A learned score or another keeper policy chooses the keepers again.
-    let learned = rekeep::learned_scores(&rows, !ensemble_weights.is_empty());
-    let decisions = if options.keeper_policy == keep::KeeperPolicy::Quality && learned.is_none() {
-        decisions
-    } else {
-        let (redone, decisions) = rekeep::redecide(
-            &rows,
-            &groups,
-            options.keeper_policy,
-            learned.as_deref(),
-            None,
-        );
-        rows = redone;
-        decisions
-    };
-    if let Some(captions) = &caption_semantics {
-        for (report, group) in rows.iter_mut().zip(&captions.group) {
-            report.caption_group = *group;
-        }
-    }
-    let report_path = options
-        .report
-        .clone()
-        .unwrap_or_else(|| store::default_report_path(root));
-    store::report::write(&report_path, &rows).map_err(write_err("the report"))?;
-    progress.send(ProgressEvent::Finished {
-        stage: Stage::Write,
-    });
-
+    let global::Report {
+        rows,
+        decisions,
+        caption_duplicates,
+        ensemble_weights,
+    } = global::report(
+        root,
+        &table,
+        &index,
+        &found,
+        &outliers,
+        &layout,
+        &captions,
+        caption_semantics.as_ref(),
+        options,
+        progress,
+        &mut warnings,
+    )?;
+    let global::Duplicates {
+        groups,
+        near: near_pairs,
+        semantic_pairs,
+        ..
+    } = found;
+    let (graph, neighbours_cached) = (index.graph, index.neighbours_cached);
     stages.mark("write");
     let elapsed = started.elapsed().as_secs_f64();
     let (farthest_copy, closest_rejected) = near_pairs.separation();
