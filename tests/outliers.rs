@@ -69,3 +69,61 @@ fn every_outlier_score_finds_the_planted_outliers() {
         assert!(area >= 0.95, "{name}: AUROC {area}");
     }
 }
+
+/// Pure noise among real photo patches: sharp and full of information, so no quality
+/// measure calls it odd, but its flat patches are noisy where no photo's are. The combined
+/// score (`ood_score` by default) ranks the noise images above every patch.
+#[test]
+fn noise_among_photo_patches_is_an_outlier() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/efficientnet");
+    for name in ["chelsea", "coffee", "rocket"] {
+        let photo = image::open(data.join(format!("{name}.png")))
+            .expect("test photo")
+            .to_rgb8();
+        for y in (0..=photo.height() - 64).step_by(40) {
+            for x in (0..=photo.width() - 64).step_by(40) {
+                let patch = image::imageops::crop_imm(&photo, x, y, 64, 64).to_image();
+                patch
+                    .save(root.join(format!("{name}-{x}-{y}.png")))
+                    .expect("write patch");
+            }
+        }
+    }
+    let mut rng = SplitMix64::new(7, 0);
+    let noise = ["noise-grey.png", "noise-colour.png", "noise-fine.png"];
+    for (i, name) in noise.iter().enumerate() {
+        let sigma = [50.0, 70.0, 35.0][i];
+        let image = image::RgbImage::from_fn(64, 64, |_, _| {
+            let grey = rng.gauss() * sigma;
+            let px = |v: f32| (128.0 + v).clamp(0.0, 255.0) as u8;
+            if i == 1 {
+                image::Rgb([
+                    px(rng.gauss() * sigma),
+                    px(rng.gauss() * sigma),
+                    px(rng.gauss() * sigma),
+                ])
+            } else {
+                image::Rgb([px(grey), px(grey), px(grey)])
+            }
+        });
+        image.save(root.join(name)).expect("write noise");
+    }
+    let options = curate::pipeline::Options {
+        device: curate::embed::DeviceChoice::Cpu,
+        ..curate::pipeline::Options::default()
+    };
+    let analysis =
+        curate::pipeline::analyze(root, &options, &Progress::silent()).expect("analysis");
+    let mut ranked: Vec<(f32, &str)> = analysis
+        .rows
+        .iter()
+        .map(|r| (r.ood_score.expect("readable"), r.path.as_str()))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top: Vec<&str> = ranked.iter().take(noise.len()).map(|r| r.1).collect();
+    for name in noise {
+        assert!(top.contains(&name), "{name} not among {top:?} ({ranked:?})");
+    }
+}
