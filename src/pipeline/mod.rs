@@ -243,7 +243,7 @@ pub struct Summary {
     pub device: String,
     /// Wall time of the run.
     pub elapsed_secs: f64,
-    /// Wall time of each stage, in order (`decode`, `model`, `neighbours`, `near`,
+    /// Wall time of each stage, in order (`scan`, `decode`, `model`, `neighbours`, `near`,
     /// `outliers`, `layout`, `write`); where a slow run spends its time.
     pub stage_secs: Vec<(String, f64)>,
     /// Files per second over the whole run.
