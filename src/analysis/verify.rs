@@ -808,10 +808,8 @@ fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
     for &(i, y0, y1, fy) in &ys {
         for &(j, x0, x1, fx) in &xs {
             for c in 0..3 {
-                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
-                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                sum += (top * (1.0 - fy) + bottom * fy - b.rgb[(i * w + j) * 3 + c]).abs();
+                let value = bilinear(a, c, (y0, y1, fy), (x0, x1, fx));
+                sum += (value - b.rgb[(i * w + j) * 3 + c]).abs();
             }
         }
     }
@@ -822,28 +820,32 @@ fn pixel_cost(a: &Grid, b: &Grid, warp: Warp) -> f32 {
 fn warp_onto(a: &Grid, b: &Grid, warp: Warp) -> (Vec<f32>, Vec<bool>) {
     let (w, h) = (b.w, b.h);
     let n = w * h;
-    let xs: Vec<Option<f32>> = (0..w).map(|j| map_sample(warp.x, j, w)).collect();
-    let ys: Vec<Option<f32>> = (0..h).map(|i| map_sample(warp.y, i, h)).collect();
+    let xs = taps_of(warp.x, w);
     let mut warped = vec![0.0_f32; n * 3];
     let mut valid = vec![false; n];
-    for (i, y) in ys.iter().enumerate() {
-        let Some(y) = *y else { continue };
-        let (y0, fy) = (y.floor() as usize, y - y.floor());
-        let y1 = (y0 + 1).min(h - 1);
-        for (j, x) in xs.iter().enumerate() {
-            let Some(x) = *x else { continue };
-            let (x0, fx) = (x.floor() as usize, x - x.floor());
-            let x1 = (x0 + 1).min(w - 1);
+    for (i, y0, y1, fy) in taps_of(warp.y, h) {
+        for &(j, x0, x1, fx) in &xs {
             for c in 0..3 {
-                let at = |yy: usize, xx: usize| a.rgb[(yy * w + xx) * 3 + c];
-                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                warped[(i * w + j) * 3 + c] = top * (1.0 - fy) + bottom * fy;
+                warped[(i * w + j) * 3 + c] = bilinear(a, c, (y0, y1, fy), (x0, x1, fx));
             }
             valid[i * w + j] = true;
         }
     }
     (warped, valid)
+}
+
+/// Channel `c` of `a` read between rows `y0`, `y1` and columns `x0`, `x1` with the
+/// weights `fy`, `fx` of the second (a tap of [`taps_of`] per axis).
+fn bilinear(
+    a: &Grid,
+    c: usize,
+    (y0, y1, fy): (usize, usize, f32),
+    (x0, x1, fx): (usize, usize, f32),
+) -> f32 {
+    let at = |yy: usize, xx: usize| a.rgb[(yy * a.w + xx) * 3 + c];
+    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+    top * (1.0 - fy) + bottom * fy
 }
 
 /// `warp` polished on the pixels themselves: coordinate descent on the mean colour

@@ -15,7 +15,7 @@ use burn::tensor::Device;
 
 use super::{
     Options, OutlierScore, PipelineError, add_ensemble, add_semantic_columns, build_rows, captions,
-    centroid_similarities, judge, keeper_facts, near, rekeep, semantic,
+    centroid_similarities, judge, keeper_facts, near, rekeep, semantic, write_err,
 };
 use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions};
@@ -49,12 +49,8 @@ pub struct Table<'a> {
     pub imported: bool,
     /// Each row's content hash (`None` where unreadable).
     pub content: &'a [Option<[u8; 32]>],
-}
-
-/// Failed writes of one cache file as a [`PipelineError`].
-fn write_err(what: &str) -> impl FnOnce(std::io::Error) -> PipelineError {
-    let what = what.to_owned();
-    move |source| PipelineError::Write { what, source }
+    /// The thumbnail pack the records' thumbnails are in.
+    pub thumbnail_pack: &'a Path,
 }
 
 /// What [`index`] found: the k-means clustering of the features and their neighbour
@@ -152,7 +148,7 @@ pub fn duplicates(
     root: &Path,
     table: &Table,
     index: &Index,
-    thumbnail_pack: &Path,
+    session: Option<&store::session::Session>,
     options: &Options,
     device: &Device,
     progress: &Progress,
@@ -160,24 +156,25 @@ pub fn duplicates(
     let (records, readable, features, dim) =
         (table.records, table.readable, table.features, table.dim);
     let n = readable.len();
-    let content = table.content;
+    let (content, thumbnail_pack) = (table.content, table.thumbnail_pack);
     let phashes = near::row_hashes(records);
     // Semantic duplicates, SemDeDup-style: within-cluster pairs of the CLIP (or imported)
     // embeddings, star-linked from the largest images outwards. Pairs of images on disk are
     // only candidates, verified on their pixels like every other; rows without an image
     // have nothing else to go by.
     let mut semantic_pairs = None;
-    let mut pairs_to_cache = index.cached_pairs.clone();
+    let mut pairs_to_cache = None;
     let mut clusters_changed = index.clusters_changed;
     let mut model_candidates = Vec::new();
     let mut semantic_links = Vec::new();
     if table.semantic.is_some() || table.imported {
         let threshold = options.models.semantic_threshold;
         let floor = threshold.min(semdedup::DEFAULT_FLOOR);
-        let pairs = match index.cached_pairs.clone() {
-            Some((cached_floor, pairs)) if cached_floor <= floor => pairs
-                .into_iter()
+        let pairs = match &index.cached_pairs {
+            Some((cached_floor, pairs)) if *cached_floor <= floor => pairs
+                .iter()
                 .filter(|p| p.similarity >= floor)
+                .copied()
                 .collect(),
             _ => {
                 clusters_changed = true;
@@ -220,7 +217,8 @@ pub fn duplicates(
             &index.digest,
             &store::clusters::Cached {
                 clusters: index.clusters.clone(),
-                pairs: pairs_to_cache,
+                // Newly computed pairs, else those the cache held.
+                pairs: pairs_to_cache.or_else(|| index.cached_pairs.clone()),
             },
         )
         .map_err(write_err("the cluster cache"))?;
@@ -280,7 +278,9 @@ pub fn duplicates(
     store::verdicts::write_pairs_csv(root, &listed, options.max_difference)
         .map_err(write_err("the near-pair list"))?;
     // Pairs a person said are not duplicates (in the app) never link again.
-    let not_duplicates = not_duplicates(root, records);
+    let not_duplicates = session.map_or_else(std::collections::HashSet::new, |session| {
+        super::decide::not_duplicate_pairs(records.iter().map(|r| r.rel_path.as_str()), session)
+    });
     let mut links = near_pairs.links(options.max_difference);
     links.extend(semantic_links);
     links.retain(|l| !not_duplicates.contains(&(l.a.min(l.b), l.a.max(l.b))));
@@ -301,19 +301,6 @@ pub fn duplicates(
         semantic_pairs,
         scores,
     })
-}
-
-/// The row pairs (lower first) a person marked as not duplicates in the app.
-fn not_duplicates(root: &Path, records: &[FileRecord]) -> std::collections::HashSet<(u32, u32)> {
-    store::session::Session::load(root).map_or_else(
-        |_| std::collections::HashSet::new(),
-        |session| {
-            super::decide::not_duplicate_pairs(
-                records.iter().map(|r| r.rel_path.as_str()),
-                &session,
-            )
-        },
-    )
 }
 
 /// The outlier scores of every row (0 where unreadable).
@@ -500,6 +487,7 @@ pub fn report(
     layout: &[[f32; 2]],
     captions: &[captions::Caption],
     caption_semantics: Option<&semantic::CaptionSemantics>,
+    session: &std::io::Result<store::session::Session>,
     options: &Options,
     progress: &Progress,
     warnings: &mut Vec<String>,
@@ -564,11 +552,11 @@ pub fn report(
         }
     }
     // Labels saved by the app (G / B), overridden by the caller's.
-    let mut labels: BTreeMap<String, bool> = match store::session::Session::load(root) {
+    let mut labels: BTreeMap<String, bool> = match session {
         Ok(session) => session
             .quality_labels
-            .into_iter()
-            .map(|(path, label)| (path, label == store::session::QualityLabel::Bad))
+            .iter()
+            .map(|(path, label)| (path.clone(), *label == store::session::QualityLabel::Bad))
             .collect(),
         Err(err) => {
             warnings.push(format!("quality labels not read: {err}"));

@@ -302,6 +302,12 @@ impl StageClock {
     }
 }
 
+/// Failed writes of one cache file as a [`PipelineError`].
+fn write_err(what: &str) -> impl FnOnce(std::io::Error) -> PipelineError {
+    let what = what.to_owned();
+    move |source| PipelineError::Write { what, source }
+}
+
 /// `"; <advice>"` for a failed write whose cause says what to do, else nothing.
 fn advice(source: &std::io::Error) -> String {
     store::write_advice(source).map_or_else(String::new, |a| format!("; {a}"))
@@ -400,10 +406,6 @@ pub fn analyze(
     }
     stages.mark("scan");
     let (mut records, decoded) = decode_all(root, &scan, &mut cache, options, progress)?;
-    let write_err = |what: &str| {
-        let what = what.to_owned();
-        move |source| PipelineError::Write { what, source }
-    };
     cache
         .save(&mut records)
         .map_err(write_err("the cache index"))?;
@@ -480,14 +482,17 @@ pub fn analyze(
         semantic: semantic.as_ref(),
         imported: imported.is_some(),
         content: &content,
+        thumbnail_pack: &thumbnail_pack,
     };
+    // What a person decided in the app ("not duplicates", quality labels), read once.
+    let saved = store::session::Session::load(root);
     let index = global::index(root, &table, &device.device, progress)?;
     stages.mark("neighbours");
     let found = global::duplicates(
         root,
         &table,
         &index,
-        &thumbnail_pack,
+        saved.as_ref().ok(),
         options,
         &device.device,
         progress,
@@ -511,6 +516,7 @@ pub fn analyze(
         &layout,
         &captions,
         caption_semantics.as_ref(),
+        &saved,
         options,
         progress,
         &mut warnings,
