@@ -371,6 +371,24 @@ impl From<KeeperArg> for curate::analysis::keep::KeeperPolicy {
     }
 }
 
+/// `--class-from` ([`pipeline::ClassFrom`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ClassArg {
+    /// The first folder under DIR (DIR/CLASS/.../image), as torchvision's `ImageFolder`
+    Folder,
+    /// A `class` (or `label`) column in a captions manifest (captions.csv|jsonl|parquet)
+    Manifest,
+}
+
+impl From<ClassArg> for pipeline::ClassFrom {
+    fn from(arg: ClassArg) -> Self {
+        match arg {
+            ClassArg::Folder => Self::Folder,
+            ClassArg::Manifest => Self::Manifest,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 struct CommonArgs {
     /// Also drop this percentage of the most unusual images (0–100).
@@ -399,6 +417,12 @@ struct CommonArgs {
     /// Refuse images with more pixels than this (decompression-bomb guard).
     #[arg(long, default_value_t = DecodeLimits::default().max_pixels)]
     max_pixels: u64,
+    /// Each image's class, to find mislabelled images (report `given_class`,
+    /// `class_issue_score`, `suggested_class`): `folder` (the first folder under DIR, as
+    /// torchvision's `ImageFolder`) or `manifest` (a `class` or `label` column in a captions
+    /// manifest).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    class_from: Option<ClassArg>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -699,6 +723,7 @@ fn run_analysis_with(
         outlier_score: common.outlier_score.into(),
         keeper_policy: common.keeper.into(),
         drop_outliers_percent: common.drop_outliers,
+        class_from: common.class_from.map(Into::into),
         device: common.device.into(),
         limits: DecodeLimits {
             max_pixels: common.max_pixels,
@@ -836,6 +861,13 @@ fn print_summary(analysis: &Analysis, keep_list: Option<&Path>, json: bool) -> R
             .map(|(name, w)| format!("{name} {w:+.2}"))
             .collect();
         println!("  ensemble   learned weights: {}", weights.join(", "));
+    }
+    if s.classes > 0 {
+        println!(
+            "  classes    {:>8}   classes over {} images  ·  {} where another class fits better \
+             (class_issue_score > 0.5, see suggested_class)",
+            s.classes, s.classed, s.class_issues
+        );
     }
     println!("  kept       {:>8}", s.kept);
     for (reason, count) in &s.dropped {

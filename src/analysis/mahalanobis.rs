@@ -13,7 +13,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::kmeans;
+use super::{kmeans, linalg};
 
 /// Weight of the identity in the shrunk covariance.
 pub const SHRINKAGE: f64 = 0.1;
@@ -60,7 +60,7 @@ pub fn scores(features: &[f32], dim: usize, device: &Device) -> Vec<f32> {
             *c += ridge;
         }
     }
-    let l_inv = lower_inverse(&cholesky(&cov, dim), dim);
+    let l_inv = linalg::lower_inverse(&linalg::cholesky(&cov, dim), dim);
     // Whitening as a right product: z = x · L⁻ᵀ.
     let l_inv_t: Vec<f32> = (0..dim * dim)
         .map(|i| l_inv[(i % dim) * dim + i / dim] as f32)
@@ -108,35 +108,6 @@ pub fn scores(features: &[f32], dim: usize, device: &Device) -> Vec<f32> {
     out
 }
 
-/// The lower-triangular `L` with `L Lᵀ = a` (`a` symmetric positive definite, row-major).
-fn cholesky(a: &[f64], n: usize) -> Vec<f64> {
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let dot: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
-            if i == j {
-                l[i * n + i] = (a[i * n + i] - dot).max(1e-18).sqrt();
-            } else {
-                l[i * n + j] = (a[i * n + j] - dot) / l[j * n + j];
-            }
-        }
-    }
-    l
-}
-
-/// The inverse of a lower-triangular matrix (forward substitution, column by column).
-fn lower_inverse(l: &[f64], n: usize) -> Vec<f64> {
-    let mut inv = vec![0.0; n * n];
-    for col in 0..n {
-        for i in col..n {
-            let rhs = if i == col { 1.0 } else { 0.0 };
-            let dot: f64 = (col..i).map(|k| l[i * n + k] * inv[k * n + col]).sum();
-            inv[i * n + col] = (rhs - dot) / l[i * n + i];
-        }
-    }
-    inv
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,24 +130,5 @@ mod tests {
         let inliers = s[..100].iter().copied().fold(0.0, f32::max);
         assert!(past_narrow > past_wide, "{past_narrow} vs {past_wide}");
         assert!(past_wide > inliers, "{past_wide} vs {inliers}");
-    }
-
-    #[test]
-    fn cholesky_round_trip() {
-        let a = [4.0, 2.0, 0.4, 2.0, 3.0, 0.5, 0.4, 0.5, 2.0];
-        let l = cholesky(&a, 3);
-        for i in 0..3 {
-            for j in 0..3 {
-                let v: f64 = (0..3).map(|k| l[i * 3 + k] * l[j * 3 + k]).sum();
-                assert!((v - a[i * 3 + j]).abs() < 1e-12);
-            }
-        }
-        let inv = lower_inverse(&l, 3);
-        for i in 0..3 {
-            for j in 0..3 {
-                let v: f64 = (0..3).map(|k| inv[i * 3 + k] * l[k * 3 + j]).sum();
-                assert!((v - f64::from(u8::from(i == j))).abs() < 1e-12);
-            }
-        }
     }
 }

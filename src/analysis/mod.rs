@@ -4,12 +4,14 @@
 //! ([`quality`]). Per dataset: duplicate groups ([`dedup`]), nearest neighbours and outlier
 //! scores ([`knn`]), the 2-D layout ([`pca`]) and the keep/drop decision ([`keep`]).
 
+pub mod classes;
 pub mod dedup;
 pub mod ensemble;
 pub mod ivf;
 pub mod keep;
 pub mod kmeans;
 pub mod knn;
+pub mod linalg;
 pub mod mahalanobis;
 pub mod minhash;
 pub mod pca;

@@ -1,7 +1,10 @@
 //! Captions: sidecar files next to an image (`stem.txt`, or `stem.json` with a `caption` or
 //! `text` field) and manifests (`captions.csv|jsonl|parquet`, with a path column — `path`,
 //! `file`, `file_name`, `filename` or `image` — and a `caption` or `text` column; paths are
-//! relative to the manifest's folder). A sidecar wins over a manifest entry.
+//! relative to the manifest's folder). A sidecar wins over a manifest entry. A manifest may
+//! also give each image its class (a `class` or `label` column, for
+//! `curate analyze --class-from manifest`); a manifest of paths and classes alone, without
+//! captions, is read for its classes.
 //!
 //! A broken sidecar gives that image a caption error; a broken manifest line gives a warning.
 //! Neither stops the run.
@@ -18,6 +21,8 @@ use super::scan::Scan;
 const PATH_KEYS: &[&str] = &["path", "file", "file_name", "filename", "image"];
 /// Columns accepted as the caption.
 const CAPTION_KEYS: &[&str] = &["caption", "text"];
+/// Columns accepted as the image's class.
+const CLASS_KEYS: &[&str] = &["class", "label"];
 
 /// The caption outcome for one image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,13 +31,22 @@ pub struct Caption {
     pub text: Option<String>,
     /// Why a caption source for this image could not be used.
     pub error: Option<String>,
+    /// The image's class in a manifest's `class` (or `label`) column, trimmed.
+    pub class: Option<String>,
+}
+
+/// One manifest row: its path, caption and class (at least one of the two).
+#[derive(Default)]
+struct Entry {
+    caption: Option<String>,
+    class: Option<String>,
 }
 
 /// Captions for `scan.images`, in the same order, plus warnings from manifests.
 #[must_use]
 pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
     let mut warnings = Vec::new();
-    let mut manifest: HashMap<String, String> = HashMap::new();
+    let mut manifest: HashMap<String, Entry> = HashMap::new();
     let images: std::collections::HashSet<&str> = scan
         .images
         .iter()
@@ -43,14 +57,14 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
         match read_manifest(&root.join(rel)) {
             Ok((entries, problems)) => {
                 let (mut outside, mut missing) = (Vec::new(), Vec::new());
-                for (path, caption) in entries {
+                for (path, entry) in entries {
                     match resolve(folder, &path) {
                         None => outside.push(path),
                         Some(key) => {
                             if !images.contains(key.as_str()) {
                                 missing.push(path);
                             }
-                            manifest.insert(key, caption);
+                            manifest.insert(key, entry);
                         }
                     }
                 }
@@ -81,6 +95,9 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                 .rel_path
                 .rsplit_once('.')
                 .map_or(image.rel_path.as_str(), |(stem, _)| stem);
+            let listed = manifest.get(&image.rel_path);
+            let class = listed.and_then(|e| e.class.as_deref()).and_then(non_empty);
+            let listed_caption = listed.and_then(|e| e.caption.clone());
             for ext in ["txt", "json"] {
                 let sidecar = format!("{stem}.{ext}");
                 if scan.sidecars.contains(&sidecar) {
@@ -88,10 +105,12 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                         Ok(text) => Caption {
                             text: non_empty(&text),
                             error: None,
+                            class,
                         },
                         Err(err) => Caption {
-                            text: manifest.get(&image.rel_path).cloned(),
+                            text: listed_caption,
                             error: Some(format!("{sidecar}: {err}")),
+                            class,
                         },
                     };
                 }
@@ -100,9 +119,10 @@ pub fn load(root: &Path, scan: &Scan) -> (Vec<Caption>, Vec<String>) {
                 text: scan
                     .captions
                     .get(&image.rel_path)
-                    .or_else(|| manifest.get(&image.rel_path))
+                    .or(listed_caption.as_ref())
                     .and_then(|text| non_empty(text)),
                 error: None,
+                class,
             }
         })
         .collect();
@@ -158,7 +178,19 @@ fn caption_field(value: &serde_json::Value) -> Option<String> {
         .find_map(|key| value.get(key)?.as_str().map(str::to_owned))
 }
 
-type Entries = (Vec<(String, String)>, Vec<String>);
+/// A JSON manifest row's class: a string, or a whole number (`"label": 3`).
+fn class_field(value: &serde_json::Value) -> Option<String> {
+    CLASS_KEYS.iter().find_map(|key| match value.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+type Entries = (Vec<(String, Entry)>, Vec<String>);
+
+/// The error of a manifest without the columns it needs.
+const NEEDS_COLUMNS: &str = "needs a path column and a caption or class column in its header";
 
 fn read_manifest(path: &Path) -> Result<Entries, String> {
     let extension = path
@@ -191,23 +223,33 @@ fn read_csv(path: &Path) -> Result<Entries, String> {
         .iter()
         .map(str::to_owned)
         .collect();
-    let (Some(path_col), Some(caption_col)) = (
-        find_column(&headers, PATH_KEYS),
-        find_column(&headers, CAPTION_KEYS),
-    ) else {
-        return Err("needs a path column and a caption column in its header".to_owned());
+    let path_col = find_column(&headers, PATH_KEYS);
+    let caption_col = find_column(&headers, CAPTION_KEYS);
+    let class_col = find_column(&headers, CLASS_KEYS);
+    let Some(path_col) = path_col.filter(|_| caption_col.is_some() || class_col.is_some()) else {
+        return Err(NEEDS_COLUMNS.to_owned());
     };
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let line = index + 2;
         match record {
-            Ok(record) => match (record.get(path_col), record.get(caption_col)) {
-                (Some(path), Some(caption)) if !path.trim().is_empty() => {
-                    entries.push((path.to_owned(), caption.to_owned()));
+            Ok(record) => {
+                let field = |col: Option<usize>| col.and_then(|c| record.get(c)).map(str::to_owned);
+                let entry = Entry {
+                    caption: field(caption_col),
+                    class: field(class_col),
+                };
+                match record.get(path_col) {
+                    Some(path)
+                        if !path.trim().is_empty()
+                            && (entry.caption.is_some() || entry.class.is_some()) =>
+                    {
+                        entries.push((path.to_owned(), entry));
+                    }
+                    _ => problems.push(format!("line {line}: missing path or caption")),
                 }
-                _ => problems.push(format!("line {line}: missing path or caption")),
-            },
+            }
             Err(err) => problems.push(format!("line {line}: {err}")),
         }
     }
@@ -228,12 +270,16 @@ fn read_jsonl(path: &Path) -> Result<Entries, String> {
             let path = PATH_KEYS
                 .iter()
                 .find_map(|key| value.get(key)?.as_str().map(str::to_owned))?;
-            Some((path, caption_field(&value)?))
+            let entry = Entry {
+                caption: caption_field(&value),
+                class: class_field(&value),
+            };
+            (entry.caption.is_some() || entry.class.is_some()).then_some((path, entry))
         });
         match entry {
             Some(entry) => entries.push(entry),
             None => problems.push(format!(
-                "line {}: not a JSON object with a path and a caption",
+                "line {}: not a JSON object with a path and a caption or class",
                 index + 1
             )),
         }
@@ -258,11 +304,12 @@ fn read_parquet_unguarded(path: &Path) -> Result<Entries, String> {
         let batch = batch.map_err(|err| err.to_string())?;
         let schema = batch.schema();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let (Some(path_col), Some(caption_col)) = (
-            find_column(&names, PATH_KEYS),
-            find_column(&names, CAPTION_KEYS),
-        ) else {
-            return Err("needs a path column and a caption column".to_owned());
+        let caption_col = find_column(&names, CAPTION_KEYS);
+        let class_col = find_column(&names, CLASS_KEYS);
+        let Some(path_col) =
+            find_column(&names, PATH_KEYS).filter(|_| caption_col.is_some() || class_col.is_some())
+        else {
+            return Err(NEEDS_COLUMNS.to_owned());
         };
         let as_strings = |col: usize| {
             arrow_array::cast::AsArray::as_string_opt::<i32>(batch.column(col).as_ref())
@@ -271,13 +318,29 @@ fn read_parquet_unguarded(path: &Path) -> Result<Entries, String> {
                     arrow_array::cast::AsArray::as_string_opt::<i64>(batch.column(col).as_ref())
                         .map(|large| large.iter().collect::<StringArray>())
                 })
-                .ok_or_else(|| "path and caption columns must be strings".to_owned())
+                .or_else(|| {
+                    // Integer classes (`label: 3`) read as their decimal text.
+                    let ints = arrow_array::cast::AsArray::as_primitive_opt::<
+                        arrow_array::types::Int64Type,
+                    >(batch.column(col).as_ref())?;
+                    Some(ints.iter().map(|v| v.map(|v| v.to_string())).collect())
+                })
+                .ok_or_else(|| "path, caption and class columns must be strings".to_owned())
         };
         let paths = as_strings(path_col)?;
-        let captions = as_strings(caption_col)?;
+        let captions = caption_col.map(as_strings).transpose()?;
+        let classes = class_col.map(as_strings).transpose()?;
+        let value = |a: &Option<StringArray>, row: usize| {
+            a.as_ref()
+                .and_then(|a| a.is_valid(row).then(|| a.value(row).to_owned()))
+        };
         for row in 0..batch.num_rows() {
-            if paths.is_valid(row) && captions.is_valid(row) {
-                entries.push((paths.value(row).to_owned(), captions.value(row).to_owned()));
+            let entry = Entry {
+                caption: value(&captions, row),
+                class: value(&classes, row),
+            };
+            if paths.is_valid(row) && (entry.caption.is_some() || entry.class.is_some()) {
+                entries.push((paths.value(row).to_owned(), entry));
             }
         }
     }

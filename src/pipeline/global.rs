@@ -3,7 +3,8 @@
 //! [`Table`] and what the stages before it found, and returns what it found:
 //! [`index`] (k-means clusters and the neighbour graph) → [`duplicates`] (semantic pairs,
 //! near-duplicate candidates verified on the pixels, groups) → [`outliers`] (the three
-//! scores and the combined rarity) → [`layout`] (the 2-D map) → [`report`] (keepers,
+//! scores and the combined rarity) → [`classes`] (mislabelled images, with `--class-from`)
+//! → [`layout`] (the 2-D map) → [`report`] (keepers,
 //! decisions, the report's columns, written). [`super::analyze`] is their composition,
 //! after the scan and the per-image stage.
 
@@ -14,14 +15,15 @@ use std::sync::Arc;
 use burn::tensor::Device;
 
 use super::{
-    Options, OutlierScore, PipelineError, add_ensemble, add_semantic_columns, build_rows, captions,
-    centroid_similarities, judge, keeper_facts, near, rekeep, semantic, write_err,
+    ClassFrom, Options, OutlierScore, PipelineError, add_ensemble, add_semantic_columns,
+    build_rows, captions, centroid_similarities, judge, keeper_facts, near, rekeep, semantic,
+    write_err,
 };
 use crate::analysis::dedup::{self, Groups};
 use crate::analysis::keep::{self, Decisions};
 use crate::analysis::knn::{self, Neighbours};
 use crate::analysis::quality::{SCORE_NAMES, Scores};
-use crate::analysis::{kmeans, minhash, pca, rarity, semdedup, umap};
+use crate::analysis::{classes, kmeans, minhash, pca, rarity, semdedup, umap};
 use crate::embed::FEATURE_DIM;
 use crate::progress::{Progress, ProgressEvent, Stage};
 use crate::store::cache::FileRecord;
@@ -463,6 +465,83 @@ pub fn layout(
     Ok(layout)
 }
 
+/// Each image's class and what the data says about it (`--class-from`).
+pub struct Classes {
+    /// The class names, sorted; `given` and the issues index into them.
+    pub names: Vec<String>,
+    /// Per row: the given class.
+    pub given: Vec<Option<u32>>,
+    /// Per row: the class issue, where the row is readable and has a class.
+    pub issues: Vec<Option<classes::ClassIssue>>,
+}
+
+/// The classes of `options.class_from` and the class issue of every readable image that
+/// has one, from the table's features ([`classes::class_issues`]); `None` without
+/// `--class-from`. A source that gives fewer than two classes is warned about.
+#[must_use]
+pub fn classes(
+    table: &Table,
+    captions: &[captions::Caption],
+    options: &Options,
+    device: &Device,
+    warnings: &mut Vec<String>,
+) -> Option<Classes> {
+    let from = options.class_from?;
+    let records = table.records;
+    let class_of = |row: usize| -> Option<&str> {
+        match from {
+            ClassFrom::Folder => classes::folder_class(&records[row].rel_path),
+            ClassFrom::Manifest => captions.get(row).and_then(|c| c.class.as_deref()),
+        }
+    };
+    let names: Vec<String> = (0..records.len())
+        .filter_map(class_of)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let given: Vec<Option<u32>> = (0..records.len())
+        .map(|row| {
+            let name = class_of(row)?;
+            names
+                .binary_search_by(|n| n.as_str().cmp(name))
+                .ok()
+                .map(|i| i as u32)
+        })
+        .collect();
+    if names.len() < 2 {
+        let source = match from {
+            ClassFrom::Folder => "class folders (the first folder under the root)",
+            ClassFrom::Manifest => "a manifest's `class` column",
+        };
+        warnings.push(format!(
+            "--class-from: {} class(es) found in {source}; mislabelled images need two or more",
+            names.len()
+        ));
+    }
+    let readable_given: Vec<Option<u32>> = table
+        .readable
+        .iter()
+        .map(|&row| given[row as usize])
+        .collect();
+    let found = classes::class_issues(
+        table.features,
+        table.dim,
+        &readable_given,
+        names.len(),
+        device,
+    );
+    let mut issues = vec![None; records.len()];
+    for (&row, issue) in table.readable.iter().zip(found) {
+        issues[row as usize] = issue;
+    }
+    Some(Classes {
+        names,
+        given,
+        issues,
+    })
+}
+
 /// What [`report`] wrote.
 pub struct Report {
     /// One row per file, as written.
@@ -487,6 +566,7 @@ pub fn report(
     layout: &[[f32; 2]],
     captions: &[captions::Caption],
     caption_semantics: Option<&semantic::CaptionSemantics>,
+    classes: Option<&Classes>,
     session: &std::io::Result<store::session::Session>,
     options: &Options,
     progress: &Progress,
@@ -537,6 +617,16 @@ pub fn report(
         let report = &mut rows[row as usize];
         report.cluster = index.clusters.assignment.get(p).map(|&c| i64::from(c));
         report.centroid_similarity = centrality.get(p).copied();
+    }
+    if let Some(classes) = classes {
+        for (row, report) in rows.iter_mut().enumerate() {
+            let name = |c: u32| classes.names[c as usize].clone();
+            report.given_class = classes.given[row].map(name);
+            if let Some(issue) = classes.issues[row] {
+                report.class_issue_score = Some(issue.score);
+                report.suggested_class = Some(name(issue.suggested));
+            }
+        }
     }
     for (report, &count) in rows.iter_mut().zip(&found.copies) {
         if report.status == "ok" {

@@ -74,6 +74,20 @@ pub struct Options {
     /// and drive semantic duplicates; rows whose image is not on disk are analysed from
     /// their vectors alone.
     pub embeddings: Option<EmbeddingsInput>,
+    /// Where each image's class comes from (`--class-from`): with one, the report says
+    /// which images look mislabelled ([`crate::analysis::classes`]).
+    pub class_from: Option<ClassFrom>,
+}
+
+/// Where the images' classes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ClassFrom {
+    /// The first folder under the root, as torchvision's `ImageFolder` reads a tree
+    /// ([`crate::analysis::classes::folder_class`]).
+    Folder,
+    /// A `class` (or `label`) column of a captions manifest
+    /// ([`crate::dataset::captions`]).
+    Manifest,
 }
 
 /// Where imported embeddings come from.
@@ -102,6 +116,7 @@ impl Default for Options {
             preview: None,
             models: semantic::ModelOptions::default(),
             embeddings: None,
+            class_from: None,
         }
     }
 }
@@ -271,6 +286,13 @@ pub struct Summary {
     pub closest_rejected: Option<f32>,
     /// The block-difference threshold of the run.
     pub max_difference: f32,
+    /// Classes given by `--class-from` (0 without it).
+    pub classes: usize,
+    /// Images with a class, and of them those whose class the data disputes
+    /// (`class_issue_score` above 0.5: another class fits better).
+    pub classed: usize,
+    /// See [`Self::classed`].
+    pub class_issues: usize,
     /// The ensemble's learned weights per operator (with quality labels), for the user.
     pub ensemble_weights: Vec<(String, f32)>,
 }
@@ -500,6 +522,10 @@ pub fn analyze(
     stages.mark("near");
     let outliers = global::outliers(&table, &index, &found, options, &device.device);
     stages.mark("outliers");
+    let classes = global::classes(&table, &captions, options, &device.device, &mut warnings);
+    if classes.is_some() {
+        stages.mark("classes");
+    }
     let layout = global::layout(root, &table, &index, &device.device, progress)?;
     stages.mark("layout");
     let global::Report {
@@ -516,6 +542,7 @@ pub fn analyze(
         &layout,
         &captions,
         caption_semantics.as_ref(),
+        classes.as_ref(),
         &saved,
         options,
         progress,
@@ -581,6 +608,12 @@ pub fn analyze(
             .dup_kind
             .iter()
             .filter(|k| **k == Some(dedup::DupKind::Semantic))
+            .count(),
+        classes: classes.as_ref().map_or(0, |c| c.names.len()),
+        classed: rows.iter().filter(|r| r.given_class.is_some()).count(),
+        class_issues: rows
+            .iter()
+            .filter(|r| r.class_issue_score.is_some_and(|s| s > 0.5))
             .count(),
         ..Summary::default()
     };

@@ -29,7 +29,11 @@
 //!   keeper choice prefers the member most others are copies of), `noise_sigma` (f32: the
 //!   luma's noise σ; the keeper choice prefers the less noisy of equally large copies),
 //!   `caption_dup_group` (i64: the group of near-duplicate captions by MinHash LSH, -1 when
-//!   none; null when the folder has no captions).
+//!   none; null when the folder has no captions);
+//! - with `--class-from folder|manifest`: `given_class` (utf8: the image's class folder or
+//!   manifest class), `class_issue_score` (f32, 0–1, higher = more likely mislabelled; see
+//!   [`crate::analysis::classes`]), `suggested_class` (utf8: the class the data suggests,
+//!   the given one where it agrees).
 //!
 //! A test (`the_contract_comment_names_every_column`) holds this list to the schema.
 
@@ -134,6 +138,12 @@ pub struct ReportRow {
     /// Group of near-duplicate captions by MinHash LSH (see [`crate::analysis::minhash`]):
     /// -1 when the caption has none, `None` when the folder has no captions.
     pub caption_dup_group: Option<i64>,
+    /// The image's class (`--class-from`).
+    pub given_class: Option<String>,
+    /// 0–1, higher = more likely the given class is wrong.
+    pub class_issue_score: Option<f32>,
+    /// The class the data suggests (the given one where it agrees).
+    pub suggested_class: Option<String>,
 }
 
 fn schema() -> Schema {
@@ -182,6 +192,9 @@ fn schema() -> Schema {
         Field::new("near_copies", DataType::UInt32, true),
         Field::new("noise_sigma", DataType::Float32, true),
         Field::new("caption_dup_group", DataType::Int64, true),
+        Field::new("given_class", DataType::Utf8, true),
+        Field::new("class_issue_score", DataType::Float32, true),
+        Field::new("suggested_class", DataType::Utf8, true),
     ]);
     Schema::new(fields)
 }
@@ -250,6 +263,9 @@ fn batch(
             .map(|r| r.caption_dup_group)
             .collect::<Int64Array>(),
     ));
+    columns.push(strings(rows, |r| r.given_class.as_deref()));
+    columns.push(floats(rows, |r| r.class_issue_score));
+    columns.push(strings(rows, |r| r.suggested_class.as_deref()));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -357,6 +373,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         "ensemble_score",
         "centroid_similarity",
         "ood_combined",
+        "class_issue_score",
     ]
     .iter()
     .map(|name| has(name).then(|| col::f32s(batch, name)).transpose())
@@ -373,6 +390,10 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
         .transpose()?;
     let caption_dup_group = has("caption_dup_group")
         .then(|| col::i64s(batch, "caption_dup_group"))
+        .transpose()?;
+    let given_class = has("given_class").then(|| s("given_class")).transpose()?;
+    let suggested_class = has("suggested_class")
+        .then(|| s("suggested_class"))
         .transpose()?;
     let noise_sigma = has("noise_sigma")
         .then(|| col::f32s(batch, "noise_sigma"))
@@ -419,6 +440,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             near_copies: near_copies.and_then(|a| a.is_valid(i).then(|| a.value(i))),
             noise_sigma: noise_sigma.and_then(|a| a.is_valid(i).then(|| a.value(i))),
             caption_dup_group: caption_dup_group.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            given_class: given_class.and_then(|a| opt_s(a, i)),
+            class_issue_score: opt_col(optional_floats[9], i),
+            suggested_class: suggested_class.and_then(|a| opt_s(a, i)),
         });
     }
     Ok(())
