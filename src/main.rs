@@ -37,6 +37,11 @@ struct Cli {
     model: Option<PathBuf>,
     #[command(flatten)]
     embeddings: EmbeddingArgs,
+    /// Each image's class, to find mislabelled images (the Classes panel): `folder` (the
+    /// first folder under DIR) or `manifest` (a `class` or `label` column in a captions
+    /// manifest).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    class_from: Option<ClassArg>,
     /// Keep the cache (thumbnails, report, decisions) in this folder instead of
     /// `DIR/.curate` (by default a dataset folder curate may not write uses a per-user
     /// folder under `~/.cache/curate/`).
@@ -435,6 +440,10 @@ struct ExportArgs {
     /// Where to write the keep-list.
     #[arg(long)]
     keep_list: PathBuf,
+    /// Also write the classes given by hand in the app's Classes panel (after
+    /// `--class-from`) as CSV: `path,given_class,class`.
+    #[arg(long, value_name = "CSV")]
+    relabels: Option<PathBuf>,
     /// The report to start from. Default: DIR/.curate/report.parquet.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -566,7 +575,13 @@ fn run() -> Result<()> {
         let launch = cli.dir.map_or(Launch::Start, Launch::Folder);
         let pick = pick_model(cli.model.as_deref(), cli.embeddings.embeddings.is_some());
         let embeddings = cli.embeddings.input(pick.clip().as_deref())?;
-        return open_app(launch, cli.device.into(), &pick, embeddings);
+        return open_app(
+            launch,
+            cli.device.into(),
+            &pick,
+            embeddings,
+            cli.class_from.map(Into::into),
+        );
     };
     match command {
         Command::Stress(args) => {
@@ -584,6 +599,7 @@ fn run() -> Result<()> {
                 },
                 DeviceChoice::Auto,
                 &ModelPick::None,
+                None,
                 None,
             )?;
         }
@@ -640,6 +656,7 @@ fn run() -> Result<()> {
                     args.common.device.into(),
                     &pick_model(None, false),
                     None,
+                    args.common.class_from.map(Into::into),
                 )?;
             }
         }
@@ -652,6 +669,7 @@ fn open_app(
     device: DeviceChoice,
     model: &ModelPick,
     embeddings: Option<pipeline::EmbeddingsInput>,
+    class_from: Option<pipeline::ClassFrom>,
 ) -> Result<()> {
     let config = AppConfig {
         launch,
@@ -659,6 +677,7 @@ fn open_app(
         model: model.clip(),
         classifier: model.classifier(),
         embeddings,
+        class_from,
         ..AppConfig::default()
     };
     curate::ui::run(config).map_err(anyhow::Error::msg)?;
@@ -1019,6 +1038,11 @@ fn export(args: &ExportArgs) -> Result<()> {
         session.describe(),
         args.keep_list.display()
     );
+    if let Some(out) = &args.relabels {
+        let written = report::write_relabels(out, &rows)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("curate: {written} relabels → {}", out.display());
+    }
     // Kept images that are on disk (not unreadable files, not rows of imported vectors).
     let exported = || {
         rows.iter()

@@ -27,14 +27,18 @@ fn open_with(
     dir: &std::path::Path,
     model: Option<std::path::PathBuf>,
 ) -> Harness<'static, CurateApp> {
-    let config = AppConfig {
+    open_config(AppConfig {
         launch: Launch::Folder(dir.to_owned()),
         device: DeviceChoice::Cpu,
         remember_recent: false,
         model,
         classifier: None,
         embeddings: None,
-    };
+        class_from: None,
+    })
+}
+
+fn open_config(config: AppConfig) -> Harness<'static, CurateApp> {
     let mut harness = Harness::builder()
         .with_size([1400.0, 860.0])
         .wgpu()
@@ -834,4 +838,80 @@ fn the_inspector_shows_near_duplicate_captions() {
     harness.state_mut().workspace.as_mut().unwrap().inspected = Some(chess);
     harness.run_steps(3);
     assert!(harness.query_by_label_contains("near-duplicated").is_none());
+}
+
+#[test]
+fn the_classes_panel_finds_a_misfiled_image_and_relabels_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    // Three classes of drawings, twelve each; one "cool" drawing filed under "warm".
+    let paint = |class: usize, k: u32, x: u32, y: u32| -> [u8; 3] {
+        let wave = ((x * (3 + k) + y * (k % 4)) % 64) as u8;
+        match class {
+            0 => [200 + wave / 2, 40 + wave, 30],
+            1 => [30, 60 + wave, 200 + wave / 2],
+            _ if ((x / (4 + k)) + (y / (4 + k))).is_multiple_of(2) => [20, 20, 20],
+            _ => [235, 235, 235],
+        }
+    };
+    let names = ["warm", "cool", "checks"];
+    for (class, name) in names.iter().enumerate() {
+        for k in 0..12 {
+            let folder = if class == 1 && k == 5 { "warm" } else { name };
+            std::fs::create_dir_all(dir.join(folder)).expect("mkdir");
+            image::RgbImage::from_fn(64, 64, |x, y| image::Rgb(paint(class, k, x, y)))
+                .save(dir.join(format!("{folder}/{name}-{k}.png")))
+                .expect("save");
+        }
+    }
+    let mut harness = open_config(AppConfig {
+        launch: Launch::Folder(dir.to_owned()),
+        device: DeviceChoice::Cpu,
+        remember_recent: false,
+        model: None,
+        classifier: None,
+        embeddings: None,
+        class_from: Some(curate::pipeline::ClassFrom::Folder),
+    });
+    harness.get_by_label("Classes").click();
+    harness.run_steps(3);
+    assert!(
+        harness
+            .query_by_label_contains("3 classes over 36 images")
+            .is_some(),
+        "no class summary in the Classes panel"
+    );
+    assert!(harness.query_by_label_contains("warm -> cool").is_some());
+    let misfiled = {
+        let c = &ws_of(&harness).collection;
+        let given = c.given_classes.as_ref().expect("given classes");
+        let worst = given.worst(None, None)[0];
+        assert_eq!(c.path(worst as usize), "warm/cool-5.png");
+        worst
+    };
+    harness
+        .state_mut()
+        .workspace
+        .as_mut()
+        .unwrap()
+        .select(vec![misfiled], SelectOp::Replace);
+    harness.run_steps(2);
+    harness
+        .get_by_label("Relabel 1 selected as suggested")
+        .click();
+    harness.run_steps(2);
+    let relabelled = |h: &Harness<'static, CurateApp>| ws_of(h).decisions.relabels().clone();
+    assert_eq!(
+        relabelled(&harness).get(&misfiled).map(String::as_str),
+        Some("cool")
+    );
+    if let Ok(dir) = std::env::var("CURATE_SCREENSHOT_DIR") {
+        let image = harness.render().expect("rendered");
+        image
+            .save(std::path::Path::new(&dir).join("classes-panel.png"))
+            .expect("screenshot");
+    }
+    harness.state_mut().workspace.as_mut().unwrap().undo();
+    harness.run_steps(2);
+    assert!(relabelled(&harness).is_empty());
 }

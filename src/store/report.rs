@@ -33,7 +33,9 @@
 //! - with `--class-from folder|manifest`: `given_class` (utf8: the image's class folder or
 //!   manifest class), `class_issue_score` (f32, 0–1, higher = more likely mislabelled; see
 //!   [`crate::analysis::classes`]), `suggested_class` (utf8: the class the data suggests,
-//!   the given one where it agrees).
+//!   the given one where it agrees), `relabel` (utf8: the class a person gave the image in
+//!   the app's Classes panel; filled by `curate export` and the app's exports from the saved
+//!   session, null in `curate analyze`'s report).
 //!
 //! A test (`the_contract_comment_names_every_column`) holds this list to the schema.
 
@@ -144,6 +146,8 @@ pub struct ReportRow {
     pub class_issue_score: Option<f32>,
     /// The class the data suggests (the given one where it agrees).
     pub suggested_class: Option<String>,
+    /// The class a person gave the image (saved session), in exports.
+    pub relabel: Option<String>,
 }
 
 fn schema() -> Schema {
@@ -195,6 +199,7 @@ fn schema() -> Schema {
         Field::new("given_class", DataType::Utf8, true),
         Field::new("class_issue_score", DataType::Float32, true),
         Field::new("suggested_class", DataType::Utf8, true),
+        Field::new("relabel", DataType::Utf8, true),
     ]);
     Schema::new(fields)
 }
@@ -266,6 +271,7 @@ fn batch(
     columns.push(strings(rows, |r| r.given_class.as_deref()));
     columns.push(floats(rows, |r| r.class_issue_score));
     columns.push(strings(rows, |r| r.suggested_class.as_deref()));
+    columns.push(strings(rows, |r| r.relabel.as_deref()));
     RecordBatch::try_new(schema.clone(), columns)
 }
 
@@ -395,6 +401,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
     let suggested_class = has("suggested_class")
         .then(|| s("suggested_class"))
         .transpose()?;
+    let relabel = has("relabel").then(|| s("relabel")).transpose()?;
     let noise_sigma = has("noise_sigma")
         .then(|| col::f32s(batch, "noise_sigma"))
         .transpose()?;
@@ -443,6 +450,7 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<ReportRow>) -> Result<(), col:
             given_class: given_class.and_then(|a| opt_s(a, i)),
             class_issue_score: opt_col(optional_floats[9], i),
             suggested_class: suggested_class.and_then(|a| opt_s(a, i)),
+            relabel: relabel.and_then(|a| opt_s(a, i)),
         });
     }
     Ok(())
@@ -459,6 +467,7 @@ pub fn apply_decisions(
         if row.status != "ok" {
             continue;
         }
+        row.relabel = session.relabels.get(&row.path).cloned();
         if let Some(decision) = session.decisions.get(&row.path) {
             row.keep = decision.keep;
             if decision.keep {
@@ -518,6 +527,21 @@ pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
         .to_vec();
         header.extend(SCORE_NAMES.iter().map(|n| format!("{n}_score")));
         header.push("caption".to_owned());
+        // The class columns, when the run had classes or a person gave some.
+        let classes = rows
+            .iter()
+            .any(|r| r.given_class.is_some() || r.relabel.is_some());
+        if classes {
+            header.extend(
+                [
+                    "given_class",
+                    "class_issue_score",
+                    "suggested_class",
+                    "relabel",
+                ]
+                .map(str::to_owned),
+            );
+        }
         writer.write_record(&header).map_err(io::Error::other)?;
         let opt = |v: Option<f32>| v.map(|v| format!("{v:.5}")).unwrap_or_default();
         for row in rows {
@@ -536,11 +560,43 @@ pub fn write_csv(path: &Path, rows: &[ReportRow]) -> io::Result<()> {
                 record.push(opt(row.quality.map(|q| q[k])));
             }
             record.push(row.caption.clone().unwrap_or_default());
+            if classes {
+                record.extend([
+                    row.given_class.clone().unwrap_or_default(),
+                    opt(row.class_issue_score),
+                    row.suggested_class.clone().unwrap_or_default(),
+                    row.relabel.clone().unwrap_or_default(),
+                ]);
+            }
             writer.write_record(&record).map_err(io::Error::other)?;
         }
         writer.flush()?;
         Ok(())
     })
+}
+
+/// Writes the classes a person gave images (rows with a `relabel`) as CSV, atomically:
+/// `path,given_class,class`, in row order. Returns how many.
+pub fn write_relabels(path: &Path, rows: &[ReportRow]) -> io::Result<usize> {
+    let mut count = 0;
+    atomic::write_with(path, |out| {
+        let mut writer = csv::Writer::from_writer(out);
+        writer
+            .write_record(["path", "given_class", "class"])
+            .map_err(io::Error::other)?;
+        for row in rows {
+            if let Some(class) = &row.relabel {
+                let given = row.given_class.as_deref().unwrap_or_default();
+                writer
+                    .write_record([row.path.as_str(), given, class.as_str()])
+                    .map_err(io::Error::other)?;
+                count += 1;
+            }
+        }
+        writer.flush()?;
+        Ok(())
+    })?;
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -80,6 +80,10 @@ pub struct Session {
     /// How the automatic decisions were tuned.
     #[serde(default, skip_serializing_if = "Settings::is_default")]
     pub settings: Settings,
+    /// Classes a person gave images in the Classes panel (`--class-from`), by relative
+    /// path: what `curate export --relabels` writes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub relabels: BTreeMap<String, String>,
 }
 
 /// `DIR/.curate/session.json`.
@@ -111,6 +115,9 @@ impl Session {
         }
         if !self.settings.is_default() {
             parts.push("tuned groups".to_owned());
+        }
+        if !self.relabels.is_empty() {
+            parts.push(plural(self.relabels.len(), "relabel", "relabels"));
         }
         if parts.is_empty() {
             "nothing".to_owned()

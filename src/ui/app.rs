@@ -54,6 +54,8 @@ pub struct AppConfig {
     pub classifier: Option<PathBuf>,
     /// Embeddings computed elsewhere, instead of a model (`--embeddings`).
     pub embeddings: Option<crate::pipeline::EmbeddingsInput>,
+    /// Where the images' classes come from (`--class-from`).
+    pub class_from: Option<crate::pipeline::ClassFrom>,
 }
 
 impl Default for AppConfig {
@@ -65,6 +67,7 @@ impl Default for AppConfig {
             model: None,
             classifier: None,
             embeddings: None,
+            class_from: None,
         }
     }
 }
@@ -294,6 +297,7 @@ impl CurateApp {
                 ..crate::pipeline::semantic::ModelOptions::default()
             },
             embeddings: self.config.embeddings.clone(),
+            class_from: self.config.class_from,
             ..Options::default()
         }
     }
@@ -855,6 +859,11 @@ impl CurateApp {
                         if !ws.collection.classes.is_empty() {
                             let mode = ColourMode::Class;
                             ui.selectable_value(&mut ws.mode, mode, mode.label());
+                        }
+                        if ws.collection.given_classes.is_some() {
+                            for mode in [ColourMode::GivenClass, ColourMode::ClassIssue] {
+                                ui.selectable_value(&mut ws.mode, mode, mode.label());
+                            }
                         }
                     });
                 if let Some((embeddings, _)) = ws

@@ -71,6 +71,8 @@ struct Edit {
     apart: Vec<((u32, u32), bool)>,
     /// Settings before and after.
     settings: Option<(Settings, Settings)>,
+    /// Point, class given by hand before and after (`None`: the class it came with).
+    relabels: Vec<(u32, Option<String>, Option<String>)>,
 }
 
 impl Edit {
@@ -86,6 +88,7 @@ impl Edit {
             && self.labels.is_empty()
             && self.apart.is_empty()
             && self.settings.is_none()
+            && self.relabels.is_empty()
     }
 
     /// Whether it changes what the automatic rule decides (not only marks).
@@ -138,6 +141,10 @@ pub struct Decisions {
     apart: BTreeSet<(u32, u32)>,
     /// Saved "not a duplicate" pairs naming files that are not points.
     apart_orphans: BTreeSet<(String, String)>,
+    /// Classes given by hand (the Classes panel): point → class.
+    relabels: BTreeMap<u32, String>,
+    /// Saved relabels of files that are not points.
+    relabel_orphans: BTreeMap<String, String>,
     /// How the automatic decisions are tuned.
     settings: Settings,
     /// Bumped on every change (the app recolours and autosaves on it).
@@ -261,7 +268,8 @@ impl Decisions {
     }
 
     fn commit(&mut self, edit: Edit) -> usize {
-        let changed = edit.changes.len() + edit.labels.len() + edit.apart.len();
+        let changed =
+            edit.changes.len() + edit.labels.len() + edit.apart.len() + edit.relabels.len();
         if !edit.is_empty() {
             if edit.tunes_groups() {
                 self.tuning += 1;
@@ -278,6 +286,33 @@ impl Decisions {
             Some(bad) => self.labels.insert(point, bad),
             None => self.labels.remove(&point),
         };
+    }
+
+    fn set_relabel(&mut self, point: u32, class: Option<&String>) {
+        match class {
+            Some(class) => self.relabels.insert(point, class.clone()),
+            None => self.relabels.remove(&point),
+        };
+    }
+
+    /// Gives each of `changes`' points a class by hand (`None`: takes it back), as one
+    /// step. Returns how many changed.
+    pub fn relabel(&mut self, label: &str, changes: &[(u32, Option<String>)]) -> usize {
+        let mut edit = Edit::new(label);
+        for (point, after) in changes {
+            let before = self.relabels.get(point).cloned();
+            if before != *after {
+                self.set_relabel(*point, after.as_ref());
+                edit.relabels.push((*point, before, after.clone()));
+            }
+        }
+        self.commit(edit)
+    }
+
+    /// The classes given by hand: point → class.
+    #[must_use]
+    pub fn relabels(&self) -> &BTreeMap<u32, String> {
+        &self.relabels
     }
 
     fn set_apart(&mut self, pair: (u32, u32), apart: bool) {
@@ -299,6 +334,9 @@ impl Decisions {
         }
         for &(pair, added) in edit.apart.iter().rev() {
             self.set_apart(pair, !added);
+        }
+        for (point, before, _) in edit.relabels.iter().rev() {
+            self.set_relabel(*point, before.as_ref());
         }
         if let Some((before, _)) = edit.settings {
             self.settings = before;
@@ -323,6 +361,9 @@ impl Decisions {
         }
         for &(pair, added) in &edit.apart {
             self.set_apart(pair, added);
+        }
+        for (point, _, after) in &edit.relabels {
+            self.set_relabel(*point, after.as_ref());
         }
         if let Some((_, after)) = edit.settings {
             self.settings = after;
@@ -497,7 +538,13 @@ impl Decisions {
             quality_labels: self.label_orphans.clone(),
             not_duplicates: self.apart_orphans.clone(),
             settings: self.settings,
+            relabels: self.relabel_orphans.clone(),
         };
+        for (&p, class) in &self.relabels {
+            session
+                .relabels
+                .insert(collection.path(p as usize), class.clone());
+        }
         for (i, &code) in self.marks.iter().enumerate() {
             if let Some(mark) = Mark::decode(code) {
                 session.decisions.insert(
@@ -573,6 +620,18 @@ impl Decisions {
                 }
             }
         }
+        for (path, class) in &session.relabels {
+            match index.get(path) {
+                Some(&p) => {
+                    decisions.relabels.insert(p, class.clone());
+                }
+                None => {
+                    decisions
+                        .relabel_orphans
+                        .insert(path.clone(), class.clone());
+                }
+            }
+        }
         decisions.settings = session.settings;
         (decisions, unknown)
     }
@@ -613,8 +672,23 @@ mod tests {
         assert!(d.redo().is_none());
         assert!(d.keep(&collection, 5));
 
+        // Relabels: one step, undone and redone, kept with the decisions.
+        assert_eq!(
+            d.relabel(
+                "relabel",
+                &[(9, Some("cat".into())), (10, Some("dog".into()))]
+            ),
+            2
+        );
+        assert_eq!(d.relabel("again", &[(9, Some("cat".into()))]), 0);
+        d.undo();
+        assert!(d.relabels().is_empty());
+        d.redo();
+        assert_eq!(d.relabels().get(&10).map(String::as_str), Some("dog"));
+
         let session = d.to_session(&collection);
         assert_eq!(session.decisions.len(), 3);
+        assert_eq!(session.relabels.len(), 2);
         let (back, unknown) = Decisions::from_session(&session, &collection);
         assert_eq!(unknown, 0);
         for i in 0..collection.len() {
@@ -628,5 +702,6 @@ mod tests {
             "looks fine",
             "reasons survive the round trip"
         );
+        assert_eq!(back.relabels(), d.relabels());
     }
 }

@@ -124,6 +124,8 @@ pub struct Collection {
     pub text_search: bool,
     /// The classifier's class per point (default model).
     pub classes: Classes,
+    /// The classes the images were given (`--class-from`) and what the data says.
+    pub given_classes: Option<GivenClasses>,
     /// The cached semantic pairs, for regrouping at another threshold (with `--model`).
     pub semantic_pairs: Option<Arc<SemanticPairs>>,
     /// Every near-duplicate candidate pair (report rows) with its pixel verdict, for
@@ -191,6 +193,118 @@ impl Classes {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+/// The classes the images were given (`--class-from`: report `given_class`,
+/// `class_issue_score`, `suggested_class`), per point.
+#[derive(Clone, Debug, Default)]
+pub struct GivenClasses {
+    /// Class names, sorted.
+    pub names: Vec<String>,
+    /// Points given each class, in `names` order.
+    pub counts: Vec<u32>,
+    /// Per point: its given class, `u16::MAX` for none.
+    pub given: Vec<u16>,
+    /// Per point: the class the data suggests, `u16::MAX` for none.
+    pub suggested: Vec<u16>,
+    /// Per point: the class issue score (0–1, higher = more likely wrong), NaN for none.
+    pub score: Vec<f32>,
+}
+
+/// Above this class issue score another class fits the image better than its own.
+pub const DISPUTED: f32 = 0.5;
+
+impl GivenClasses {
+    /// The columns of the `readable` rows; `None` when no row has a given class.
+    #[must_use]
+    pub fn new(rows: &[ReportRow], readable: &[u32]) -> Option<Self> {
+        let names: Vec<String> = readable
+            .iter()
+            .flat_map(|&r| {
+                let row = &rows[r as usize];
+                [row.given_class.as_deref(), row.suggested_class.as_deref()]
+            })
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .take(usize::from(u16::MAX))
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        let index = |name: Option<&str>| {
+            name.and_then(|n| names.binary_search_by(|m| m.as_str().cmp(n)).ok())
+                .map_or(u16::MAX, |i| i as u16)
+        };
+        let mut counts = vec![0_u32; names.len()];
+        let (mut given, mut suggested, mut score) = (Vec::new(), Vec::new(), Vec::new());
+        for &r in readable {
+            let row = &rows[r as usize];
+            let g = index(row.given_class.as_deref());
+            if let Some(count) = counts.get_mut(usize::from(g)) {
+                *count += 1;
+            }
+            given.push(g);
+            suggested.push(index(row.suggested_class.as_deref()));
+            score.push(row.class_issue_score.unwrap_or(f32::NAN));
+        }
+        Some(Self {
+            names,
+            counts,
+            given,
+            suggested,
+            score,
+        })
+    }
+
+    /// Whether point `p`'s class is disputed (another class fits it better).
+    #[must_use]
+    pub fn disputed(&self, p: usize) -> bool {
+        self.score.get(p).is_some_and(|&s| s > DISPUTED)
+    }
+
+    /// The name of class `c`, if any.
+    #[must_use]
+    pub fn name(&self, c: u16) -> Option<&str> {
+        self.names.get(usize::from(c)).map(String::as_str)
+    }
+
+    /// Pairs of (given, suggested) classes of the disputed points with how many points
+    /// each, the most first: which classes get confused.
+    #[must_use]
+    pub fn confusions(&self) -> Vec<((u16, u16), u32)> {
+        let mut counts: std::collections::HashMap<(u16, u16), u32> =
+            std::collections::HashMap::new();
+        for p in (0..self.given.len()).filter(|&p| self.disputed(p)) {
+            *counts
+                .entry((self.given[p], self.suggested[p]))
+                .or_default() += 1;
+        }
+        let mut out: Vec<_> = counts.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The points given class `class` (every class for `None`; only those suggested
+    /// `suggested` when set), the most likely wrong first.
+    #[must_use]
+    pub fn worst(&self, class: Option<u16>, suggested: Option<u16>) -> Vec<u32> {
+        let mut points: Vec<u32> = (0..self.given.len())
+            .filter(|&p| {
+                !self.score[p].is_nan()
+                    && class.is_none_or(|c| self.given[p] == c)
+                    && suggested.is_none_or(|c| self.suggested[p] == c)
+            })
+            .map(|p| p as u32)
+            .collect();
+        points.sort_by(|&a, &b| {
+            self.score[b as usize]
+                .total_cmp(&self.score[a as usize])
+                .then(a.cmp(&b))
+        });
+        points
     }
 }
 
@@ -300,6 +414,7 @@ impl Collection {
             preview: None,
             embeddings,
             text_search,
+            given_classes: GivenClasses::new(&rows, &readable),
             classes,
             semantic_pairs,
             near,
@@ -568,6 +683,7 @@ impl Collection {
             embeddings: None,
             text_search: false,
             classes: Classes::default(),
+            given_classes: None,
             semantic_pairs: None,
             near: Arc::default(),
             caption_dups: std::sync::OnceLock::new(),

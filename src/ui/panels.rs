@@ -85,19 +85,24 @@ fn thumbnail(ui: &mut egui::Ui, ws: &mut Workspace, point: u32, side: f32) -> eg
 
 /// The left panel.
 pub fn left(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let mut tabs = vec![
+        (LeftTab::Duplicates, "Duplicates"),
+        (LeftTab::Outliers, "Outliers"),
+        (LeftTab::Quality, "Quality"),
+    ];
+    if ws.collection.given_classes.is_some() {
+        tabs.push((LeftTab::Classes, "Classes"));
+    }
+    tabs.push((LeftTab::Problems, "Problems"));
     ui.horizontal(|ui| {
-        for (tab, label) in [
-            (LeftTab::Duplicates, "Duplicates"),
-            (LeftTab::Outliers, "Outliers"),
-            (LeftTab::Quality, "Quality"),
-            (LeftTab::Problems, "Problems"),
-        ] {
+        for (tab, label) in tabs {
             if ui.selectable_label(ws.left == tab, label).clicked() {
                 ws.left = tab;
                 match tab {
                     LeftTab::Outliers => ws.mode = ColourMode::Outliers,
                     LeftTab::Quality => ws.mode = ColourMode::Quality(ws.measure),
                     LeftTab::Duplicates => ws.mode = ColourMode::Groups,
+                    LeftTab::Classes => ws.mode = ColourMode::ClassIssue,
                     LeftTab::Problems => {}
                 }
             }
@@ -108,8 +113,143 @@ pub fn left(ui: &mut egui::Ui, ws: &mut Workspace) {
         LeftTab::Duplicates => duplicates(ui, ws),
         LeftTab::Outliers => outliers(ui, ws),
         LeftTab::Quality => quality(ui, ws),
+        LeftTab::Classes => classes(ui, ws),
         LeftTab::Problems => problems(ui, ws),
     }
+}
+
+/// Given classes (`--class-from`): which get confused, the images most likely in the
+/// wrong class, and relabelling by hand.
+fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
+    let Some(given) = ws.collection.given_classes.clone() else {
+        ui.label(
+            "Run the analysis with --class-from folder|manifest to check the images' classes.",
+        );
+        return;
+    };
+    let classed = given.given.iter().filter(|&&g| g != u16::MAX).count();
+    let disputed = (0..given.score.len())
+        .filter(|&p| given.disputed(p))
+        .count();
+    ui.label(format!(
+        "{} classes over {classed} images · {disputed} where another class fits better",
+        given.names.len()
+    ))
+    .on_hover_text(
+        "Each image's class is checked against what the rest of the data says: a linear \
+         read-out of the embeddings from every other image (ridge regression, exact \
+         leave-one-out). Score 0: the data agrees; 0.5: undecided; 1: another class fits \
+         clearly better (report column class_issue_score).",
+    );
+    ui.separator();
+    ui.label(RichText::new("Confused classes (given -> suggested)").strong());
+    let confusions = given.confusions();
+    if confusions.is_empty() {
+        ui.label(RichText::new("none: every image fits its own class best").weak());
+    }
+    egui::Grid::new("class-confusions")
+        .striped(true)
+        .show(ui, |ui| {
+            for &((g, sug), count) in confusions.iter().take(8) {
+                let text = format!(
+                    "{} -> {}",
+                    given.name(g).unwrap_or("?"),
+                    given.name(sug).unwrap_or("?")
+                );
+                let on = ws.class_view == (Some(g), Some(sug));
+                if ui.selectable_label(on, text).clicked() {
+                    ws.class_view = if on {
+                        (None, None)
+                    } else {
+                        (Some(g), Some(sug))
+                    };
+                }
+                ui.label(count.to_string());
+                ui.end_row();
+            }
+        });
+    ui.separator();
+    let shown = |c: Option<u16>| {
+        c.and_then(|c| given.name(c).map(str::to_owned))
+            .unwrap_or_else(|| "all classes".to_owned())
+    };
+    let mut class = ws.class_view.0;
+    ui.horizontal(|ui| {
+        ui.label("Class");
+        egui::ComboBox::from_id_salt("class-filter")
+            .selected_text(shown(class))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut class, None, "all classes");
+                for (k, (name, count)) in given.names.iter().zip(&given.counts).enumerate() {
+                    ui.selectable_value(&mut class, Some(k as u16), format!("{name} ({count})"));
+                }
+            });
+        if let Some(sug) = ws.class_view.1 {
+            ui.label(format!("suggested {}", shown(Some(sug))));
+        }
+    });
+    if class != ws.class_view.0 {
+        ws.class_view = (class, None);
+    }
+    let selected: Vec<u32> = ws.selected.clone();
+    ui.horizontal_wrapped(|ui| {
+        let n = selected.len();
+        if ui
+            .add_enabled(n > 0, egui::Button::new(format!("Relabel {n} selected as suggested")))
+            .on_hover_text("Give each selected image whose class is disputed its suggested class (undo with Ctrl+Z)")
+            .clicked()
+        {
+            ws.relabel_suggested(&selected);
+        }
+        egui::ComboBox::from_id_salt("relabel-as")
+            .selected_text("Relabel selected as…")
+            .show_ui(ui, |ui| {
+                for name in &given.names {
+                    if ui.add_enabled(n > 0, egui::Button::new(name)).clicked() {
+                        ws.relabel(&selected, Some(name));
+                    }
+                }
+            });
+        let relabelled = selected
+            .iter()
+            .filter(|p| ws.decisions.relabels().contains_key(p))
+            .count();
+        if ui
+            .add_enabled(relabelled > 0, egui::Button::new("Clear relabels"))
+            .clicked()
+        {
+            ws.relabel(&selected, None);
+        }
+    });
+    ui.label(
+        RichText::new(format!(
+            "{} relabelled by you · saved with the decisions; `curate export --relabels F.csv` writes them",
+            ws.decisions.relabels().len()
+        ))
+        .weak(),
+    );
+    ui.separator();
+    ui.label(RichText::new("Most likely in the wrong class").strong());
+    let order: Vec<u32> = given
+        .worst(ws.class_view.0, ws.class_view.1)
+        .into_iter()
+        .take(120)
+        .collect();
+    egui::ScrollArea::vertical()
+        .id_salt("class-gallery")
+        .show(ui, |ui| {
+            gallery(ui, ws, &order, |c, i| {
+                let Some(g) = &c.given_classes else {
+                    return String::new();
+                };
+                format!(
+                    "given {} · suggested {} · score {:.2}",
+                    g.name(g.given[i]).unwrap_or("?"),
+                    g.name(g.suggested[i]).unwrap_or("?"),
+                    g.score[i]
+                )
+            });
+        });
 }
 
 fn duplicates(ui: &mut egui::Ui, ws: &mut Workspace) {
@@ -718,6 +858,18 @@ fn inspector(ui: &mut egui::Ui, ws: &mut Workspace) {
                 RichText::new(format!("caption: {err}")).color(Color32::from_rgb(240, 120, 90)),
             );
         }
+        if let Some(class) = &row.given_class {
+            let mut parts = vec![format!("class {class}")];
+            if let (Some(score), Some(suggested)) = (row.class_issue_score, &row.suggested_class)
+                && suggested != class
+            {
+                parts.push(format!("the data suggests {suggested} (score {score:.2})"));
+            }
+            if let Some(relabel) = ws.decisions.relabels().get(&point) {
+                parts.push(format!("relabelled by you as {relabel}"));
+            }
+            ui.label(parts.join(" · "));
+        }
     }
     let keep = ws.decisions.keep(c, i);
     let status = match (ws.decisions.mark(i), ws.decisions.drop_reason(c, i)) {
@@ -1030,6 +1182,21 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
         ColourMode::Caption => {
             swatch(ui, egui_colour(CAPTIONED), "has a caption");
             swatch(ui, Color32::from_gray(140), "no caption");
+        }
+        ColourMode::ClassIssue => {
+            ui.label("0 = the data agrees with the image's class, 1 = another class fits better");
+            gradient(ui, 0.0, 1.0, super::model::DISPUTED);
+        }
+        ColourMode::GivenClass => {
+            if let Some(given) = &ws.collection.given_classes {
+                for (k, (name, count)) in given.names.iter().zip(&given.counts).enumerate() {
+                    swatch(
+                        ui,
+                        egui_colour(colormap::category(k as u64)),
+                        &format!("{name} ({count})"),
+                    );
+                }
+            }
         }
         ColourMode::Class => {
             let classes = &ws.collection.classes;

@@ -51,6 +51,11 @@ pub enum ColourMode {
     /// The classifier's class, the most frequent ones a colour each (with the default
     /// model; not in [`Self::all`]).
     Class,
+    /// The class each image was given (`--class-from`; not in [`Self::all`]).
+    GivenClass,
+    /// How likely each image's given class is wrong (`--class-from`; not in
+    /// [`Self::all`]).
+    ClassIssue,
 }
 
 impl ColourMode {
@@ -76,6 +81,8 @@ impl ColourMode {
             Self::Similarity => "Search similarity".to_owned(),
             Self::Ensemble => "Ensemble score".to_owned(),
             Self::Class => "Class (ImageNet)".to_owned(),
+            Self::GivenClass => "Class (given)".to_owned(),
+            Self::ClassIssue => "Class issue score".to_owned(),
         }
     }
 
@@ -92,6 +99,8 @@ impl ColourMode {
             Self::Similarity => "similarity".to_owned(),
             Self::Ensemble => "ensemble".to_owned(),
             Self::Class => "class".to_owned(),
+            Self::GivenClass => "given-class".to_owned(),
+            Self::ClassIssue => "class-issue".to_owned(),
         }
     }
 }
@@ -205,6 +214,8 @@ pub enum LeftTab {
     Quality,
     /// Unreadable files and warnings.
     Problems,
+    /// Given classes and the images that look mislabelled (`--class-from`).
+    Classes,
 }
 
 /// The panel on the right.
@@ -255,6 +266,8 @@ pub struct Workspace {
     pub counts: Counts,
     /// Left panel tab.
     pub left: LeftTab,
+    /// The Classes panel's filter: a given class, and a suggested one.
+    pub class_view: (Option<u16>, Option<u16>),
     /// Right panel tab.
     pub right: RightTab,
     /// Selection grid page.
@@ -420,6 +433,7 @@ impl Workspace {
             full: None,
             counts,
             left: LeftTab::Duplicates,
+            class_view: (None, None),
             right: RightTab::Inspector,
             page: 0,
             group_order,
@@ -1129,6 +1143,32 @@ impl Workspace {
                     _ => pack(neutral, 110),
                 })
                 .collect(),
+            ColourMode::GivenClass => match &c.given_classes {
+                Some(given) => (0..n)
+                    .into_par_iter()
+                    .map(|i| match given.given.get(i) {
+                        Some(&k) if usize::from(k) < given.names.len() => {
+                            pack(colormap::category(u64::from(k)), 255)
+                        }
+                        _ => pack(neutral, 110),
+                    })
+                    .collect(),
+                None => vec![pack(neutral, 110); n],
+            },
+            ColourMode::ClassIssue => match &c.given_classes {
+                Some(given) => given
+                    .score
+                    .par_iter()
+                    .map(|&s| {
+                        if s.is_nan() {
+                            pack(neutral, 110)
+                        } else {
+                            scalar_colour(s, 0.0, 1.0, super::model::DISPUTED)
+                        }
+                    })
+                    .collect(),
+                None => vec![pack(neutral, 110); n],
+            },
         }
     }
 
@@ -1404,6 +1444,43 @@ impl Workspace {
         self.touched();
         self.retune();
         label
+    }
+
+    /// Gives `points` the class `class` by hand (`None`: takes their hand-given class
+    /// back), as one undoable step; returns how many changed.
+    pub fn relabel(&mut self, points: &[u32], class: Option<&str>) -> usize {
+        let changes: Vec<(u32, Option<String>)> = points
+            .iter()
+            .map(|&p| (p, class.map(str::to_owned)))
+            .collect();
+        let label = match class {
+            Some(class) => format!("relabel {} as {class}", points.len()),
+            None => format!("clear the relabels of {}", points.len()),
+        };
+        let changed = self.decisions.relabel(&label, &changes);
+        self.touched();
+        changed
+    }
+
+    /// Gives each disputed image of `points` (another class fits it better) its
+    /// suggested class, as one undoable step; returns how many changed.
+    pub fn relabel_suggested(&mut self, points: &[u32]) -> usize {
+        let Some(given) = &self.collection.given_classes else {
+            return 0;
+        };
+        let changes: Vec<(u32, Option<String>)> = points
+            .iter()
+            .filter(|&&p| given.disputed(p as usize))
+            .filter_map(|&p| {
+                let class = given.name(given.suggested[p as usize])?;
+                Some((p, Some(class.to_owned())))
+            })
+            .collect();
+        let changed = self
+            .decisions
+            .relabel(&format!("relabel {} as suggested", changes.len()), &changes);
+        self.touched();
+        changed
     }
 
     /// Redo.
