@@ -3,7 +3,7 @@
 //! [`Table`] and what the stages before it found, and returns what it found:
 //! [`index`] (k-means clusters and the neighbour graph) → [`duplicates`] (semantic pairs,
 //! near-duplicate candidates verified on the pixels, groups) → [`outliers`] (the three
-//! scores and the combined rarity) → [`classes`] (mislabelled images, with `--class-from`)
+//! scores and the combined rarity) → [`classes()`] (mislabelled images, with `--class-from`)
 //! → [`layout`] (the 2-D map) → [`report`] (keepers,
 //! decisions, the report's columns, written). [`super::analyze`] is their composition,
 //! after the scan and the per-image stage.
