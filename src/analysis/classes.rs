@@ -70,37 +70,35 @@ pub fn class_issues(
     if classes < 2 || m < 3 || dim == 0 || features.len() < n * dim {
         return vec![None; n];
     }
-    // Normalised rows, centred on the labelled mean.
-    let mut x: Vec<f32> = Vec::with_capacity(m * dim);
-    for &row in &labelled {
+    // Rows normalised and centred on the labelled mean, made tile by tile (never a copy
+    // of the whole table).
+    let unit = |row: usize| {
         let v = &features[row * dim..(row + 1) * dim];
         let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-        x.extend(v.iter().map(|a| a / norm));
-    }
+        v.iter().map(move |a| a / norm)
+    };
     let mut mean = vec![0.0_f64; dim];
-    for row in x.chunks_exact(dim) {
-        for (s, &v) in mean.iter_mut().zip(row) {
+    for &row in &labelled {
+        for (s, v) in mean.iter_mut().zip(unit(row)) {
             *s += f64::from(v);
         }
     }
-    for s in &mut mean {
-        *s /= m as f64;
-    }
-    for row in x.chunks_exact_mut(dim) {
-        for (v, &s) in row.iter_mut().zip(&mean) {
-            *v -= s as f32;
+    let mean: Vec<f32> = mean.iter().map(|s| (s / m as f64) as f32).collect();
+    let rows_of = |rows: &[usize]| -> Vec<f32> {
+        let mut x = Vec::with_capacity(rows.len() * dim);
+        for &row in rows {
+            x.extend(unit(row).zip(&mean).map(|(v, c)| v - c));
         }
-    }
-    let tensor = |rows: &[f32], cols: usize| {
-        Tensor::<2>::from_data(
-            TensorData::new(rows.to_vec(), [rows.len() / cols, cols]),
-            device,
-        )
+        x
+    };
+    let tensor = |values: Vec<f32>, cols: usize| {
+        let n = values.len() / cols;
+        Tensor::<2>::from_data(TensorData::new(values, [n, cols]), device)
     };
     // A = XᵀX + λI, factored.
     let mut gram = vec![0.0_f64; dim * dim];
-    for tile in x.chunks(TILE * dim) {
-        let t = tensor(tile, dim);
+    for rows in labelled.chunks(TILE) {
+        let t = tensor(rows_of(rows), dim);
         for (g, v) in gram
             .iter_mut()
             .zip(download(t.clone().transpose().matmul(t)))
@@ -118,7 +116,7 @@ pub fn class_issues(
     let l_inv_t: Vec<f32> = (0..dim * dim)
         .map(|i| l_inv[(i % dim) * dim + i / dim] as f32)
         .collect();
-    let w = tensor(&l_inv_t, dim);
+    let w = tensor(l_inv_t, dim);
     // One-hot targets, centred: T = Y − ȳ.
     let mut prior = vec![0.0_f32; classes];
     for &row in &labelled {
@@ -135,23 +133,27 @@ pub fn class_issues(
     // M = Zᵀ T, and each row's leverage h = 1/m + ‖z‖².
     let mut leverage = Vec::with_capacity(m);
     let mut readout = vec![0.0_f32; dim * classes];
-    for (tile, rows) in x.chunks(TILE * dim).zip(labelled.chunks(TILE)) {
-        let z = tensor(tile, dim).matmul(w.clone());
+    for rows in labelled.chunks(TILE) {
+        let z = tensor(rows_of(rows), dim).matmul(w.clone());
         leverage.extend(
             download(z.clone().mul(z.clone()).sum_dim(1))
                 .into_iter()
                 .map(|s| 1.0 / m as f32 + s),
         );
-        let part = download(z.transpose().matmul(tensor(&targets(rows), classes)));
+        let part = download(z.transpose().matmul(tensor(targets(rows), classes)));
         for (r, v) in readout.iter_mut().zip(part) {
             *r += v;
         }
     }
-    let readout = tensor(&readout, classes);
+    let readout = tensor(readout, classes);
     let mut out = vec![None; n];
     let mut at = 0;
-    for (tile, rows) in x.chunks(TILE * dim).zip(labelled.chunks(TILE)) {
-        let fitted = download(tensor(tile, dim).matmul(w.clone()).matmul(readout.clone()));
+    for rows in labelled.chunks(TILE) {
+        let fitted = download(
+            tensor(rows_of(rows), dim)
+                .matmul(w.clone())
+                .matmul(readout.clone()),
+        );
         for (&row, f) in rows.iter().zip(fitted.chunks_exact(classes)) {
             let h = leverage[at].min(1.0 - 1e-6);
             at += 1;
