@@ -235,6 +235,7 @@ fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
         .into_iter()
         .take(120)
         .collect();
+    let relabels = ws.decisions.relabels().clone();
     egui::ScrollArea::vertical()
         .id_salt("class-gallery")
         .show(ui, |ui| {
@@ -242,12 +243,16 @@ fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
                 let Some(g) = &c.given_classes else {
                     return String::new();
                 };
-                format!(
+                let mut text = format!(
                     "given {} · suggested {} · score {:.2}",
                     g.name(g.given[i]).unwrap_or("?"),
                     g.name(g.suggested[i]).unwrap_or("?"),
                     g.score[i]
-                )
+                );
+                if let Some(class) = relabels.get(&(i as u32)) {
+                    text = format!("{text} · relabelled by you as {class}");
+                }
+                text
             });
         });
 }
