@@ -885,7 +885,7 @@ fn the_classes_panel_finds_a_misfiled_image_and_relabels_it() {
     let misfiled = {
         let c = &ws_of(&harness).collection;
         let given = c.given_classes.as_ref().expect("given classes");
-        let worst = given.worst(None, None)[0];
+        let worst = given.worst(None, None, 1)[0];
         assert_eq!(c.path(worst as usize), "warm/cool-5.png");
         worst
     };

@@ -31,6 +31,10 @@ use super::linalg;
 /// the label sets: 0.3–2 give the same ranking within 0.002 AUROC; 4 starts to blur it).
 pub const RIDGE: f64 = 1.0;
 
+/// Above this score another class fits the image better than its own (its margin is
+/// negative): the image's class is disputed.
+pub const DISPUTED: f32 = 0.5;
+
 /// Rows per tile of the matrix products.
 const TILE: usize = 32_768;
 

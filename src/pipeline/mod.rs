@@ -613,7 +613,10 @@ pub fn analyze(
         classed: rows.iter().filter(|r| r.given_class.is_some()).count(),
         class_issues: rows
             .iter()
-            .filter(|r| r.class_issue_score.is_some_and(|s| s > 0.5))
+            .filter(|r| {
+                r.class_issue_score
+                    .is_some_and(|s| s > crate::analysis::classes::DISPUTED)
+            })
             .count(),
         ..Summary::default()
     };

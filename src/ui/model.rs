@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use crate::analysis::classes::DISPUTED;
 use crate::analysis::keep::DropReason;
 use crate::analysis::quality::SCORE_NAMES;
 use crate::pipeline::{Analysis, OutlierScore, Summary};
@@ -125,7 +126,7 @@ pub struct Collection {
     /// The classifier's class per point (default model).
     pub classes: Classes,
     /// The classes the images were given (`--class-from`) and what the data says.
-    pub given_classes: Option<GivenClasses>,
+    pub given_classes: Option<Arc<GivenClasses>>,
     /// The cached semantic pairs, for regrouping at another threshold (with `--model`).
     pub semantic_pairs: Option<Arc<SemanticPairs>>,
     /// Every near-duplicate candidate pair (report rows) with its pixel verdict, for
@@ -197,7 +198,8 @@ impl Classes {
 }
 
 /// The classes the images were given (`--class-from`: report `given_class`,
-/// `class_issue_score`, `suggested_class`), per point.
+/// `class_issue_score`, `suggested_class`), per point, with what the Classes panel shows
+/// derived once (not every frame).
 #[derive(Clone, Debug, Default)]
 pub struct GivenClasses {
     /// Class names, sorted.
@@ -210,10 +212,15 @@ pub struct GivenClasses {
     pub suggested: Vec<u16>,
     /// Per point: the class issue score (0–1, higher = more likely wrong), NaN for none.
     pub score: Vec<f32>,
+    /// Points with a given class.
+    pub classed: usize,
+    /// Points whose class is disputed (see [`Self::disputed`]).
+    pub disputed_count: usize,
+    /// The scored points, the most likely wrong first.
+    order: Vec<u32>,
+    /// (given, suggested) pairs of the disputed points with their counts, the most first.
+    confusions: Vec<((u16, u16), u32)>,
 }
-
-/// Above this class issue score another class fits the image better than its own.
-pub const DISPUTED: f32 = 0.5;
 
 impl GivenClasses {
     /// The columns of the `readable` rows; `None` when no row has a given class.
@@ -250,12 +257,35 @@ impl GivenClasses {
             suggested.push(index(row.suggested_class.as_deref()));
             score.push(row.class_issue_score.unwrap_or(f32::NAN));
         }
+        let mut order: Vec<u32> = (0..score.len() as u32)
+            .filter(|&p| !score[p as usize].is_nan())
+            .collect();
+        order.sort_by(|&a, &b| {
+            score[b as usize]
+                .total_cmp(&score[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut pairs: std::collections::HashMap<(u16, u16), u32> =
+            std::collections::HashMap::new();
+        let mut disputed_count = 0;
+        for p in order.iter().map(|&p| p as usize) {
+            if score[p] > DISPUTED {
+                disputed_count += 1;
+                *pairs.entry((given[p], suggested[p])).or_default() += 1;
+            }
+        }
+        let mut confusions: Vec<_> = pairs.into_iter().collect();
+        confusions.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Some(Self {
+            classed: given.iter().filter(|&&g| g != u16::MAX).count(),
+            disputed_count,
             names,
             counts,
             given,
             suggested,
             score,
+            order,
+            confusions,
         })
     }
 
@@ -274,37 +304,23 @@ impl GivenClasses {
     /// Pairs of (given, suggested) classes of the disputed points with how many points
     /// each, the most first: which classes get confused.
     #[must_use]
-    pub fn confusions(&self) -> Vec<((u16, u16), u32)> {
-        let mut counts: std::collections::HashMap<(u16, u16), u32> =
-            std::collections::HashMap::new();
-        for p in (0..self.given.len()).filter(|&p| self.disputed(p)) {
-            *counts
-                .entry((self.given[p], self.suggested[p]))
-                .or_default() += 1;
-        }
-        let mut out: Vec<_> = counts.into_iter().collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+    pub fn confusions(&self) -> &[((u16, u16), u32)] {
+        &self.confusions
     }
 
-    /// The points given class `class` (every class for `None`; only those suggested
-    /// `suggested` when set), the most likely wrong first.
+    /// The first `limit` points given class `class` (every class for `None`; only those
+    /// suggested `suggested` when set), the most likely wrong first.
     #[must_use]
-    pub fn worst(&self, class: Option<u16>, suggested: Option<u16>) -> Vec<u32> {
-        let mut points: Vec<u32> = (0..self.given.len())
+    pub fn worst(&self, class: Option<u16>, suggested: Option<u16>, limit: usize) -> Vec<u32> {
+        self.order
+            .iter()
+            .copied()
             .filter(|&p| {
-                !self.score[p].is_nan()
-                    && class.is_none_or(|c| self.given[p] == c)
-                    && suggested.is_none_or(|c| self.suggested[p] == c)
+                class.is_none_or(|c| self.given[p as usize] == c)
+                    && suggested.is_none_or(|c| self.suggested[p as usize] == c)
             })
-            .map(|p| p as u32)
-            .collect();
-        points.sort_by(|&a, &b| {
-            self.score[b as usize]
-                .total_cmp(&self.score[a as usize])
-                .then(a.cmp(&b))
-        });
-        points
+            .take(limit)
+            .collect()
     }
 }
 
@@ -414,7 +430,7 @@ impl Collection {
             preview: None,
             embeddings,
             text_search,
-            given_classes: GivenClasses::new(&rows, &readable),
+            given_classes: GivenClasses::new(&rows, &readable).map(Arc::new),
             classes,
             semantic_pairs,
             near,

@@ -121,19 +121,18 @@ pub fn left(ui: &mut egui::Ui, ws: &mut Workspace) {
 /// Given classes (`--class-from`): which get confused, the images most likely in the
 /// wrong class, and relabelling by hand.
 fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
+    // An `Arc`: what the panel shows was derived once, with the collection.
     let Some(given) = ws.collection.given_classes.clone() else {
         ui.label(
             "Run the analysis with --class-from folder|manifest to check the images' classes.",
         );
         return;
     };
-    let classed = given.given.iter().filter(|&&g| g != u16::MAX).count();
-    let disputed = (0..given.score.len())
-        .filter(|&p| given.disputed(p))
-        .count();
     ui.label(format!(
-        "{} classes over {classed} images · {disputed} where another class fits better",
-        given.names.len()
+        "{} classes over {} images · {} where another class fits better",
+        given.names.len(),
+        given.classed,
+        given.disputed_count
     ))
     .on_hover_text(
         "Each image's class is checked against what the rest of the data says: a linear \
@@ -191,14 +190,15 @@ fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
     if class != ws.class_view.0 {
         ws.class_view = (class, None);
     }
-    let selected: Vec<u32> = ws.selected.clone();
+    // The selection is copied only when a button acts on it (not every frame).
+    let n = ws.selected.len();
     ui.horizontal_wrapped(|ui| {
-        let n = selected.len();
         if ui
             .add_enabled(n > 0, egui::Button::new(format!("Relabel {n} selected as suggested")))
             .on_hover_text("Give each selected image whose class is disputed its suggested class (undo with Ctrl+Z)")
             .clicked()
         {
+            let selected = ws.selected.clone();
             ws.relabel_suggested(&selected);
         }
         egui::ComboBox::from_id_salt("relabel-as")
@@ -206,18 +206,21 @@ fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
             .show_ui(ui, |ui| {
                 for name in &given.names {
                     if ui.add_enabled(n > 0, egui::Button::new(name)).clicked() {
+                        let selected = ws.selected.clone();
                         ws.relabel(&selected, Some(name));
                     }
                 }
             });
-        let relabelled = selected
-            .iter()
-            .filter(|p| ws.decisions.relabels().contains_key(p))
-            .count();
+        let any_relabelled = ws
+            .decisions
+            .relabels()
+            .keys()
+            .any(|p| ws.selected.binary_search(p).is_ok());
         if ui
-            .add_enabled(relabelled > 0, egui::Button::new("Clear relabels"))
+            .add_enabled(any_relabelled, egui::Button::new("Clear relabels"))
             .clicked()
         {
+            let selected = ws.selected.clone();
             ws.relabel(&selected, None);
         }
     });
@@ -230,11 +233,7 @@ fn classes(ui: &mut egui::Ui, ws: &mut Workspace) {
     );
     ui.separator();
     ui.label(RichText::new("Most likely in the wrong class").strong());
-    let order: Vec<u32> = given
-        .worst(ws.class_view.0, ws.class_view.1)
-        .into_iter()
-        .take(120)
-        .collect();
+    let order = given.worst(ws.class_view.0, ws.class_view.1, 120);
     let relabels = ws.decisions.relabels().clone();
     egui::ScrollArea::vertical()
         .id_salt("class-gallery")
@@ -1190,7 +1189,7 @@ pub fn legend(ui: &mut egui::Ui, ws: &Workspace) {
         }
         ColourMode::ClassIssue => {
             ui.label("0 = the data agrees with the image's class, 1 = another class fits better");
-            gradient(ui, 0.0, 1.0, super::model::DISPUTED);
+            gradient(ui, 0.0, 1.0, crate::analysis::classes::DISPUTED);
         }
         ColourMode::GivenClass => {
             if let Some(given) = &ws.collection.given_classes {

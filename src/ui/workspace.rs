@@ -1163,7 +1163,7 @@ impl Workspace {
                         if s.is_nan() {
                             pack(neutral, 110)
                         } else {
-                            scalar_colour(s, 0.0, 1.0, super::model::DISPUTED)
+                            scalar_colour(s, 0.0, 1.0, crate::analysis::classes::DISPUTED)
                         }
                     })
                     .collect(),
